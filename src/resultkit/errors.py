@@ -1,0 +1,107 @@
+"""Every exception and warning resultkit raises, in one hierarchy.
+
+Catch :class:`ResultKitError` for anything the library raises on purpose.
+Each message names what was wrong (the location, the template key, the
+serializer) and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ResultKitError",
+    "ResultError",
+    "ResultNotFoundError",
+    "ResultCorruptError",
+    "SerializerMismatchError",
+    "UnsafeLocationError",
+    "TemplateError",
+    "MissingTemplateKeyError",
+    "SerializationError",
+    "StorageError",
+    "StorageAccessError",
+    "ConfigurationError",
+    "ResultKitWarning",
+]
+
+
+class ResultKitError(Exception):
+    """Base of every error raised by resultkit."""
+
+
+class ConfigurationError(ResultKitError, ValueError):
+    """A class was built with an invalid argument (unknown format, bad option)."""
+
+
+class ResultError(ResultKitError):
+    """Base of the errors raised while formatting, reading or writing a Result."""
+
+    def __init__(self, message: str, *, location: str | None = None) -> None:
+        super().__init__(message)
+        #: The location the error is about, when there is one.
+        self.location = location
+
+
+class ResultNotFoundError(ResultError, FileNotFoundError):
+    """Nothing is stored at the location."""
+
+
+class ResultCorruptError(ResultError):
+    """The stored payload does not match its integrity record (or has none).
+
+    The payload is never deserialized in that case: a corrupt object is an
+    error (or, for a task target, a cache miss), never a wrong value.
+    """
+
+
+class SerializerMismatchError(ResultError):
+    """The payload was written by a different serializer than the one reading it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: str | None = None,
+        written_by: str = "",
+        reading_with: str = "",
+    ) -> None:
+        super().__init__(message, location=location)
+        self.written_by = written_by
+        self.reading_with = reading_with
+
+
+class UnsafeLocationError(ResultError, ValueError):
+    """A formatted location would leave the Result's root (``..``, absolute, NUL...)."""
+
+
+class TemplateError(ResultError, ValueError):
+    """A location template could not be formatted."""
+
+
+class MissingTemplateKeyError(TemplateError, KeyError):
+    """A location template names a key that was not given."""
+
+    def __init__(
+        self, message: str, *, key: str, given: list[str], location: str | None = None
+    ) -> None:
+        super().__init__(message, location=location)
+        self.key = key
+        self.given = given
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class SerializationError(ResultError):
+    """A serializer failed to turn a value into bytes or bytes into a value."""
+
+
+class StorageError(ResultError):
+    """The storage backend failed (network error, server error, full disk)."""
+
+
+class StorageAccessError(StorageError, PermissionError):
+    """The storage backend refused access (wrong or missing credentials, 403)."""
+
+
+class ResultKitWarning(UserWarning):
+    """Base of the warnings resultkit emits."""

@@ -1,0 +1,25 @@
+"""Results: where task values are stored, and how they are read back safely.
+
+Every backend is a small module over :class:`FSSpecResult`, which holds the
+shared behaviour: location templating and safety checks, the integrity
+record beside each payload, and atomic publish.
+"""
+
+from ._base import Result
+from ._fsspec import FSSpecResult, from_url
+from ._location import FormattedLocation
+from ._record import Record
+from .constant import ConstantResult
+from .local import LocalResult
+from .memory import MemoryResult
+
+__all__ = [
+    "Result",
+    "FSSpecResult",
+    "LocalResult",
+    "MemoryResult",
+    "ConstantResult",
+    "FormattedLocation",
+    "Record",
+    "from_url",
+]

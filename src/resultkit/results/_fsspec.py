@@ -1,0 +1,446 @@
+"""FSSpecResult: the storage base every backend shares.
+
+Location safety, the integrity record and atomic publish live here, once.
+A backend (LocalResult, S3Result...) only says which fsspec filesystem to
+build and with which credentials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterator
+from typing import IO, Any, ClassVar
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+from fsspec.spec import AbstractFileSystem
+
+from ..errors import (
+    ConfigurationError,
+    ResultCorruptError,
+    ResultKitError,
+    ResultNotFoundError,
+    SerializerMismatchError,
+    StorageAccessError,
+    StorageError,
+    UnsafeLocationError,
+)
+from ..serializers import Serializer
+from ._base import Result
+from ._location import RECORD_SUFFIX, TEMP_MARKER, LocationTemplate, check_relative
+from ._record import HashingWriter, Record
+
+__all__ = ["FSSpecResult", "from_url"]
+
+# Object stores publish an object only when its upload completes (one PUT or
+# a completed multipart upload), so writing in place is already atomic there;
+# a rename would be a second full copy.
+_OBJECT_STORE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"})
+
+# How often a read retries when the record changed under it (a concurrent
+# writer published between our two GETs).
+_READ_ATTEMPTS = 5
+
+_publish_locks: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+_publish_locks_guard = threading.Lock()
+
+
+def _publish_lock(key: str) -> Any:
+    with _publish_locks_guard:
+        lock = _publish_locks.get(key)
+        if lock is None:
+            lock = threading.Lock()
+            _publish_locks[key] = lock
+        return lock
+
+
+@contextlib.contextmanager
+def _dir_flock(directory: str) -> Iterator[None]:
+    """Serialise publishes within a local folder across processes (POSIX flock)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: in-process lock only
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+class FSSpecResult(Result):
+    """A Result stored under a root folder of any fsspec filesystem.
+
+    Args:
+        fs: an fsspec filesystem instance, or a protocol name (``"file"``,
+            ``"memory"``, ``"s3"``...) to build one lazily from
+            ``storage_options``.
+        root: the folder (or ``bucket/prefix``) that every location is relative to.
+        location: the location template (str or callable); default: a unique name.
+        serializer: default :class:`~resultkit.serializers.PickleSerializer`.
+        storage_options: passed to the filesystem when it is built lazily
+            (credentials go here; they never appear in ``repr()``).
+        fsync: local filesystems only: fsync the payload and its folder before
+            and after the publish, so it survives a power loss.
+        verify: check the integrity record on read (default). ``False`` reads
+            payloads written by other tools, which have no record.
+
+    Example:
+        >>> from fsspec.implementations.memory import MemoryFileSystem
+        >>> r = FSSpecResult(MemoryFileSystem(), "/demo", location="{x}.pkl")
+        >>> r.write(41, x="a").read().value
+        41
+    """
+
+    #: Protocol used when ``fs`` is not given (subclasses set their own).
+    default_protocol: ClassVar[str] = "file"
+
+    def __init__(
+        self,
+        fs: AbstractFileSystem | str | None = None,
+        root: str = "",
+        location: LocationTemplate | None = None,
+        serializer: Serializer | None = None,
+        *,
+        value: Any = None,
+        storage_options: dict[str, Any] | None = None,
+        fsync: bool = False,
+        verify: bool = True,
+    ) -> None:
+        super().__init__(value=value, location=location, serializer=serializer)
+        if isinstance(fs, AbstractFileSystem):
+            self._fs: AbstractFileSystem | None = fs
+            self._lazy = False
+            fs_cls: type[AbstractFileSystem] = type(fs)
+            if storage_options:
+                raise ConfigurationError(
+                    "storage_options only apply when the filesystem is built lazily; "
+                    "pass a protocol name instead of a filesystem instance"
+                )
+        else:
+            protocol = fs or self.default_protocol
+            try:
+                fs_cls = fsspec.get_filesystem_class(protocol)
+            except (ValueError, ImportError) as exc:
+                raise ConfigurationError(
+                    f"no fsspec filesystem for protocol {protocol!r}: {exc}"
+                ) from exc
+            self._fs = None
+            self._lazy = True
+        self._protocol = fs_cls.protocol if isinstance(fs_cls.protocol, str) else fs_cls.protocol[0]
+        self._protocols = (
+            (fs_cls.protocol,) if isinstance(fs_cls.protocol, str) else tuple(fs_cls.protocol)
+        )
+        self._storage_options = dict(storage_options or {})
+        self._root = fs_cls._strip_protocol(root) if root else ""
+        if isinstance(self._root, list):  # pragma: no cover - defensive
+            raise ConfigurationError(f"root must be one path, got {root!r}")
+        self.fsync = fsync
+        self.verify = verify
+
+    # -- filesystem ------------------------------------------------------------
+    @property
+    def fs(self) -> AbstractFileSystem:
+        """The fsspec filesystem, built on first use (never pickled when lazy)."""
+        if self._fs is None:
+            self._fs = self._make_fs()
+        return self._fs
+
+    def _make_fs(self) -> AbstractFileSystem:
+        """Build the filesystem. Backends override this to add credentials."""
+        return fsspec.filesystem(self._protocol, **self._storage_options)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if state.get("_lazy"):
+            state["_fs"] = None  # clients hold sockets and threads: rebuild on the worker
+        return state
+
+    @property
+    def root_url(self) -> str:
+        """The root as a URL, e.g. ``file:///home/me/.resultkit/results``."""
+        return self._url(self._root)
+
+    @property
+    def _is_local(self) -> bool:
+        return self._protocol == "file" or (
+            self._fs is not None and isinstance(self._fs, LocalFileSystem)
+        )
+
+    @property
+    def _publishes_in_place(self) -> bool:
+        return self._protocol in _OBJECT_STORE_PROTOCOLS
+
+    # -- locations -------------------------------------------------------------
+    def _url(self, path: str) -> str:
+        return f"{self._protocol}://{path}"
+
+    def _join(self, rel: str) -> str:
+        if not self._root:
+            return rel
+        return self._root + rel if self._root.endswith("/") else f"{self._root}/{rel}"
+
+    def _path(self, canonical: str) -> str:
+        return canonical[len(self._protocol) + 3 :]
+
+    def _resolve(self, location: str) -> str:
+        if "://" in location:
+            proto = location.split("://", 1)[0]
+            if proto not in self._protocols:
+                raise UnsafeLocationError(
+                    f"location {location!r} is on another storage ({proto}://); this result "
+                    f"stores under {self.root_url}. Pass a location relative to that root.",
+                    location=location,
+                )
+            stripped = location.split("://", 1)[1]
+            if self._protocol == "file":
+                stripped = LocalFileSystem._strip_protocol(location)
+            prefix = (
+                ""
+                if not self._root
+                else (self._root if self._root.endswith("/") else self._root + "/")
+            )
+            if not stripped.startswith(prefix):
+                raise UnsafeLocationError(
+                    f"location {location!r} is outside this result's root {self.root_url}",
+                    location=location,
+                )
+            location = stripped[len(prefix) :]
+        rel = check_relative(location, self.root_url)
+        return self._url(self._join(rel))
+
+    # -- errors ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def _storage_errors(self, location: str, action: str) -> Iterator[None]:
+        """Turn filesystem exceptions into resultkit's, naming the location."""
+        try:
+            yield
+        except ResultKitError:
+            raise
+        except FileNotFoundError as exc:
+            raise ResultNotFoundError(
+                f"nothing is stored at {location} (while trying to {action})", location=location
+            ) from exc
+        except PermissionError as exc:
+            raise StorageAccessError(
+                f"access denied to {location} while trying to {action}: {exc}. "
+                "Check the credentials and permissions for this storage.",
+                location=location,
+            ) from exc
+        except Exception as exc:
+            raise StorageError(
+                f"could not {action} {location}: {type(exc).__name__}: {exc}", location=location
+            ) from exc
+
+    # -- exists ----------------------------------------------------------------
+    def _exists(self, location: str) -> bool:
+        path = self._path(location)
+        with self._storage_errors(location, "check"):
+            try:
+                info = self.fs.info(path)
+            except FileNotFoundError:
+                return False
+        return info.get("type") != "directory"
+
+    # -- write -----------------------------------------------------------------
+    def _write(self, location: str, value: Any) -> Record:
+        path = self._path(location)
+        with self._storage_errors(location, "write"):
+            if self._publishes_in_place:
+                return self._write_in_place(path, value)
+            return self._write_and_rename(path, value)
+
+    def _write_in_place(self, path: str, value: Any) -> Record:
+        f = self.fs.open(path, "wb")
+        try:
+            hw = HashingWriter(f)
+            self.serializer.dump(value, hw)
+        except BaseException:
+            # Throw the upload away: closing (even at garbage collection)
+            # would commit a partial object.
+            with contextlib.suppress(Exception):
+                f.discard()
+            f.closed = True
+            raise
+        f.close()
+        record = Record(self.serializer.name, hw.hexdigest(), hw.size)
+        self.fs.pipe_file(path + RECORD_SUFFIX, record.to_bytes())
+        return record
+
+    def _write_and_rename(self, path: str, value: Any) -> Record:
+        fs = self.fs
+        parent, _, name = path.rpartition("/")
+        token = uuid.uuid4().hex[:12]
+        tmp = f"{parent}/.{name}{TEMP_MARKER}{token}"
+        tmp_record = f"{parent}/.{name}{RECORD_SUFFIX}{TEMP_MARKER}{token}"
+        local = self._is_local
+        if parent:
+            if local:
+                os.makedirs(parent, exist_ok=True)
+            else:
+                fs.makedirs(parent, exist_ok=True)
+        try:
+            with self._open_temp(tmp, local) as f:
+                hw = HashingWriter(f)
+                self.serializer.dump(value, hw)
+                if local and self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            record = Record(self.serializer.name, hw.hexdigest(), hw.size)
+            with self._open_temp(tmp_record, local) as f:
+                f.write(record.to_bytes())
+                if local and self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            # Payload first, then its record, under a lock so two writers of
+            # the same key cannot leave one's record beside the other's payload.
+            with _publish_lock(path), _dir_flock(parent) if local else contextlib.nullcontext():
+                self._rename(tmp, path, local)
+                self._rename(tmp_record, path + RECORD_SUFFIX, local)
+                if local and self.fsync:
+                    fd = os.open(parent, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+        except BaseException:
+            for leftover in (tmp, tmp_record):
+                with contextlib.suppress(Exception):
+                    if local:
+                        os.unlink(leftover)
+                    else:
+                        fs.rm_file(leftover)
+            raise
+        return record
+
+    def _open_temp(self, path: str, local: bool) -> IO[bytes]:
+        if local:
+            return open(path, "xb")  # noqa: SIM115 - closed by the caller's with-block
+        return self.fs.open(path, "wb")
+
+    def _rename(self, src: str, dst: str, local: bool) -> None:
+        if local:
+            os.replace(src, dst)
+        else:
+            self.fs.mv(src, dst)
+
+    # -- read ------------------------------------------------------------------
+    def _read(self, location: str) -> tuple[Any, Record | None]:
+        path = self._path(location)
+        with self._storage_errors(location, "read"):
+            previous: tuple[bytes | None, str] | None = None
+            for attempt in range(_READ_ATTEMPTS):
+                raw_record = self._cat_or_none(path + RECORD_SUFFIX)
+                record = self._check_record(location, raw_record)
+                payload = self.fs.cat_file(path)
+                if record is None or self._matches(record, payload):
+                    return self.serializer.deserialize(payload), record
+                # A mismatch is either damage or a writer publishing between
+                # our two reads (payload and record are two objects). Damage is
+                # stable; a publish is not: look again before calling it corrupt.
+                seen = (raw_record, Record.digest(payload))
+                if seen == previous:
+                    raise ResultCorruptError(
+                        f"the payload at {location} does not match its integrity record "
+                        f"(expected {record.size} bytes with sha256 {record.sha256[:12]}..., "
+                        f"found {len(payload)} bytes). It was changed or damaged after it "
+                        "was written; write it again.",
+                        location=location,
+                    )
+                previous = seen
+                time.sleep(0.005 * 2**attempt)
+            raise ResultCorruptError(
+                f"the payload at {location} kept changing while it was read "
+                f"({_READ_ATTEMPTS} attempts); too many concurrent writers",
+                location=location,
+            )
+
+    def _cat_or_none(self, path: str) -> bytes | None:
+        try:
+            return self.fs.cat_file(path)
+        except FileNotFoundError:
+            return None
+
+    def _check_record(self, location: str, raw: bytes | None) -> Record | None:
+        if not self.verify:
+            return None
+        if raw is None:
+            if not self._exists(location):
+                raise ResultNotFoundError(f"nothing is stored at {location}", location=location)
+            raise ResultCorruptError(
+                f"the payload at {location} has no integrity record ({RECORD_SUFFIX} file "
+                "beside it): it was not written by resultkit, or its write was interrupted. "
+                "Write it again, or read it with verify=False if you trust it.",
+                location=location,
+            )
+        try:
+            record = Record.from_bytes(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ResultCorruptError(
+                f"the integrity record of {location} is unreadable ({exc}); write it again",
+                location=location,
+            ) from exc
+        if record.serializer != self.serializer.name:
+            raise SerializerMismatchError(
+                f"the payload at {location} was written with serializer "
+                f"{record.serializer!r} but is being read with {self.serializer.name!r}; "
+                "read it with a Result configured with the serializer that wrote it",
+                location=location,
+                written_by=record.serializer,
+                reading_with=self.serializer.name,
+            )
+        return record
+
+    @staticmethod
+    def _matches(record: Record, payload: bytes) -> bool:
+        return len(payload) == record.size and Record.digest(payload) == record.sha256
+
+    def __repr__(self) -> str:
+        loc = (
+            self.location
+            if not callable(self.location)
+            else getattr(self.location, "__name__", "<callable>")
+        )
+        return (
+            f"{type(self).__name__}(root={self.root_url!r}, location={loc!r}, "
+            f"serializer={self.serializer.name!r})"
+        )
+
+
+def from_url(
+    url: str,
+    location: LocationTemplate | None = None,
+    serializer: Serializer | None = None,
+    **storage_options: Any,
+) -> FSSpecResult:
+    """Build a Result rooted at any fsspec URL.
+
+    Example:
+        >>> r = from_url("memory://from-url-demo")
+        >>> r.write([1, 2], location="x.pkl").location
+        'memory:///from-url-demo/x.pkl'
+
+    ``from_url("s3://bucket/prefix", key=..., secret=...)``,
+    ``from_url("gs://bucket/prefix", token=...)`` and local paths work the same;
+    the storage options go to the filesystem, which is built lazily.
+    """
+    if not isinstance(url, str) or not url:
+        raise ConfigurationError(f"from_url needs a URL string, got {url!r}")
+    if "::" in url:  # chained URL (e.g. simplecache::s3://...): let fsspec build it now
+        fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        return FSSpecResult(fs, root, location=location, serializer=serializer)
+    protocol = fsspec.utils.get_protocol(url)
+    return FSSpecResult(
+        protocol,
+        url,
+        location=location,
+        serializer=serializer,
+        storage_options=storage_options,
+    )

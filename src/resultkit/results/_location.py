@@ -1,0 +1,160 @@
+"""Location templates: formatting (exactly once) and the safety checks.
+
+A template is a ``str.format`` string (``"{task_name}/{date:%Y-%m-%d}.pkl"``)
+or a callable taking the template keywords. Formatting produces a
+:class:`FormattedLocation`, which is never formatted again, so a substituted
+value that contains braces is stored as written.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import MissingTemplateKeyError, TemplateError, UnsafeLocationError
+
+__all__ = [
+    "FormattedLocation",
+    "LocationTemplate",
+    "render_location",
+    "check_relative",
+    "default_location",
+    "RECORD_SUFFIX",
+    "TEMP_MARKER",
+]
+
+LocationTemplate = str | Callable[..., str]
+
+#: Suffix of the integrity record stored beside every payload.
+RECORD_SUFFIX = ".rkmeta"
+#: Marker in the names of temporary files written before an atomic publish.
+TEMP_MARKER = ".rktmp-"
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_FORMATTER = string.Formatter()
+
+
+class FormattedLocation(str):
+    """A location that has already been formatted; it is never formatted again."""
+
+    __slots__ = ()
+
+
+def default_location(**_: Any) -> str:
+    """The location used when a Result has none: unique and time-ordered."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"resultkit-{stamp}-{uuid.uuid4().hex}"
+
+
+def render_location(template: LocationTemplate, keys: Mapping[str, Any]) -> str:
+    """Format ``template`` once with ``keys``.
+
+    Raises :class:`MissingTemplateKeyError` naming the missing key and the
+    keys that were given, and :class:`TemplateError` for any other problem.
+    """
+    if isinstance(template, FormattedLocation):
+        return str(template)
+    if callable(template):
+        name = getattr(template, "__name__", repr(template))
+        try:
+            out = template(**keys)
+        except Exception as exc:
+            raise TemplateError(
+                f"the location callable {name} raised {type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(out, str):
+            raise TemplateError(
+                f"the location callable {name} returned {type(out).__name__}; it must return a str"
+            )
+        return out
+    if not isinstance(template, str):
+        raise TemplateError(
+            f"a location must be a str or a callable, got {type(template).__name__}"
+        )
+    try:
+        return _FORMATTER.vformat(template, (), _KeysView(keys, template))
+    except (MissingTemplateKeyError, TemplateError):
+        raise
+    except IndexError as exc:
+        raise TemplateError(
+            f"location template {template!r} has a positional field ('{{}}' or '{{0}}'); "
+            "name every field, e.g. '{task_name}', or double the braces for a literal '{{'"
+        ) from exc
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise TemplateError(
+            f"location template {template!r} could not be formatted: {exc}"
+        ) from exc
+
+
+class _KeysView(Mapping[str, Any]):
+    """Mapping used while formatting, so a missing key gets a helpful error."""
+
+    def __init__(self, keys: Mapping[str, Any], template: str) -> None:
+        self._keys = keys
+        self._template = template
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._keys[key]
+        except KeyError:
+            given = sorted(str(k) for k in self._keys)
+            raise MissingTemplateKeyError(
+                f"location template {self._template!r} needs the key {key!r}, which was not "
+                f"given; keys given: {given or 'none'}. Pass {key}=... (or double the braces, "
+                f"'{{{{{key}}}}}', for a literal brace).",
+                key=key,
+                given=given,
+                location=self._template,
+            ) from None
+
+    def __iter__(self) -> Any:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def check_relative(location: str, root_description: str) -> str:
+    """Return ``location`` normalised, or refuse it if it could leave the root.
+
+    Refused: empty locations, NUL bytes, absolute paths (``/x``, ``\\\\x``),
+    drive letters (``C:``), ``..`` components, locations naming a folder
+    (trailing ``/``) and the names resultkit reserves for its own files.
+    """
+
+    def refuse(why: str) -> UnsafeLocationError:
+        return UnsafeLocationError(
+            f"location {location!r} is refused: {why}. Locations are relative to the "
+            f"result's root ({root_description}); check the template and the values "
+            "substituted into it.",
+            location=location,
+        )
+
+    if not location:
+        raise refuse("it is empty")
+    if "\x00" in location:
+        raise refuse("it contains a NUL byte")
+    if location.startswith(("/", "\\")):
+        raise refuse("it is an absolute path")
+    if _DRIVE.match(location):
+        raise refuse("it starts with a drive letter")
+    if "://" in location:
+        raise refuse("it is a URL of another storage")
+    if location.endswith(("/", "\\")):
+        raise refuse("it names a folder, not an object")
+    parts = [p for p in re.split(r"[/\\]", location) if p not in ("", ".")]
+    if ".." in parts:
+        raise refuse("it contains a '..' component")
+    if not parts:
+        raise refuse("it names the root itself")
+    name = parts[-1]
+    if name.endswith(RECORD_SUFFIX) or TEMP_MARKER in name:
+        raise refuse(
+            f"names ending in {RECORD_SUFFIX!r} or containing {TEMP_MARKER!r} are reserved "
+            "for resultkit's own files"
+        )
+    return "/".join(parts)

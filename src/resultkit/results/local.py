@@ -1,0 +1,71 @@
+"""LocalResult: results in a folder on the local disk."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import ConfigurationError
+from ..serializers import Serializer
+from ._fsspec import FSSpecResult
+from ._location import LocationTemplate
+
+__all__ = ["LocalResult", "DEFAULT_LOCAL_DIR"]
+
+#: Where LocalResult stores results when no ``dir`` is given (``RESULTKIT_HOME``
+#: overrides the ``~/.resultkit`` part).
+DEFAULT_LOCAL_DIR = "results"
+
+
+def _default_dir() -> str:
+    home = os.environ.get("RESULTKIT_HOME") or os.path.join("~", ".resultkit")
+    return os.path.join(home, DEFAULT_LOCAL_DIR)
+
+
+class LocalResult(FSSpecResult):
+    """Results stored as files under ``dir`` on the local disk.
+
+    ``dir`` has ``~`` expanded and is made absolute once, at construction
+    (so a later ``chdir`` does not move the results); it is used exactly as
+    given, never redirected, and created at the first write. Writes go to a
+    temporary file in the same folder and are published with ``os.replace``;
+    ``fsync=True`` also flushes them to the disk for power-loss durability.
+
+    Example:
+        >>> import tempfile
+        >>> r = LocalResult(dir=tempfile.mkdtemp(), location="{name}.pkl")
+        >>> r.write({"rows": 3}, name="clean").read().value
+        {'rows': 3}
+    """
+
+    default_protocol = "file"
+
+    def __init__(
+        self,
+        dir: str | os.PathLike[str] | None = None,
+        location: LocationTemplate | None = None,
+        serializer: Serializer | None = None,
+        *,
+        value: Any = None,
+        fsync: bool = False,
+        verify: bool = True,
+    ) -> None:
+        raw = os.fspath(dir) if dir is not None else _default_dir()
+        if not raw:
+            raise ConfigurationError("LocalResult(dir=...) must not be empty")
+        path = os.path.abspath(os.path.expanduser(raw))
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise ConfigurationError(
+                f"LocalResult dir {path!r} exists and is not a folder; choose another dir"
+            )
+        #: The absolute folder the results are stored in.
+        self.dir = path
+        super().__init__(
+            "file",
+            path,
+            location=location,
+            serializer=serializer,
+            value=value,
+            fsync=fsync,
+            verify=verify,
+        )

@@ -1,0 +1,19 @@
+"""Serializers: turn values into bytes and back. They know nothing of storage.
+
+Every serializer has a stable :attr:`~Serializer.name` that is recorded with
+each payload it writes.
+"""
+
+from ._base import Serializer
+from ._basic import DateTimeSerializer, JSONSerializer, PickleSerializer
+from ._compressed import CompressedSerializer
+from ._pandas import PandasSerializer
+
+__all__ = [
+    "Serializer",
+    "PickleSerializer",
+    "JSONSerializer",
+    "DateTimeSerializer",
+    "PandasSerializer",
+    "CompressedSerializer",
+]

@@ -1,0 +1,1 @@
+"""Shared fixtures for resultkit's own tests."""
