@@ -20,6 +20,7 @@ __all__ = [
     "StorageError",
     "StorageAccessError",
     "ConfigurationError",
+    "FlowError",
     "ResultKitWarning",
 ]
 
@@ -101,6 +102,10 @@ class StorageError(ResultError):
 
 class StorageAccessError(StorageError, PermissionError):
     """The storage backend refused access (wrong or missing credentials, 403)."""
+
+
+class FlowError(ResultKitError, ValueError):
+    """A flow or task is defined or run incorrectly (missing parameter, bad input name...)."""
 
 
 class ResultKitWarning(UserWarning):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..serializers import PickleSerializer, Serializer
@@ -101,6 +101,18 @@ class Result:
     def exists(self, location: LocationTemplate | None = None, **kwargs: Any) -> bool:
         """Return whether something is stored at ``location``; never downloads it."""
         return self._exists(self._canonical_location(location, kwargs))
+
+    def exists_many(self, locations: Sequence[LocationTemplate]) -> list[bool]:
+        """``exists`` for many (already formatted) locations at once.
+
+        Backends answer in bulk (one listing per folder) instead of one
+        request per location; the runner uses it for mapped targets.
+        """
+        canonical = [self._canonical_location(loc, {}) for loc in locations]
+        return self._exists_many(canonical)
+
+    def _exists_many(self, locations: list[FormattedLocation]) -> list[bool]:
+        return [self._exists(loc) for loc in locations]
 
     def copy(self: R) -> R:
         """A shallow copy (the value is shared, not copied)."""

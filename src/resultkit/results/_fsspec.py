@@ -32,7 +32,13 @@ from ..errors import (
 )
 from ..serializers import Serializer
 from ._base import Result
-from ._location import RECORD_SUFFIX, TEMP_MARKER, LocationTemplate, check_relative
+from ._location import (
+    RECORD_SUFFIX,
+    TEMP_MARKER,
+    FormattedLocation,
+    LocationTemplate,
+    check_relative,
+)
 from ._record import HashingWriter, Record
 
 __all__ = ["FSSpecResult", "from_url"]
@@ -248,6 +254,29 @@ class FSSpecResult(Result):
             except FileNotFoundError:
                 return False
         return info.get("type") != "directory"
+
+    def _exists_many(self, locations: list[FormattedLocation]) -> list[bool]:
+        if len(locations) < 4:
+            return super()._exists_many(locations)
+        by_folder: dict[str, set[str]] = {}
+        for loc in locations:
+            by_folder.setdefault(self._path(loc).rpartition("/")[0], set())
+        for folder in by_folder:
+            with self._storage_errors(self._url(folder), "list"):
+                self.fs.invalidate_cache(folder)
+                try:
+                    entries = self.fs.ls(folder, detail=True)
+                except FileNotFoundError:
+                    entries = []
+            by_folder[folder] = {
+                self._strip(e["name"]) for e in entries if e.get("type") != "directory"
+            }
+        return [
+            self._path(loc) in by_folder[self._path(loc).rpartition("/")[0]] for loc in locations
+        ]
+
+    def _strip(self, name: str) -> str:
+        return name.split("://", 1)[1] if "://" in name else name
 
     # -- write -----------------------------------------------------------------
     def _write(self, location: str, value: Any) -> Record:

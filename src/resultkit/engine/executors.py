@@ -1,0 +1,62 @@
+"""Executors: where task runs happen."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextvars
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Executor", "LocalExecutor", "ThreadExecutor"]
+
+
+class Executor:
+    """Runs submitted callables and hands back futures."""
+
+    def start(self) -> None:
+        """Prepare (called once per flow run)."""
+
+    def shutdown(self) -> None:
+        """Release resources (called once per flow run)."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future[Any]:
+        raise NotImplementedError
+
+
+class LocalExecutor(Executor):
+    """Runs each task in order, in the calling thread (the default)."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future[Any]:
+        fut: cf.Future[Any] = cf.Future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:
+            fut.set_exception(exc)
+        return fut
+
+
+class ThreadExecutor(Executor):
+    """Runs independent tasks concurrently in a thread pool.
+
+    Args:
+        max_workers: threads in the pool (default: ``concurrent.futures``' default).
+    """
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        self.max_workers = max_workers
+        self._pool: cf.ThreadPoolExecutor | None = None
+
+    def start(self) -> None:
+        self._pool = cf.ThreadPoolExecutor(self.max_workers, thread_name_prefix="resultkit")
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future[Any]:
+        if self._pool is None:
+            self.start()
+        assert self._pool is not None
+        ctx = contextvars.copy_context()  # each task sees the flow's context
+        return self._pool.submit(ctx.run, fn, *args)

@@ -1,0 +1,212 @@
+"""Flow: a graph of tasks built by calling them inside ``with Flow(...)``."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import FlowError
+from ..results import Result
+from .task import Parameter, Task, Unmapped
+
+if TYPE_CHECKING:
+    from .executors import Executor
+    from .state import State
+
+__all__ = ["Flow", "Edge"]
+
+_ACTIVE_FLOW: contextvars.ContextVar[Flow | None] = contextvars.ContextVar(
+    "resultkit_flow", default=None
+)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """``upstream`` feeds ``downstream`` (as input ``key``, if any; per child if ``mapped``)."""
+
+    upstream: Task
+    downstream: Task
+    key: str | None = None
+    mapped: bool = False
+
+
+class _Constant(Task):
+    """A constant input, held as a task so every input is an edge."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        super().__init__(name=f"Constant[{type(value).__name__}]")
+
+    def run(self) -> Any:
+        return self.value
+
+
+class Flow:
+    """A set of tasks and the edges between them.
+
+    Build it by calling tasks inside ``with Flow("name") as flow:``; run it
+    with :meth:`run`.
+
+    Args:
+        name: ``{flow_name}`` in templates.
+        result: the default Result of its tasks (checkpoints and targets).
+        executor: the default executor (``LocalExecutor``: in order).
+
+    Example:
+        >>> with Flow("double") as flow:                       # doctest: +SKIP
+        ...     n = Parameter("n", default=2)
+        ...     out = double(n)
+        >>> flow.run(parameters={"n": 5}).result[out].result   # doctest: +SKIP
+        10
+    """
+
+    def __init__(
+        self,
+        name: str,
+        result: Result | None = None,
+        executor: Executor | None = None,
+        reference_tasks: Iterable[Task] | None = None,
+    ) -> None:
+        self.name = name
+        self.result = result
+        self.executor = executor
+        self.tasks: list[Task] = []
+        self._task_set: set[Task] = set()
+        self.edges: list[Edge] = []
+        self._reference_tasks = list(reference_tasks or [])
+        self._token: contextvars.Token[Flow | None] | None = None
+        #: Task states of the last run, reused when resuming (``task_states=``).
+        self.last_states: dict[Task, State] = {}
+
+    # -- building ---------------------------------------------------------------------
+    @staticmethod
+    def active() -> Flow | None:
+        return _ACTIVE_FLOW.get()
+
+    def __enter__(self) -> Flow:
+        self._token = _ACTIVE_FLOW.set(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._token is not None:
+            _ACTIVE_FLOW.reset(self._token)
+            self._token = None
+
+    def add_task(self, task: Task) -> Task:
+        if not isinstance(task, Task):
+            raise FlowError(f"flow {self.name!r}: expected a Task, got {type(task).__name__}")
+        if task not in self._task_set:
+            if isinstance(task, Parameter) and any(
+                isinstance(t, Parameter) and t.name == task.name and t is not task
+                for t in self.tasks
+            ):
+                raise FlowError(f"flow {self.name!r} already has a parameter {task.name!r}")
+            self._task_set.add(task)
+            self.tasks.append(task)
+        return task
+
+    def add_edge(
+        self, upstream: Any, downstream: Task, key: str | None = None, mapped: bool = False
+    ) -> Edge:
+        up = upstream if isinstance(upstream, Task) else _Constant(upstream)
+        self.add_task(up)
+        self.add_task(downstream)
+        if key is not None and any(e.downstream is downstream and e.key == key for e in self.edges):
+            raise FlowError(f"task {downstream.name!r} already has an input named {key!r}")
+        edge = Edge(up, downstream, key, mapped)
+        self.edges.append(edge)
+        if self._has_cycle():
+            self.edges.pop()
+            raise FlowError(
+                f"adding {up.name!r} -> {downstream.name!r} would make a cycle in flow {self.name!r}"
+            )
+        return edge
+
+    def set_dependencies(
+        self,
+        task: Task,
+        upstream_tasks: Iterable[Any] | None = None,
+        keyword_inputs: Mapping[str, Any] | None = None,
+        mapped: bool = False,
+    ) -> None:
+        """Add ``task`` with its inputs (tasks or constants) and ordering-only upstreams."""
+        self.add_task(task)
+        for up in upstream_tasks or ():
+            self.add_edge(up, task, mapped=mapped)
+        for key, value in (keyword_inputs or {}).items():
+            is_mapped = mapped and not isinstance(value, Unmapped)
+            if isinstance(value, Unmapped):
+                value = value.value
+            self.add_edge(value, task, key=key, mapped=is_mapped)
+
+    # -- reading the graph ----------------------------------------------------------------
+    def upstream_edges(self, task: Task) -> list[Edge]:
+        return [e for e in self.edges if e.downstream is task]
+
+    def downstream_edges(self, task: Task) -> list[Edge]:
+        return [e for e in self.edges if e.upstream is task]
+
+    def parameters(self) -> list[Parameter]:
+        return [t for t in self.tasks if isinstance(t, Parameter)]
+
+    def terminal_tasks(self) -> list[Task]:
+        ups = {e.upstream for e in self.edges}
+        return [t for t in self.tasks if t not in ups]
+
+    def reference_tasks(self) -> list[Task]:
+        """Tasks whose states decide the flow's state (default: the terminal ones)."""
+        return self._reference_tasks or self.terminal_tasks()
+
+    def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
+        self._reference_tasks = list(tasks)
+
+    def sorted_tasks(self) -> list[Task]:
+        """Tasks in an order where every upstream comes first."""
+        order: list[Task] = []
+        indegree = {t: 0 for t in self.tasks}
+        for e in self.edges:
+            indegree[e.downstream] += 1
+        ready = [t for t in self.tasks if indegree[t] == 0]
+        while ready:
+            t = ready.pop(0)
+            order.append(t)
+            for e in self.downstream_edges(t):
+                indegree[e.downstream] -= 1
+                if indegree[e.downstream] == 0:
+                    ready.append(e.downstream)
+        return order
+
+    def _has_cycle(self) -> bool:
+        return len(self.sorted_tasks()) != len(self.tasks)
+
+    def get_tasks(self, name: str) -> list[Task]:
+        return [t for t in self.tasks if t.name == name]
+
+    # -- running ------------------------------------------------------------------------
+    def run(
+        self,
+        parameters: Mapping[str, Any] | None = None,
+        task_states: Mapping[Task, State] | None = None,
+        executor: Executor | None = None,
+        **context_keys: Any,
+    ) -> State:
+        """Run the flow and return its State; ``state.result[task]`` is each task's State.
+
+        Args:
+            parameters: values of the flow's Parameters.
+            task_states: states to start from, e.g. ``{paused_task: Resume()}``. When
+                given, tasks that finished in this flow's previous run are reused,
+                not rerun.
+            executor: overrides the flow's executor.
+            context_keys: extra keys for the context and templates.
+        """
+        from .runner import FlowRunner
+
+        return FlowRunner(self, executor or self.executor).run(
+            parameters=parameters, task_states=task_states, context_keys=context_keys
+        )
+
+    def __repr__(self) -> str:
+        return f"<Flow: {self.name} ({len(self.tasks)} tasks)>"
