@@ -162,11 +162,12 @@ class TaskRunner:
             if hit is not None:
                 return self._log(name, hit)
 
-        # 2. Output cache (cache_for / cache_validator / cache_key).
+        # 2. Output cache (cache_for / cache_validator / cache_key). With a
+        # target, the target is the cache and cache_for its expiry.
         tokens: dict[str, str] | None = None
         param_tokens: dict[str, str] = {}
         cache_key = task.cache_key or task.name
-        if task.cache_for is not None:
+        if task.cache_for is not None and task.target is None:
             try:
                 tokens = inputs_token(inputs)
                 param_tokens = inputs_token(self.flow_keys.get("parameters", {}))
