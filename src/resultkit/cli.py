@@ -1,0 +1,74 @@
+"""The ``resultkit`` command.
+
+    resultkit inspect URL      show a stored result's integrity record and verify it
+    resultkit version
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+
+from . import __version__
+from .errors import ResultKitError
+from .results import from_url
+from .serializers import Serializer
+
+__all__ = ["main"]
+
+
+class _AnySerializer(Serializer):
+    """Accepts whatever serializer wrote the payload (inspect only verifies bytes)."""
+
+    name = "*"
+
+    def serialize(self, value: object) -> bytes:  # pragma: no cover - never writes
+        raise NotImplementedError
+
+    def deserialize(self, data: bytes) -> object:
+        return data
+
+
+def _inspect(url: str, console: Console) -> int:
+    folder, _, name = url.rstrip("/").rpartition("/")
+    result = from_url(folder)
+    try:
+        raw_record = result._cat_or_none(result._path(result._resolve(name)) + ".rkmeta")
+        if raw_record is None:
+            console.print(f"[red]no integrity record beside {url}[/red]")
+            return 1
+        from .results import Record
+
+        record = Record.from_bytes(raw_record)
+        result.serializer = _AnySerializer()
+        result.serializer.name = record.serializer
+        result.read(name)
+    except ResultKitError as exc:
+        console.print(f"[red]{type(exc).__name__}[/red]: {exc}")
+        return 1
+    console.print(f"[green]ok[/green] {url}")
+    console.print(f"  serializer  {record.serializer}")
+    console.print(f"  size        {record.size} bytes")
+    console.print(f"  sha256      {record.sha256}")
+    console.print(f"  written at  {record.written_at.isoformat()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="resultkit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    inspect_cmd = sub.add_parser("inspect", help="show and verify a stored result")
+    inspect_cmd.add_argument("url", help="the result's URL or local path")
+    sub.add_parser("version", help="print the version")
+    args = parser.parse_args(argv)
+    console = Console()
+    if args.command == "version":
+        console.print(__version__)
+        return 0
+    return _inspect(args.url, console)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
