@@ -68,9 +68,13 @@ def main(argv: list[str]) -> int:
     console.print(table)
     cached = [t.name for t, s in state.result.items() if s.is_cached()]
     if cached:
-        console.print(f"served from cache: {', '.join(cached)} (run again after deleting the folder to recompute)")
+        console.print(
+            f"served from cache: {', '.join(cached)} (run again after deleting the folder to recompute)"
+        )
     else:
-        console.print("computed everything; run the same command again to see it served from the cache")
+        console.print(
+            "computed everything; run the same command again to see it served from the cache"
+        )
     return 0 if state.is_successful() else 1
 
 

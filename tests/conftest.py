@@ -1,1 +1,50 @@
-"""Shared fixtures for resultkit's own tests."""
+"""Shared fixtures: real storage emulators on 127.0.0.1 (session-scoped)."""
+
+from __future__ import annotations
+
+import os
+
+# Before any cloud client is imported: dummy credentials, no metadata-server
+# lookups, and no gRPC probe the GCS emulator lacks (see shared/EMULATORS.md).
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
+
+import pytest  # noqa: E402
+
+import emulators  # noqa: E402
+
+SEAWEED_KEY = "resultkit-test-key"
+SEAWEED_SECRET = "resultkit-test-secret-value"
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    server = emulators.moto(tmp_path_factory.mktemp("moto")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory):
+    server = emulators.fake_gcs(tmp_path_factory.mktemp("gcs")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite_server(tmp_path_factory):
+    server = emulators.azurite(tmp_path_factory.mktemp("azurite")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed_server(tmp_path_factory):
+    server = emulators.seaweedfs(
+        tmp_path_factory.mktemp("seaweed"), SEAWEED_KEY, SEAWEED_SECRET
+    ).start()
+    yield server
+    server.stop()

@@ -26,8 +26,13 @@ def test_example_pipeline_second_run_is_cached(tmp_path):
 
 def test_example_default_dir_is_under_home(tmp_path):
     env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / "pipeline.py")],
-                         capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "pipeline.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / ".resultkit" / "results" / "weather").is_dir()
 

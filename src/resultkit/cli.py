@@ -1,7 +1,7 @@
 """The ``resultkit`` command.
 
-    resultkit inspect URL      show a stored result's integrity record and verify it
-    resultkit version
+resultkit inspect URL      show a stored result's integrity record and verify it
+resultkit version
 """
 
 from __future__ import annotations

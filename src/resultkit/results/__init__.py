@@ -9,9 +9,12 @@ from ._base import Result
 from ._fsspec import FSSpecResult, from_url
 from ._location import FormattedLocation
 from ._record import Record
+from .azure import AzureResult
 from .constant import ConstantResult
+from .gcs import GCSResult
 from .local import LocalResult
 from .memory import MemoryResult
+from .s3 import S3Result
 
 __all__ = [
     "Result",
@@ -19,6 +22,9 @@ __all__ = [
     "LocalResult",
     "MemoryResult",
     "ConstantResult",
+    "S3Result",
+    "GCSResult",
+    "AzureResult",
     "FormattedLocation",
     "Record",
     "from_url",

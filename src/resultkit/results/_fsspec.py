@@ -8,6 +8,7 @@ build and with which credentials.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import threading
 import time
@@ -81,6 +82,51 @@ def _dir_flock(directory: str) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+class _SpillingUpload:
+    """Writes to an object store: one PUT for small payloads, a streamed upload past a limit.
+
+    Nothing is visible until :meth:`commit`; :meth:`discard` aborts a started
+    multipart upload instead of completing it (closing an fsspec file, even at
+    garbage collection, would commit what was written so far).
+    """
+
+    def __init__(self, fs: AbstractFileSystem, path: str, limit: int) -> None:
+        self._fs = fs
+        self._path = path
+        self._limit = limit
+        self._buffer: io.BytesIO | None = io.BytesIO()
+        self._file: Any = None
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        if self._file is None:
+            assert self._buffer is not None
+            if self._buffer.tell() + view.nbytes <= self._limit:
+                return self._buffer.write(view)
+            self._file = self._fs.open(self._path, "wb")
+            self._file.write(self._buffer.getvalue())
+            self._buffer = None
+        # Feed the upload in slices so it flushes a part at a time instead of
+        # buffering (and copying) one huge write whole.
+        step = self._limit
+        for start in range(0, view.nbytes, step):
+            self._file.write(view[start : start + step])
+        return view.nbytes
+
+    def commit(self) -> None:
+        if self._file is None:
+            assert self._buffer is not None
+            self._fs.pipe_file(self._path, self._buffer.getvalue())
+        else:
+            self._file.close()
+
+    def discard(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(Exception):
+                self._file.discard()
+            self._file.closed = True
+
+
 class FSSpecResult(Result):
     """A Result stored under a root folder of any fsspec filesystem.
 
@@ -107,6 +153,9 @@ class FSSpecResult(Result):
 
     #: Protocol used when ``fs`` is not given (subclasses set their own).
     default_protocol: ClassVar[str] = "file"
+    #: On object stores, payloads up to this size go up in one request; larger
+    #: ones stream as a multipart (block) upload completed as one object.
+    single_request_limit: ClassVar[int] = 5 * 2**20
 
     def __init__(
         self,
@@ -231,28 +280,49 @@ class FSSpecResult(Result):
         except ResultKitError:
             raise
         except FileNotFoundError as exc:
-            raise ResultNotFoundError(
-                f"nothing is stored at {location} (while trying to {action})", location=location
-            ) from exc
-        except PermissionError as exc:
-            raise StorageAccessError(
-                f"access denied to {location} while trying to {action}: {exc}. "
-                "Check the credentials and permissions for this storage.",
+            if action == "read" or action == "check":
+                raise ResultNotFoundError(
+                    f"nothing is stored at {location} (while trying to {action})",
+                    location=location,
+                ) from exc
+            raise StorageError(
+                f"could not {action} {location}: the bucket, container or folder does not "
+                f"exist ({exc}). Create it first.",
                 location=location,
             ) from exc
+        except PermissionError as exc:
+            raise self._access_error(location, action, exc) from exc
         except Exception as exc:
+            if _status_code(exc) in (401, 403):
+                raise self._access_error(location, action, exc) from exc
             raise StorageError(
                 f"could not {action} {location}: {type(exc).__name__}: {exc}", location=location
             ) from exc
 
+    @staticmethod
+    def _access_error(location: str, action: str, exc: BaseException) -> StorageAccessError:
+        return StorageAccessError(
+            f"access denied to {location} while trying to {action} ({type(exc).__name__}). "
+            "Check the credentials and permissions for this storage.",
+            location=location,
+        )
+
     # -- exists ----------------------------------------------------------------
     def _exists(self, location: str) -> bool:
-        path = self._path(location)
         with self._storage_errors(location, "check"):
-            try:
-                info = self.fs.info(path)
-            except FileNotFoundError:
-                return False
+            return self._head(self._path(location))
+
+    def _head(self, path: str) -> bool:
+        """Whether an object exists at ``path``, with one metadata request.
+
+        Object-store backends override this to send exactly one HEAD (the
+        generic ``fs.info`` may also list the folder, or answer from a stale
+        listing cache). Not-found is ``False``; any other failure raises.
+        """
+        try:
+            info = self.fs.info(path)
+        except FileNotFoundError:
+            return False
         return info.get("type") != "directory"
 
     def _exists_many(self, locations: list[FormattedLocation]) -> list[bool]:
@@ -283,22 +353,21 @@ class FSSpecResult(Result):
         path = self._path(location)
         with self._storage_errors(location, "write"):
             if self._publishes_in_place:
-                return self._write_in_place(path, value)
+                # Payload and record are two objects: one writer at a time per key
+                # in this process, so they always belong together.
+                with _publish_lock(location):
+                    return self._write_in_place(path, value)
             return self._write_and_rename(path, value)
 
     def _write_in_place(self, path: str, value: Any) -> Record:
-        f = self.fs.open(path, "wb")
+        upload = _SpillingUpload(self.fs, path, self.single_request_limit)
+        hw = HashingWriter(upload)
         try:
-            hw = HashingWriter(f)
             self.serializer.dump(value, hw)
+            upload.commit()
         except BaseException:
-            # Throw the upload away: closing (even at garbage collection)
-            # would commit a partial object.
-            with contextlib.suppress(Exception):
-                f.discard()
-            f.closed = True
+            upload.discard()
             raise
-        f.close()
         record = Record(self.serializer.name, hw.hexdigest(), hw.size)
         self.fs.pipe_file(path + RECORD_SUFFIX, record.to_bytes())
         return record
@@ -359,6 +428,51 @@ class FSSpecResult(Result):
             os.replace(src, dst)
         else:
             self.fs.mv(src, dst)
+
+    # -- conditional create ---------------------------------------------------------
+    def put_if_absent(
+        self, data: bytes, location: LocationTemplate | None = None, **kwargs: Any
+    ) -> bool:
+        """Store raw ``data`` at ``location`` only if nothing is there; return whether it did.
+
+        The check and the create are one atomic operation on the backend
+        (local ``O_EXCL``, S3 ``If-None-Match: *``, GCS ``ifGenerationMatch=0``,
+        Azure ``If-None-Match: *``), so of many concurrent callers exactly one
+        gets ``True``. It is the primitive for single-flight locks. No
+        integrity record is written: ``data`` is a marker, not a result.
+        """
+        canonical = self._canonical_location(location, kwargs)
+        path = self._path(canonical)
+        with self._storage_errors(canonical, "create"):
+            if self._is_local:
+                parent = os.path.dirname(path)
+                os.makedirs(parent, exist_ok=True)
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    return False
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                return True
+            try:
+                self.fs.pipe_file(path, data, mode="create")
+            except FileExistsError:
+                return False
+            return True
+
+    def delete(self, location: LocationTemplate | None = None, **kwargs: Any) -> bool:
+        """Remove the payload and its record; return whether anything was there."""
+        canonical = self._canonical_location(location, kwargs)
+        path = self._path(canonical)
+        found = False
+        with self._storage_errors(canonical, "delete"):
+            for p in (path + RECORD_SUFFIX, path):
+                try:
+                    self.fs.rm_file(p)
+                    found = True
+                except FileNotFoundError:
+                    pass
+        return found
 
     # -- read ------------------------------------------------------------------
     def _read(self, location: str) -> tuple[Any, Record | None]:
@@ -441,6 +555,19 @@ class FSSpecResult(Result):
             f"{type(self).__name__}(root={self.root_url!r}, location={loc!r}, "
             f"serializer={self.serializer.name!r})"
         )
+
+
+def _status_code(exc: BaseException) -> int | None:
+    """The HTTP status of a client library's error, if it carries one."""
+    for attr in ("status_code", "status", "code"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int):
+            return value
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):  # botocore
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return status if isinstance(status, int) else None
+    return None
 
 
 def from_url(

@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import IO, Any
+from typing import Any
 
 __all__ = ["Record", "HashingWriter", "RECORD_VERSION"]
 
@@ -58,7 +58,7 @@ class Record:
 class HashingWriter:
     """Wraps a binary stream, hashing and counting every byte written through it."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: Any) -> None:
         self._raw = raw
         self._hash = hashlib.sha256()
         self.size = 0

@@ -1,0 +1,114 @@
+"""AzureResult: results in an Azure Blob Storage container via adlfs."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from fsspec.asyn import sync
+from fsspec.spec import AbstractFileSystem
+
+from ..errors import ConfigurationError
+from ..serializers import Serializer
+from ._fsspec import FSSpecResult
+from ._location import LocationTemplate
+
+__all__ = ["AzureResult"]
+
+
+class AzureResult(FSSpecResult):
+    """Results stored as blobs in an Azure container (``pip install 'resultkit[azure]'``).
+
+    Credentials, first found wins: ``connection_string``, ``account_name`` with
+    ``credential`` (an account key, SAS token or azure-identity credential),
+    the ``AZURE_STORAGE_CONNECTION_STRING`` environment variable, then
+    ``account_name`` (or ``AZURE_STORAGE_ACCOUNT_NAME``) with
+    ``DefaultAzureCredential``. Secrets never appear in ``repr()`` or errors.
+
+    Args:
+        container: the container name.
+        location: location template under ``container/prefix``.
+        serializer: default :class:`~resultkit.serializers.PickleSerializer`.
+        connection_string: an Azure Storage connection string.
+        account_name: the storage account.
+        credential: key, SAS token or token credential for ``account_name``.
+        prefix: a folder inside the container.
+        storage_options: any other :class:`adlfs.AzureBlobFileSystem` argument.
+    """
+
+    default_protocol = "az"
+
+    def __init__(
+        self,
+        container: str,
+        location: LocationTemplate | None = None,
+        serializer: Serializer | None = None,
+        *,
+        connection_string: str | None = None,
+        account_name: str | None = None,
+        credential: Any = None,
+        prefix: str = "",
+        storage_options: dict[str, Any] | None = None,
+        value: Any = None,
+        verify: bool = True,
+    ) -> None:
+        if not container or "/" in container:
+            raise ConfigurationError(
+                f"AzureResult needs a container name without '/', got {container!r}; "
+                "use prefix= for folders"
+            )
+        options = dict(storage_options or {})
+        connection_string = connection_string or (
+            None if account_name else os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+        )
+        if connection_string:
+            options.setdefault("connection_string", connection_string)
+        else:
+            account_name = account_name or os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
+            if not account_name:
+                raise ConfigurationError(
+                    "AzureResult needs credentials: connection_string=..., account_name=... "
+                    "(with credential=... or DefaultAzureCredential), or the environment "
+                    "variable AZURE_STORAGE_CONNECTION_STRING"
+                )
+            options.setdefault("account_name", account_name)
+            if credential is not None:
+                options.setdefault("credential", credential)
+            else:
+                options.setdefault("anon", False)  # adlfs then uses DefaultAzureCredential
+        self.container = container
+        root = f"{container}/{prefix.strip('/')}" if prefix.strip("/") else container
+        super().__init__(
+            "az",
+            root,
+            location=location,
+            serializer=serializer,
+            value=value,
+            storage_options=options,
+            verify=verify,
+        )
+
+    def _make_fs(self) -> AbstractFileSystem:
+        try:
+            import adlfs
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ConfigurationError(
+                "AzureResult needs adlfs: pip install 'resultkit[azure]'"
+            ) from exc
+        return adlfs.AzureBlobFileSystem(**self._storage_options)
+
+    def _head(self, path: str) -> bool:
+        fs: Any = self.fs
+        container, key, _ = fs.split_path(path)
+
+        async def head() -> bool:
+            from azure.core.exceptions import ResourceNotFoundError
+
+            try:
+                async with fs.service_client.get_blob_client(container, key) as blob:
+                    await blob.get_blob_properties()  # one HEAD
+            except ResourceNotFoundError:
+                return False
+            return True
+
+        return bool(sync(fs.loop, head))
