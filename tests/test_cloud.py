@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import subprocess
 import sys
@@ -24,10 +25,8 @@ from resultkit.testing import ResultContract
 def _mkbucket(result) -> None:
     name = result.bucket if hasattr(result, "bucket") else result.container
     if not result.fs.exists(name):
-        try:
+        with contextlib.suppress(FileExistsError):  # created meanwhile
             result.fs.mkdir(name)
-        except FileExistsError:  # created meanwhile
-            pass
 
 
 # == builders ===================================================================
