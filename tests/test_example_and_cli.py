@@ -41,7 +41,7 @@ def test_cli_inspect(tmp_path, capsys):
     written = LocalResult(dir=tmp_path).write({"a": 1}, location="x.pkl")
     assert main(["inspect", written.location]) == 0
     out = capsys.readouterr().out
-    assert "pickle" in out and written.record.sha256 in out
+    assert "pickle" in out and written.record.digest in out
     (tmp_path / "x.pkl").write_bytes(b"tampered")
     assert main(["inspect", written.location]) == 1
     assert "ResultCorruptError" in capsys.readouterr().out

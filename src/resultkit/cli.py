@@ -51,7 +51,7 @@ def _inspect(url: str, console: Console) -> int:
     console.print(f"[green]ok[/green] {url}")
     console.print(f"  serializer  {record.serializer}")
     console.print(f"  size        {record.size} bytes")
-    console.print(f"  sha256      {record.sha256}")
+    console.print(f"  digest      {record.digest}")
     console.print(f"  written at  {record.written_at.isoformat()}")
     return 0
 

@@ -6,20 +6,23 @@ across runs and processes. It fails closed: a value it cannot hash exactly
 raises :class:`UnhashableInputError`, and the caller disables caching for
 that run instead of using a partial key.
 
-Speed: bytes and array buffers go straight into SHA-256 (hardware
-accelerated on most CPUs): about 0.7 ms per MB here, against 1.8 ms for
-joblib.hash and 14.7 ms for dask.base.tokenize (see ``benchmarks/``).
+Speed: bytes and array buffers go straight into XXH3-128 (a 128-bit
+non-cryptographic hash, about 15 GB/s: under 0.1 ms per MB here, against
+1.8 ms for joblib.hash; see ``benchmarks/``). A 128-bit hash makes an
+accidental collision (two different inputs with one token) practically
+impossible; it is not meant to resist inputs crafted to collide.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import decimal
-import hashlib
 import pickle
 import uuid
 from collections.abc import Mapping
 from typing import Any
+
+import xxhash
 
 from ..errors import ResultKitError
 
@@ -161,7 +164,7 @@ def input_token(value: Any) -> str:
         >>> input_token([1, "a"]) == input_token([1, "a"]) != input_token((1, "a"))
         True
     """
-    h = hashlib.sha256()
+    h = xxhash.xxh3_128()
     _feed(h, value)
     return h.hexdigest()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -115,8 +114,10 @@ class Result:
         return [self._exists(loc) for loc in locations]
 
     def copy(self: R) -> R:
-        """A shallow copy (the value is shared, not copied)."""
-        return copy.copy(self)
+        """A shallow copy (the value and the filesystem client are shared, not copied)."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
 
     # -- hooks for subclasses ----------------------------------------------
     def _canonical_location(

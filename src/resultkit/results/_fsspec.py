@@ -15,7 +15,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Iterator
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -33,6 +33,7 @@ from ..errors import (
 )
 from ..serializers import Serializer
 from ._base import Result
+from ._localio import HashingReader, PreallocatedFile
 from ._location import (
     RECORD_SUFFIX,
     TEMP_MARKER,
@@ -319,6 +320,8 @@ class FSSpecResult(Result):
         generic ``fs.info`` may also list the folder, or answer from a stale
         listing cache). Not-found is ``False``; any other failure raises.
         """
+        if self._is_local:
+            return os.path.isfile(path)
         try:
             info = self.fs.info(path)
         except FileNotFoundError:
@@ -418,9 +421,9 @@ class FSSpecResult(Result):
             raise
         return record
 
-    def _open_temp(self, path: str, local: bool) -> IO[bytes]:
+    def _open_temp(self, path: str, local: bool) -> Any:
         if local:
-            return open(path, "xb")  # noqa: SIM115 - closed by the caller's with-block
+            return PreallocatedFile(path)
         return self.fs.open(path, "wb")
 
     def _rename(self, src: str, dst: str, local: bool) -> None:
@@ -477,24 +480,37 @@ class FSSpecResult(Result):
     # -- read ------------------------------------------------------------------
     def _read(self, location: str) -> tuple[Any, Record | None]:
         path = self._path(location)
+        stream = self._is_local and self._streams_loads()
         with self._storage_errors(location, "read"):
             previous: tuple[bytes | None, str] | None = None
             for attempt in range(_READ_ATTEMPTS):
                 raw_record = self._cat_or_none(path + RECORD_SUFFIX)
                 record = self._check_record(location, raw_record)
-                payload = self.fs.cat_file(path)
-                if record is None or self._matches(record, payload):
-                    return self.serializer.deserialize(payload), record
+                if stream:
+                    # One pass, one copy: deserialize while hashing, then check.
+                    # The value is thrown away unless size and digest match.
+                    value, error, size, digest = self._load_local(path)
+                    if record is None or (size == record.size and digest == record.digest):
+                        if error is not None:
+                            raise error
+                        return value, record
+                else:
+                    # Check the bytes before handing them to the deserializer.
+                    payload = self._cat(path)
+                    size, digest = len(payload), Record.digest_of(payload)
+                    if record is None or (size == record.size and digest == record.digest):
+                        return self.serializer.deserialize(payload), record
+                assert record is not None
                 # A mismatch is either damage or a writer publishing between
                 # our two reads (payload and record are two objects). Damage is
                 # stable; a publish is not: look again before calling it corrupt.
-                seen = (raw_record, Record.digest(payload))
+                seen = (raw_record, digest)
                 if seen == previous:
                     raise ResultCorruptError(
                         f"the payload at {location} does not match its integrity record "
-                        f"(expected {record.size} bytes with sha256 {record.sha256[:12]}..., "
-                        f"found {len(payload)} bytes). It was changed or damaged after it "
-                        "was written; write it again.",
+                        f"(expected {record.size} bytes with digest {record.digest}, "
+                        f"found {size} bytes with {digest}). It was changed or damaged "
+                        "after it was written; write it again.",
                         location=location,
                     )
                 previous = seen
@@ -505,9 +521,42 @@ class FSSpecResult(Result):
                 location=location,
             )
 
+    def _streams_loads(self) -> bool:
+        """Whether the serializer's ``load`` streams and is as specific as its ``deserialize``.
+
+        (A subclass that overrides only ``deserialize`` must not be bypassed
+        by an inherited streaming ``load``.)
+        """
+        mro = type(self.serializer).__mro__
+
+        def owner(name: str) -> type:
+            return next(k for k in mro if name in k.__dict__)
+
+        load_owner = owner("load")
+        return load_owner is not Serializer and mro.index(load_owner) <= mro.index(
+            owner("deserialize")
+        )
+
+    def _load_local(self, path: str) -> tuple[Any, BaseException | None, int, str]:
+        with open(path, "rb") as f:
+            reader = HashingReader(f)
+            value, error = None, None
+            try:
+                value = self.serializer.load(reader)
+            except Exception as exc:  # judged after the digest: damage or a real error
+                error = exc
+            reader.drain()
+        return value, error, reader.size, reader.hexdigest()
+
+    def _cat(self, path: str) -> bytes:
+        if self._is_local:
+            with open(path, "rb") as f:
+                return f.read()
+        return self.fs.cat_file(path)
+
     def _cat_or_none(self, path: str) -> bytes | None:
         try:
-            return self.fs.cat_file(path)
+            return self._cat(path)
         except FileNotFoundError:
             return None
 
@@ -543,7 +592,7 @@ class FSSpecResult(Result):
 
     @staticmethod
     def _matches(record: Record, payload: bytes) -> bool:
-        return len(payload) == record.size and Record.digest(payload) == record.sha256
+        return len(payload) == record.size and Record.digest_of(payload) == record.digest
 
     def __repr__(self) -> str:
         loc = (

@@ -75,6 +75,8 @@ def render_location(template: LocationTemplate, keys: Mapping[str, Any]) -> str:
         raise TemplateError(
             f"a location must be a str or a callable, got {type(template).__name__}"
         )
+    if "{" not in template and "}" not in template:
+        return template  # nothing to substitute (the common case for canonical paths)
     try:
         return _FORMATTER.vformat(template, (), _KeysView(keys, template))
     except (MissingTemplateKeyError, TemplateError):

@@ -2,7 +2,9 @@
 
 Mechanism (documented in the README): every payload ``P`` has a small JSON
 record ``P.rkmeta`` beside it holding the format version, the serializer's
-name, the payload's size and SHA-256, and the UTC time of the write. The
+name, the payload's size and digest (XXH3-128, written as ``xxh3_128:<hex>``;
+15 GB/s, so checking costs little next to the I/O), and the UTC time of the
+write. The
 payload itself is exactly the serializer's bytes, so other tools can read it
 (``pandas.read_parquet`` on a parquet target). A read checks the size and
 digest before deserializing anything.
@@ -10,15 +12,22 @@ digest before deserializing anything.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["Record", "HashingWriter", "RECORD_VERSION"]
+import xxhash
+
+__all__ = ["Record", "HashingWriter", "RECORD_VERSION", "DIGEST_PREFIX", "new_hasher"]
 
 RECORD_VERSION = 1
+#: The payload digest's algorithm, written before the hex digest.
+DIGEST_PREFIX = "xxh3_128:"
+
+
+def new_hasher() -> Any:
+    return xxhash.xxh3_128()
 
 
 @dataclass(frozen=True)
@@ -26,14 +35,19 @@ class Record:
     """What is known about a stored payload without reading it."""
 
     serializer: str
-    sha256: str
+    digest: str
     size: int
     written_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     version: int = RECORD_VERSION
 
     def to_bytes(self) -> bytes:
-        data = asdict(self)
-        data["written_at"] = self.written_at.isoformat()
+        data = {
+            "digest": self.digest,
+            "serializer": self.serializer,
+            "size": self.size,
+            "version": self.version,
+            "written_at": self.written_at.isoformat(),
+        }
         return json.dumps(data, sort_keys=True).encode("utf-8")
 
     @classmethod
@@ -44,15 +58,15 @@ class Record:
             raise ValueError(f"not a resultkit record of version {RECORD_VERSION}")
         return cls(
             serializer=str(obj["serializer"]),
-            sha256=str(obj["sha256"]),
+            digest=str(obj["digest"]),
             size=int(obj["size"]),
             written_at=datetime.fromisoformat(obj["written_at"]),
             version=int(obj["version"]),
         )
 
     @staticmethod
-    def digest(data: bytes | memoryview) -> str:
-        return hashlib.sha256(data).hexdigest()
+    def digest_of(data: bytes | bytearray | memoryview) -> str:
+        return DIGEST_PREFIX + xxhash.xxh3_128(data).hexdigest()
 
 
 class HashingWriter:
@@ -60,7 +74,7 @@ class HashingWriter:
 
     def __init__(self, raw: Any) -> None:
         self._raw = raw
-        self._hash = hashlib.sha256()
+        self._hash = new_hasher()
         self.size = 0
 
     def write(self, data: Any) -> int:
@@ -83,4 +97,4 @@ class HashingWriter:
         return False
 
     def hexdigest(self) -> str:
-        return self._hash.hexdigest()
+        return DIGEST_PREFIX + str(self._hash.hexdigest())

@@ -44,6 +44,14 @@ class Serializer(abc.ABC):
         """Write ``value`` to a binary ``stream``. Streams when the format allows it."""
         stream.write(self.serialize(value))
 
+    def load(self, stream: Any) -> Any:
+        """Read a value from a binary ``stream`` (with ``read``/``readinto``/``readline``).
+
+        Serializers that can deserialize while reading override it; the
+        default reads everything and calls :meth:`deserialize`.
+        """
+        return self.deserialize(stream.read())
+
     # -- helpers shared by the built-in serializers -------------------------
     def _fail(self, action: str, value_or_data: Any, exc: BaseException) -> SerializationError:
         what = (

@@ -59,6 +59,12 @@ class PickleSerializer(Serializer):
         except Exception as exc:
             raise self._fail("deserialize", data, exc) from exc
 
+    def load(self, stream: Any) -> Any:
+        try:
+            return pickle.load(stream)
+        except Exception as exc:
+            raise self._fail("deserialize", None, exc) from exc
+
 
 _TAG = "__resultkit_type__"
 
