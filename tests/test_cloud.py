@@ -307,10 +307,14 @@ def test_server_killed_mid_write_leaves_no_partial_object(tmp_path):
 
 
 # == conditional create (for single-flight locks) ================================================
-@pytest.fixture(params=["s3", "gcs", "azure"])
-def any_cloud(request, moto_server, gcs_server, azurite_server):
+@pytest.fixture(params=["s3", "seaweedfs", "gcs", "azure"])
+def any_cloud(request, moto_server, seaweed_server, gcs_server, azurite_server):
     if request.param == "s3":
         return s3_result(moto_server)
+    if request.param == "seaweedfs":
+        r = seaweed_result(seaweed_server)
+        _mkbucket(r)
+        return r
     if request.param == "gcs":
         return gcs_result(gcs_server)
     return azure_result(azurite_server)

@@ -461,6 +461,12 @@ class FSSpecResult(Result):
                 self.fs.pipe_file(path, data, mode="create")
             except FileExistsError:
                 return False
+            except OSError as exc:
+                # Some S3 servers (SeaweedFS) answer 412 without the detail
+                # s3fs needs to call it FileExistsError.
+                if _precondition_failed(exc):
+                    return False
+                raise
             return True
 
     def delete(self, location: LocationTemplate | None = None, **kwargs: Any) -> bool:
@@ -617,6 +623,20 @@ def _status_code(exc: BaseException) -> int | None:
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return status if isinstance(status, int) else None
     return None
+
+
+def _precondition_failed(exc: BaseException) -> bool:
+    """Whether an error (or what caused it) is an HTTP 412 Precondition Failed."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if _status_code(seen) == 412 or "PreconditionFailed" in repr(seen):
+            return True
+        if "pre-conditions you specified did not hold" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def from_url(
