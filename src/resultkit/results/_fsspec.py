@@ -280,25 +280,26 @@ class FSSpecResult(Result):
             yield
         except ResultKitError:
             raise
-        except FileNotFoundError as exc:
-            if action == "read" or action == "check":
-                raise ResultNotFoundError(
+        except Exception as exc:
+            raise self._translate(location, action, exc) from exc
+
+    def _translate(self, location: str, action: str, exc: Exception) -> ResultKitError:
+        if isinstance(exc, FileNotFoundError):
+            if action in ("read", "check"):
+                return ResultNotFoundError(
                     f"nothing is stored at {location} (while trying to {action})",
                     location=location,
-                ) from exc
-            raise StorageError(
+                )
+            return StorageError(
                 f"could not {action} {location}: the bucket, container or folder does not "
                 f"exist ({exc}). Create it first.",
                 location=location,
-            ) from exc
-        except PermissionError as exc:
-            raise self._access_error(location, action, exc) from exc
-        except Exception as exc:
-            if _status_code(exc) in (401, 403):
-                raise self._access_error(location, action, exc) from exc
-            raise StorageError(
-                f"could not {action} {location}: {type(exc).__name__}: {exc}", location=location
-            ) from exc
+            )
+        if isinstance(exc, PermissionError) or _status_code(exc) in (401, 403):
+            return self._access_error(location, action, exc)
+        return StorageError(
+            f"could not {action} {location}: {type(exc).__name__}: {exc}", location=location
+        )
 
     @staticmethod
     def _access_error(location: str, action: str, exc: BaseException) -> StorageAccessError:
@@ -310,8 +311,12 @@ class FSSpecResult(Result):
 
     # -- exists ----------------------------------------------------------------
     def _exists(self, location: str) -> bool:
-        with self._storage_errors(location, "check"):
+        try:
             return self._head(self._path(location))
+        except ResultKitError:
+            raise
+        except Exception as exc:  # a plain try: this is the hot path of target checks
+            raise self._translate(location, "check", exc) from exc
 
     def _head(self, path: str) -> bool:
         """Whether an object exists at ``path``, with one metadata request.

@@ -8,6 +8,7 @@ value that contains braces is stored as written.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import uuid
@@ -120,6 +121,7 @@ class _KeysView(Mapping[str, Any]):
         return len(self._keys)
 
 
+@functools.lru_cache(maxsize=8192)
 def check_relative(location: str, root_description: str) -> str:
     """Return ``location`` normalised, or refuse it if it could leave the root.
 
