@@ -1,33 +1,4 @@
-"""Public home of the states."""
+"""Public home of the states (``Success``, ``Cached``, ``Paused``, ``Resume``...)."""
 
-from .engine.state import (
-    Cached,
-    Failed,
-    Finished,
-    Mapped,
-    Paused,
-    Pending,
-    Resume,
-    Retrying,
-    Running,
-    Skipped,
-    State,
-    Success,
-    TriggerFailed,
-)
-
-__all__ = [
-    "State",
-    "Pending",
-    "Running",
-    "Finished",
-    "Success",
-    "Cached",
-    "Mapped",
-    "Skipped",
-    "Failed",
-    "TriggerFailed",
-    "Retrying",
-    "Paused",
-    "Resume",
-]
+from .engine.state import *  # noqa: F403
+from .engine.state import __all__ as __all__

@@ -1,21 +1,4 @@
-"""Public home of the triggers."""
+"""Public home of the triggers (``all_successful``, ``manual_only``...)."""
 
-from .engine.triggers import (
-    all_failed,
-    all_finished,
-    all_successful,
-    always_run,
-    any_failed,
-    any_successful,
-    manual_only,
-)
-
-__all__ = [
-    "all_successful",
-    "all_failed",
-    "any_successful",
-    "any_failed",
-    "all_finished",
-    "always_run",
-    "manual_only",
-]
+from .engine.triggers import *  # noqa: F403
+from .engine.triggers import __all__ as __all__

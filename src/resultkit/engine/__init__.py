@@ -4,21 +4,8 @@ from .context import config, context
 from .executors import LocalExecutor, ThreadExecutor
 from .flow import Edge, Flow
 from .signals import FAIL, PAUSE, SKIP
-from .state import (
-    Cached,
-    Failed,
-    Finished,
-    Mapped,
-    Paused,
-    Pending,
-    Resume,
-    Retrying,
-    Running,
-    Skipped,
-    State,
-    Success,
-    TriggerFailed,
-)
+from .state import *  # noqa: F403
+from .state import __all__ as _state_names
 from .task import FunctionTask, Parameter, Task, task, unmapped
 
 __all__ = [
@@ -33,20 +20,8 @@ __all__ = [
     "config",
     "LocalExecutor",
     "ThreadExecutor",
-    "State",
-    "Pending",
-    "Running",
-    "Finished",
-    "Success",
-    "Cached",
-    "Mapped",
-    "Skipped",
-    "Failed",
-    "TriggerFailed",
-    "Retrying",
-    "Paused",
-    "Resume",
     "SKIP",
     "FAIL",
     "PAUSE",
+    *_state_names,
 ]

@@ -8,6 +8,7 @@ build and with which credentials.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import os
 import threading
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import fsspec
+from fsspec.asyn import sync
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.spec import AbstractFileSystem
 
@@ -209,9 +211,41 @@ class FSSpecResult(Result):
             self._fs = self._make_fs()
         return self._fs
 
+    #: ``"module:Class"`` of the filesystem a backend builds, and the pip extra
+    #: that installs it; ``None``: whatever fsspec registers for the protocol.
+    filesystem_class: ClassVar[str | None] = None
+    extra: ClassVar[str] = ""
+
     def _make_fs(self) -> AbstractFileSystem:
-        """Build the filesystem. Backends override this to add credentials."""
-        return fsspec.filesystem(self._protocol, **self._storage_options)
+        """Build the filesystem from ``storage_options`` (credentials included)."""
+        if self.filesystem_class is None:
+            return fsspec.filesystem(self._protocol, **self._storage_options)
+        module, _, name = self.filesystem_class.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ConfigurationError(
+                f"{type(self).__name__} needs {module}: pip install 'resultkit[{self.extra}]'"
+            ) from exc
+        return cls(**self._storage_options)
+
+    @staticmethod
+    def _bucket_root(kind: str, name: str, prefix: str) -> str:
+        """``name/prefix`` for a bucket or container, refusing names with a '/'."""
+        if not name or "/" in name:
+            raise ConfigurationError(
+                f"a {kind} name without '/' is needed, got {name!r}; use prefix= for folders"
+            )
+        prefix = prefix.strip("/")
+        return f"{name}/{prefix}" if prefix else name
+
+    def _head_request(self, request: Any, *args: Any, **kwargs: Any) -> bool:
+        """Run one async metadata request of the filesystem; not found means ``False``."""
+        try:
+            sync(self.fs.loop, request, *args, **kwargs)
+        except FileNotFoundError:
+            return False
+        return True
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -6,7 +6,6 @@ import os
 from typing import Any
 
 from fsspec.asyn import sync
-from fsspec.spec import AbstractFileSystem
 
 from ..errors import ConfigurationError
 from ..serializers import Serializer
@@ -37,6 +36,8 @@ class AzureResult(FSSpecResult):
     """
 
     default_protocol = "az"
+    filesystem_class = "adlfs:AzureBlobFileSystem"
+    extra = "azure"
 
     def __init__(
         self,
@@ -52,11 +53,7 @@ class AzureResult(FSSpecResult):
         value: Any = None,
         verify: bool = True,
     ) -> None:
-        if not container or "/" in container:
-            raise ConfigurationError(
-                f"AzureResult needs a container name without '/', got {container!r}; "
-                "use prefix= for folders"
-            )
+        root = self._bucket_root("container", container, prefix)
         options = dict(storage_options or {})
         connection_string = connection_string or (
             None if account_name else os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
@@ -77,7 +74,6 @@ class AzureResult(FSSpecResult):
             else:
                 options.setdefault("anon", False)  # adlfs then uses DefaultAzureCredential
         self.container = container
-        root = f"{container}/{prefix.strip('/')}" if prefix.strip("/") else container
         super().__init__(
             "az",
             root,
@@ -87,15 +83,6 @@ class AzureResult(FSSpecResult):
             storage_options=options,
             verify=verify,
         )
-
-    def _make_fs(self) -> AbstractFileSystem:
-        try:
-            import adlfs
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ConfigurationError(
-                "AzureResult needs adlfs: pip install 'resultkit[azure]'"
-            ) from exc
-        return adlfs.AzureBlobFileSystem(**self._storage_options)
 
     def _head(self, path: str) -> bool:
         fs: Any = self.fs

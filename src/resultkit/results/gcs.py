@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fsspec.asyn import sync
-from fsspec.spec import AbstractFileSystem
-
-from ..errors import ConfigurationError
 from ..serializers import Serializer
 from ._fsspec import FSSpecResult
 from ._location import LocationTemplate
@@ -35,6 +31,8 @@ class GCSResult(FSSpecResult):
     """
 
     default_protocol = "gs"
+    filesystem_class = "gcsfs:GCSFileSystem"
+    extra = "gcs"
 
     def __init__(
         self,
@@ -50,19 +48,14 @@ class GCSResult(FSSpecResult):
         value: Any = None,
         verify: bool = True,
     ) -> None:
-        if not bucket or "/" in bucket:
-            raise ConfigurationError(
-                f"GCSResult needs a bucket name without '/', got {bucket!r}; use prefix= for folders"
-            )
         options = dict(storage_options or {})
         for key, val in (("project", project), ("token", token), ("endpoint_url", endpoint_url)):
             if val is not None:
                 options.setdefault(key, val)
         self.bucket = bucket
-        root = f"{bucket}/{prefix.strip('/')}" if prefix.strip("/") else bucket
         super().__init__(
             "gs",
-            root,
+            self._bucket_root("bucket", bucket, prefix),
             location=location,
             serializer=serializer,
             value=value,
@@ -70,17 +63,6 @@ class GCSResult(FSSpecResult):
             verify=verify,
         )
 
-    def _make_fs(self) -> AbstractFileSystem:
-        try:
-            import gcsfs
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ConfigurationError("GCSResult needs gcsfs: pip install 'resultkit[gcs]'") from exc
-        return gcsfs.GCSFileSystem(**self._storage_options)
-
     def _head(self, path: str) -> bool:
-        fs: Any = self.fs
-        try:
-            sync(fs.loop, fs._get_object, path)  # one GET of the object's metadata
-        except FileNotFoundError:
-            return False
-        return True
+        # GCS has no HEAD: one GET of the object's metadata (not its payload).
+        return self._head_request(self.fs._get_object, path)

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fsspec.asyn import sync
-from fsspec.spec import AbstractFileSystem
-
-from ..errors import ConfigurationError
 from ..serializers import Serializer
 from ._fsspec import FSSpecResult
 from ._location import LocationTemplate
@@ -39,6 +35,8 @@ class S3Result(FSSpecResult):
     """
 
     default_protocol = "s3"
+    filesystem_class = "s3fs:S3FileSystem"
+    extra = "s3"
 
     def __init__(
         self,
@@ -52,10 +50,6 @@ class S3Result(FSSpecResult):
         value: Any = None,
         verify: bool = True,
     ) -> None:
-        if not bucket or "/" in bucket:
-            raise ConfigurationError(
-                f"S3Result needs a bucket name without '/', got {bucket!r}; use prefix= for folders"
-            )
         options = dict(storage_options or {})
         if endpoint_url:
             options.setdefault("endpoint_url", endpoint_url)
@@ -63,10 +57,9 @@ class S3Result(FSSpecResult):
         # read); one GET is cheaper for results. Raise it for very large objects.
         options.setdefault("max_concurrency", 1)
         self.bucket = bucket
-        root = f"{bucket}/{prefix.strip('/')}" if prefix.strip("/") else bucket
         super().__init__(
             "s3",
-            root,
+            self._bucket_root("bucket", bucket, prefix),
             location=location,
             serializer=serializer,
             value=value,
@@ -74,18 +67,7 @@ class S3Result(FSSpecResult):
             verify=verify,
         )
 
-    def _make_fs(self) -> AbstractFileSystem:
-        try:
-            import s3fs
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ConfigurationError("S3Result needs s3fs: pip install 'resultkit[s3]'") from exc
-        return s3fs.S3FileSystem(**self._storage_options)
-
     def _head(self, path: str) -> bool:
         fs: Any = self.fs
         bucket, key, _ = fs.split_path(path)
-        try:
-            sync(fs.loop, fs._call_s3, "head_object", fs.kwargs, Bucket=bucket, Key=key)
-        except FileNotFoundError:
-            return False
-        return True
+        return self._head_request(fs._call_s3, "head_object", fs.kwargs, Bucket=bucket, Key=key)
