@@ -635,10 +635,6 @@ class FSSpecResult(Result):
             )
         return record
 
-    @staticmethod
-    def _matches(record: Record, payload: bytes) -> bool:
-        return len(payload) == record.size and Record.digest_of(payload) == record.digest
-
     def __repr__(self) -> str:
         loc = (
             self.location
