@@ -345,3 +345,17 @@ def test_put_if_absent_local_and_memory(tmp_path):
     for r in (LocalResult(dir=tmp_path), MemoryResult(root=f"/pia-{uuid.uuid4().hex}")):
         assert r.put_if_absent(b"1", "l.lock") is True
         assert r.put_if_absent(b"2", "l.lock") is False
+
+
+def test_bulk_exists_is_one_listing(proxied):
+    kind, r, proxy = proxied
+    for i in range(30):
+        r.write(i, location=f"mapped/{i}.pkl")
+    proxy.clear()
+    locations = [f"mapped/{i}.pkl" for i in range(40)]
+    found = r.exists_many(locations)
+    assert found == [True] * 30 + [False] * 10
+    # One listing of the folder (adlfs lists twice: the prefix, then the folder),
+    # whatever the number of locations; no per-object HEAD.
+    assert len(proxy.requests) <= 2, proxy.requests
+    assert all(m == "GET" for m in proxy.methods())

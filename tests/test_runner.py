@@ -895,3 +895,54 @@ def test_memory_result_flow_checkpoint():
     state = flow.run()
     assert state.result[ref].location == "memory:///flow-memory-test/mem/t.pkl"
     assert result.read("mem/t.pkl").value == "m"
+
+
+def test_diamond_waits_for_both_branches_with_threads():
+    import time as _time
+
+    @task
+    def source():
+        return 1
+
+    @task
+    def slow(x):
+        _time.sleep(0.2)
+        return x + 1
+
+    @task
+    def fast(x):
+        return x + 10
+
+    @task
+    def join(a, b):
+        return a + b
+
+    with Flow("diamond", executor=ThreadExecutor(4)) as flow:
+        s = source()
+        j = join(slow(s), fast(s))
+    state = flow.run()
+    assert state.result[j].result == 13
+
+
+def test_cycle_is_refused():
+    @task
+    def a(x=None):
+        return 1
+
+    with Flow("cyc") as flow:
+        first = a()
+        second = a(first)
+        with pytest.raises(FlowError, match="cycle"):
+            first.set_upstream(second, flow=flow)
+
+
+def test_long_chain_runs_in_order():
+    @task
+    def inc(x):
+        return x + 1
+
+    with Flow("chain") as flow:
+        x = inc(0)
+        for _ in range(999):
+            x = inc(x)
+    assert flow.run().result[x].result == 1000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextvars
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -75,6 +76,9 @@ class Flow:
         self.tasks: list[Task] = []
         self._task_set: set[Task] = set()
         self.edges: list[Edge] = []
+        # Edges indexed by task, so reading the graph stays linear in its size.
+        self._up: dict[Task, list[Edge]] = {}
+        self._down: dict[Task, list[Edge]] = {}
         self._reference_tasks = list(reference_tasks or [])
         self._token: contextvars.Token[Flow | None] | None = None
         #: Task states of the last run, reused when resuming (``task_states=``).
@@ -116,13 +120,26 @@ class Flow:
         if key is not None and any(e.downstream is downstream and e.key == key for e in self.edges):
             raise FlowError(f"task {downstream.name!r} already has an input named {key!r}")
         edge = Edge(up, downstream, key, mapped)
-        self.edges.append(edge)
-        if self._has_cycle():
-            self.edges.pop()
+        if self._reaches(downstream, up):
             raise FlowError(
                 f"adding {up.name!r} -> {downstream.name!r} would make a cycle in flow {self.name!r}"
             )
+        self.edges.append(edge)
+        self._up.setdefault(downstream, []).append(edge)
+        self._down.setdefault(up, []).append(edge)
         return edge
+
+    def _reaches(self, start: Task, goal: Task) -> bool:
+        """Whether ``goal`` is ``start`` or downstream of it."""
+        seen, stack = set(), [start]
+        while stack:
+            t = stack.pop()
+            if t is goal:
+                return True
+            if t not in seen:
+                seen.add(t)
+                stack.extend(e.downstream for e in self._down.get(t, ()))
+        return False
 
     def set_dependencies(
         self,
@@ -143,10 +160,10 @@ class Flow:
 
     # -- reading the graph ----------------------------------------------------------------
     def upstream_edges(self, task: Task) -> list[Edge]:
-        return [e for e in self.edges if e.downstream is task]
+        return list(self._up.get(task, ()))
 
     def downstream_edges(self, task: Task) -> list[Edge]:
-        return [e for e in self.edges if e.upstream is task]
+        return list(self._down.get(task, ()))
 
     def parameters(self) -> list[Parameter]:
         return [t for t in self.tasks if isinstance(t, Parameter)]
@@ -168,18 +185,15 @@ class Flow:
         indegree = {t: 0 for t in self.tasks}
         for e in self.edges:
             indegree[e.downstream] += 1
-        ready = [t for t in self.tasks if indegree[t] == 0]
+        ready = collections.deque(t for t in self.tasks if indegree[t] == 0)
         while ready:
-            t = ready.pop(0)
+            t = ready.popleft()
             order.append(t)
             for e in self.downstream_edges(t):
                 indegree[e.downstream] -= 1
                 if indegree[e.downstream] == 0:
                     ready.append(e.downstream)
         return order
-
-    def _has_cycle(self) -> bool:
-        return len(self.sorted_tasks()) != len(self.tasks)
 
     def get_tasks(self, name: str) -> list[Task]:
         return [t for t in self.tasks if t.name == name]

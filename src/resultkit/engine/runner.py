@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import logging
 import threading
@@ -387,19 +388,29 @@ class FlowRunner:
     ) -> None:
         flow = self.flow
         order = flow.sorted_tasks()
-        started: set[Task] = set()
+        # Each task starts once all its upstream tasks have a state.
+        waiting = {t: len({e.upstream for e in flow.upstream_edges(t)}) for t in order}
+        ready = collections.deque(t for t in order if waiting[t] == 0)
         futures: dict[cf.Future[State], tuple[Task, int | None]] = {}
         children: dict[Task, list[State | None]] = {}
+
+        def settle(t: Task) -> None:
+            for down in {e.downstream for e in flow.downstream_edges(t)}:
+                waiting[down] -= 1
+                if waiting[down] == 0:
+                    ready.append(down)
+
+        unfinished: dict[Task, int] = {}  # mapped task -> children still running
         while True:
-            for t in order:
-                if t in started or any(e.upstream not in states for e in flow.upstream_edges(t)):
-                    continue
-                started.add(t)
+            while ready:
+                t = ready.popleft()
                 self._start(t, runner, states, prior, futures, children)
+                if t in children:
+                    unfinished[t] = len(children[t])
+                if t in states:  # settled at once (constant, parameter, reused, failed map)
+                    settle(t)
             if not futures:
-                if len(started) == len(order):
-                    return
-                continue  # pragma: no cover - every task becomes ready in a DAG
+                return
             done, _ = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 t, index = futures.pop(fut)
@@ -409,14 +420,17 @@ class FlowRunner:
                     state = Failed(f"internal error: {type(exc).__name__}: {exc}", exception=exc)
                 if index is None:
                     states[t] = state
+                    settle(t)
                 else:
                     kids = children[t]
                     kids[index] = state
-                    if all(k is not None for k in kids):
+                    unfinished[t] -= 1
+                    if unfinished[t] == 0:
                         states[t] = Mapped(
                             f"{len(kids)} mapped children", [k for k in kids if k is not None]
                         )
                         runner._log(t.name, states[t])
+                        settle(t)
 
     def _start(
         self,
