@@ -418,8 +418,9 @@ class FSSpecResult(Result):
         fs = self.fs
         parent, _, name = path.rpartition("/")
         token = uuid.uuid4().hex[:12]
-        tmp = f"{parent}/.{name}{TEMP_MARKER}{token}"
-        tmp_record = f"{parent}/.{name}{RECORD_SUFFIX}{TEMP_MARKER}{token}"
+        folder = f"{parent}/" if parent else ""
+        tmp = f"{folder}.{name}{TEMP_MARKER}{token}"
+        tmp_record = f"{folder}.{name}{RECORD_SUFFIX}{TEMP_MARKER}{token}"
         local = self._is_local
         if parent:
             if local:
@@ -441,7 +442,8 @@ class FSSpecResult(Result):
                     os.fsync(f.fileno())
             # Payload first, then its record, under a lock so two writers of
             # the same key cannot leave one's record beside the other's payload.
-            with _publish_lock(path), _dir_flock(parent) if local else contextlib.nullcontext():
+            lock = _publish_lock(self._url(path))
+            with lock, _dir_flock(parent) if local else contextlib.nullcontext():
                 self._rename(tmp, path, local)
                 self._rename(tmp_record, path + RECORD_SUFFIX, local)
                 if local and self.fsync:
