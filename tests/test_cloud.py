@@ -19,6 +19,7 @@ from conftest import SEAWEED_KEY, SEAWEED_SECRET
 from counting_proxy import CountingProxy
 from resultkit.errors import ResultError, StorageAccessError, StorageError
 from resultkit.results import AzureResult, GCSResult, S3Result, from_url
+from resultkit.serializers import PickleSerializer
 from resultkit.testing import ResultContract
 
 
@@ -265,6 +266,18 @@ def test_large_write_streams_multipart_with_bounded_memory(moto_server):
 
 
 # == crash mid-write ===================================================================
+class SlowBytesSerializer(PickleSerializer):
+    """Streams 5 MiB chunks with a pause between them, so a write lasts seconds."""
+
+    name = "pickle"  # same bytes as pickle: the old value stays readable
+
+    def dump(self, value, stream):
+        data = pickle.dumps(value, protocol=5)
+        for start in range(0, len(data), 5 * 2**20):
+            stream.write(data[start : start + 5 * 2**20])
+            time.sleep(0.1)
+
+
 def test_server_killed_mid_write_leaves_no_partial_object(tmp_path):
     server = emulators.seaweedfs(tmp_path, SEAWEED_KEY, SEAWEED_SECRET).start()
     try:
@@ -279,22 +292,24 @@ def test_server_killed_mid_write_leaves_no_partial_object(tmp_path):
         )
         _mkbucket(r)
         r.write("old", location="victim.pkl")
+        slow = r.copy()
+        slow.serializer = SlowBytesSerializer()
         errors: list[BaseException] = []
 
         def writer():
             try:
-                r.write(bytes(200 * 2**20), location="victim.pkl")
+                slow.write(bytes(100 * 2**20), location="victim.pkl")  # >= 2 s of streaming
             except BaseException as exc:
                 errors.append(exc)
 
         t = threading.Thread(target=writer)
         t.start()
-        time.sleep(1.0)
-        assert t.is_alive(), "the write finished before the crash; make it larger"
+        time.sleep(0.8)  # some parts are uploaded, the upload is not complete
+        assert t.is_alive()
         server.kill()
         t.join(timeout=300)
         assert not t.is_alive()
-        assert len(errors) == 1 and isinstance(errors[0], ResultError)
+        assert len(errors) == 1 and isinstance(errors[0], ResultError), errors
         assert "victim.pkl" in str(errors[0])
         server.start()
         fresh = seaweed_result(server)
