@@ -946,3 +946,66 @@ def test_long_chain_runs_in_order():
         for _ in range(999):
             x = inc(x)
     assert flow.run().result[x].result == 1000
+
+
+def test_checkpoint_write_failure_fails_the_task_with_the_reason(tmp_path):
+    @task(checkpoint=True, result=LocalResult(dir=tmp_path, location="{task_name}.pkl"))
+    def makes_lock():
+        return threading.Lock()
+
+    with Flow("wf") as flow:
+        ref = makes_lock()
+    state = flow.run()
+    assert state.result[ref].is_failed()
+    assert "could not write the result" in state.result[ref].message
+    assert "PickleSerializer" in state.result[ref].message
+    assert list(tmp_path.iterdir()) == []  # nothing partial left behind
+
+
+def test_retrying_state_carries_inputs_as_results():
+    from resultkit.results import Result
+
+    changes = []
+    seen = []
+
+    def record(task_, old, new):
+        changes.append((type(old).__name__, type(new).__name__, new))
+
+    @task(max_retries=1, retry_delay=timedelta(0), state_handlers=[record])
+    def once_broken(x):
+        seen.append(x)
+        if len(seen) == 1:
+            raise OSError("transient")
+        return x
+
+    with Flow("rs") as flow:
+        ref = once_broken(7)
+    state = flow.run()
+    assert state.result[ref].result == 7 and seen == [7, 7]
+    names = [(old, new) for old, new, _ in changes]
+    assert names == [
+        ("Pending", "Running"),
+        ("Running", "Retrying"),
+        ("Retrying", "Running"),
+        ("Running", "Success"),
+    ]
+    retrying = changes[1][2]
+    assert isinstance(retrying.cached_inputs["x"], Result)
+    assert retrying.cached_inputs["x"].value == 7
+    assert isinstance(retrying.exception, OSError)
+
+
+def test_state_handler_can_replace_a_state():
+    from resultkit.states import Failed, Success
+
+    def forgive(task_, old, new):
+        return Success("forgiven", "fallback") if isinstance(new, Failed) else None
+
+    @task(state_handlers=[forgive])
+    def broken():
+        raise ValueError("nope")
+
+    with Flow("sh") as flow:
+        ref = broken()
+    state = flow.run()
+    assert state.result[ref].result == "fallback" and state.result[ref].message == "forgiven"

@@ -76,6 +76,8 @@ class TaskRunner:
     def __init__(self, flow: Flow, flow_keys: Mapping[str, Any]) -> None:
         self.flow = flow
         self.flow_keys = flow_keys
+        # The task run in progress on this thread: (task, its current state).
+        self._current = threading.local()
 
     # -- helpers -----------------------------------------------------------------------
     def result_for(self, task: Task) -> Result | None:
@@ -111,12 +113,28 @@ class TaskRunner:
         return str(result.format_map(keys, task.target).location)
 
     def _log(self, task_full_name: str, state: State) -> State:
+        """Record a state change: log it and call the task's state handlers."""
         msg = f": {state.message}" if state.message else ""
         logger.info("Task '%s': %s%s", task_full_name, type(state).__name__, msg)
+        run = getattr(self._current, "run", None)
+        if run is not None:
+            task, old = run
+            for handler in task.state_handlers:
+                replaced = handler(task, old, state)
+                if replaced is not None:
+                    state = replaced
+            self._current.run = (task, state)
         return state
 
     # -- the run -------------------------------------------------------------------------
     def run(self, unit: _Unit) -> State:
+        self._current.run = (unit.task, unit.prior or Pending())
+        try:
+            return self._run(unit)
+        finally:
+            self._current.run = None
+
+    def _run(self, unit: _Unit) -> State:
         task = unit.task
         keys = unit.keys or self.keys_for(task, unit.inputs, unit.map_index)
         name = keys["task_full_name"]

@@ -59,6 +59,9 @@ class Task:
         result: where the value is written (default: the flow's ``result``).
         target: a location template or callable; if something is stored there
             the task is Cached without running, otherwise its value is written there.
+        state_handlers: callables ``handler(task, old_state, new_state)`` called on
+            every state change of a run (each mapped child included); a handler
+            that returns a State replaces the new state.
 
     Example:
         >>> class Double(Task):
@@ -83,6 +86,7 @@ class Task:
         checkpoint: bool | None = None,
         result: Result | None = None,
         target: str | Callable[..., str] | None = None,
+        state_handlers: Iterable[Callable[[Task, Any, Any], Any]] | None = None,
     ) -> None:
         self.name = name or type(self).__name__
         self.slug = slug or f"{self.name}-{next(_ids)}"
@@ -117,6 +121,7 @@ class Task:
         if target is not None and not (isinstance(target, str) or callable(target)):
             raise FlowError(f"task {self.name!r}: target must be a str template or a callable")
         self.target = target
+        self.state_handlers = list(state_handlers or [])
         self._check_signature()
 
     # -- the body -----------------------------------------------------------------
