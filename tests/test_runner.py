@@ -1009,3 +1009,19 @@ def test_state_handler_can_replace_a_state():
         ref = broken()
     state = flow.run()
     assert state.result[ref].result == "fallback" and state.result[ref].message == "forgiven"
+
+
+def test_mapped_children_do_not_share_an_output_cache():
+    runs = Counter()
+
+    @task(cache_for=timedelta(hours=1))  # duration_only: inputs are not compared
+    def square(x):
+        runs()
+        return x * x
+
+    with Flow("mc") as flow:
+        m = square.map([1, 2, 3])
+    first = flow.run()
+    second = flow.run()
+    assert first.result[m].result == second.result[m].result == [1, 4, 9]
+    assert runs.n == 3 and all(s.is_cached() for s in second.result[m].map_states)

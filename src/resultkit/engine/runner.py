@@ -186,6 +186,8 @@ class TaskRunner:
         tokens: dict[str, str] | None = None
         param_tokens: dict[str, str] = {}
         cache_key = task.cache_key or task.name
+        if unit.map_index is not None:  # each mapped child has its own cache
+            cache_key = f"{cache_key}[{unit.map_index}]"
         if task.cache_for is not None and task.target is None:
             try:
                 tokens = inputs_token(inputs)
