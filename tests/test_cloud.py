@@ -215,6 +215,36 @@ def test_secrets_never_in_repr():
         assert "pk-secret" not in repr(res) and "AKIAEXAMPLE" not in repr(res)
 
 
+def test_secrets_never_in_error_messages(azurite_server):
+    # Azurite checks SharedKey signatures: a wrong account key is refused (403).
+    key = "c2VjcmV0LWFjY291bnQta2V5LXdyb25nLXdyb25nLXdyb25nLXdyb25nLXdyb25nLXdyb25nLXdyb25nLQ=="
+    r = AzureResult(
+        "rk-test",
+        connection_string=(
+            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};"
+            f"BlobEndpoint=http://127.0.0.1:{azurite_server.port}/devstoreaccount1;"
+        ),
+        storage_options={"skip_instance_cache": True},
+    )
+    with pytest.raises(StorageAccessError) as info:
+        r.exists("x.pkl")
+    assert key not in str(info.value) and "az://rk-test/x.pkl" in str(info.value)
+    port = emulators.free_port()  # nothing listens: the client fails to connect
+    s3 = S3Result(
+        "b",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        storage_options={
+            "key": "AKIDEXAMPLE",
+            "secret": "s3-secret-value",
+            "skip_instance_cache": True,
+            "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1},
+        },
+    )
+    with pytest.raises(StorageError) as info:
+        s3.read("x.pkl")
+    assert "s3-secret-value" not in str(info.value) and "AKIDEXAMPLE" not in str(info.value)
+
+
 def test_client_not_pickled_and_works_in_another_process(moto_server):
     r = s3_result(moto_server, location="{k}.pkl")
     r.write("from parent", k="p")

@@ -192,10 +192,13 @@ class FSSpecResult(Result):
                 ) from exc
             self._fs = None
             self._lazy = True
-        self._protocol = fs_cls.protocol if isinstance(fs_cls.protocol, str) else fs_cls.protocol[0]
         self._protocols = (
             (fs_cls.protocol,) if isinstance(fs_cls.protocol, str) else tuple(fs_cls.protocol)
         )
+        # Canonical URLs use the protocol the caller named (az://, gs://), else
+        # the filesystem's first one.
+        named = fs if isinstance(fs, str) else self.default_protocol
+        self._protocol = named if named in self._protocols else self._protocols[0]
         self._storage_options = dict(storage_options or {})
         self._root = fs_cls._strip_protocol(root) if root else ""
         if isinstance(self._root, list):  # pragma: no cover - defensive
