@@ -292,7 +292,9 @@ def test_large_write_streams_multipart_with_bounded_memory(moto_server):
         assert any(m == "POST" and "uploads" in p for m, p in proxy.requests)
         # Bounded by a few parts in flight, not by the value's size.
         assert peak < len(value) / 2, f"peak {peak / 2**20:.0f} MiB"
+        proxy.clear()
         assert r.read(written.location).value == value
+        assert proxy.methods() == ["GET", "GET"]  # record + payload, one request each
 
 
 # == crash mid-write ===================================================================
