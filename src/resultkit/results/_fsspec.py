@@ -52,9 +52,9 @@ __all__ = ["FSSpecResult", "from_url"]
 # a rename would be a second full copy.
 _OBJECT_STORE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"})
 
-# How often a read retries when the record changed under it (a concurrent
-# writer published between our two GETs).
-_READ_ATTEMPTS = 5
+# How long a remote payload must keep mismatching its record (the same pair,
+# read again and again) before it is called corrupt rather than mid-publish.
+_STABLE_MISMATCH_SECONDS = 0.5
 
 _publish_locks: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 _publish_locks_guard = threading.Lock()
@@ -70,8 +70,13 @@ def _publish_lock(key: str) -> Any:
 
 
 @contextlib.contextmanager
-def _dir_flock(directory: str) -> Iterator[None]:
-    """Serialise publishes within a local folder across processes (POSIX flock)."""
+def _dir_flock(directory: str, shared: bool = False) -> Iterator[None]:
+    """Lock a local folder (POSIX flock): writers exclusively while they publish a
+    payload and its record, readers shared while they pick up the pair.
+
+    Each call opens its own descriptor, so the lock also orders threads of one
+    process.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: in-process lock only
@@ -79,7 +84,7 @@ def _dir_flock(directory: str) -> Iterator[None]:
         return
     fd = os.open(directory, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing releases the lock
@@ -530,46 +535,76 @@ class FSSpecResult(Result):
     # -- read ------------------------------------------------------------------
     def _read(self, location: str) -> tuple[Any, Record | None]:
         path = self._path(location)
-        stream = self._is_local and self._streams_loads()
         with self._storage_errors(location, "read"):
-            previous: tuple[bytes | None, str] | None = None
-            for attempt in range(_READ_ATTEMPTS):
-                raw_record = self._cat_or_none(path + RECORD_SUFFIX)
-                record = self._check_record(location, raw_record)
-                if stream:
-                    # One pass, one copy: deserialize while hashing, then check.
-                    # The value is thrown away unless size and digest match.
-                    value, error, size, digest = self._load_local(path)
-                    if record is None or (size == record.size and digest == record.digest):
-                        if error is not None:
-                            raise error
-                        return value, record
-                else:
-                    # Check the bytes before handing them to the deserializer.
-                    payload = self._cat(path)
-                    size, digest = len(payload), Record.digest_of(payload)
-                    if record is None or (size == record.size and digest == record.digest):
-                        return self.serializer.deserialize(payload), record
-                assert record is not None
-                # A mismatch is either damage or a writer publishing between
-                # our two reads (payload and record are two objects). Damage is
-                # stable; a publish is not: look again before calling it corrupt.
-                seen = (raw_record, digest)
-                if seen == previous:
-                    raise ResultCorruptError(
-                        f"the payload at {location} does not match its integrity record "
-                        f"(expected {record.size} bytes with digest {record.digest}, "
-                        f"found {size} bytes with {digest}). It was changed or damaged "
-                        "after it was written; write it again.",
-                        location=location,
-                    )
-                previous = seen
-                time.sleep(0.005 * 2**attempt)
-            raise ResultCorruptError(
-                f"the payload at {location} kept changing while it was read "
-                f"({_READ_ATTEMPTS} attempts); too many concurrent writers",
-                location=location,
-            )
+            if self._is_local:
+                return self._read_local(location, path)
+            return self._read_remote(location, path)
+
+    def _read_local(self, location: str, path: str) -> tuple[Any, Record | None]:
+        # Under a shared folder lock, the record and the payload's descriptor
+        # are one consistent pair (writers publish both under the exclusive
+        # lock); an open descriptor keeps its file whatever is renamed after.
+        with _dir_flock(os.path.dirname(path), shared=True):
+            raw_record = self._cat_or_none(path + RECORD_SUFFIX)
+            f = open(path, "rb")  # noqa: SIM115 - closed below
+        with f:
+            record = self._check_record(location, raw_record)
+            streams = self._streams_loads()
+            if streams:
+                # One pass, one copy: deserialize while hashing, then check.
+                # The value is thrown away unless size and digest match.
+                value, error, size, digest = self._load_stream(f)
+            else:
+                # Check the bytes before handing them to the deserializer.
+                payload = f.read()
+                size, digest = len(payload), Record.digest_of(payload)
+        if record is not None and (size, digest) != (record.size, record.digest):
+            raise self._corrupt(location, record, size, digest)
+        if not streams:
+            return self.serializer.deserialize(payload), record
+        if error is not None:
+            raise error
+        return value, record
+
+    def _read_remote(self, location: str, path: str) -> tuple[Any, Record | None]:
+        # Payload and record are two objects read by two requests; a writer in
+        # another process may publish between them. Damage is stable, a publish
+        # is not: a mismatch is called corrupt only once the same pair has been
+        # seen for a while.
+        first_seen: float | None = None
+        previous: tuple[bytes | None, str] | None = None
+        deadline = time.monotonic() + 10
+        delay = 0.005
+        while True:
+            raw_record = self._cat_or_none(path + RECORD_SUFFIX)
+            record = self._check_record(location, raw_record)
+            payload = self._cat(path)
+            size, digest = len(payload), Record.digest_of(payload)
+            if record is None or (size, digest) == (record.size, record.digest):
+                return self.serializer.deserialize(payload), record
+            now = time.monotonic()
+            if (raw_record, digest) != previous:
+                previous, first_seen = (raw_record, digest), now
+            elif first_seen is not None and now - first_seen >= _STABLE_MISMATCH_SECONDS:
+                raise self._corrupt(location, record, size, digest)
+            if now > deadline:
+                raise ResultCorruptError(
+                    f"the payload at {location} kept changing while it was read; "
+                    "too many concurrent writers",
+                    location=location,
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    @staticmethod
+    def _corrupt(location: str, record: Record, size: int, digest: str) -> ResultCorruptError:
+        return ResultCorruptError(
+            f"the payload at {location} does not match its integrity record "
+            f"(expected {record.size} bytes with digest {record.digest}, "
+            f"found {size} bytes with {digest}). It was changed or damaged "
+            "after it was written; write it again.",
+            location=location,
+        )
 
     def _streams_loads(self) -> bool:
         """Whether the serializer's ``load`` streams and is as specific as its ``deserialize``.
@@ -587,15 +622,14 @@ class FSSpecResult(Result):
             owner("deserialize")
         )
 
-    def _load_local(self, path: str) -> tuple[Any, BaseException | None, int, str]:
-        with open(path, "rb") as f:
-            reader = HashingReader(f)
-            value, error = None, None
-            try:
-                value = self.serializer.load(reader)
-            except Exception as exc:  # judged after the digest: damage or a real error
-                error = exc
-            reader.drain()
+    def _load_stream(self, f: Any) -> tuple[Any, BaseException | None, int, str]:
+        reader = HashingReader(f)
+        value, error = None, None
+        try:
+            value = self.serializer.load(reader)
+        except Exception as exc:  # judged after the digest: damage or a real error
+            error = exc
+        reader.drain()
         return value, error, reader.size, reader.hexdigest()
 
     def _cat(self, path: str) -> bytes:
