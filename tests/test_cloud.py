@@ -406,3 +406,22 @@ def test_bulk_exists_is_one_listing(proxied):
     # whatever the number of locations; no per-object HEAD.
     assert len(proxy.requests) <= 2, proxy.requests
     assert all(m == "GET" for m in proxy.methods())
+
+
+def test_denied_target_fails_the_task_instead_of_recomputing(seaweed_server):
+    from resultkit import Flow, task
+
+    runs = []
+    bad = seaweed_result(seaweed_server, secret="not-the-secret")
+
+    @task(target="denied/{task_name}.pkl", result=bad)
+    def guarded():
+        runs.append(1)
+        return 1
+
+    with Flow("denied") as flow:
+        ref = guarded()
+    state = flow.run()
+    assert state.result[ref].is_failed() and runs == []
+    assert isinstance(state.result[ref].exception, StorageAccessError)
+    assert "denied/guarded.pkl" in state.result[ref].message

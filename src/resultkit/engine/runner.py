@@ -15,7 +15,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..caching.hashing import UnhashableInputError, inputs_token
-from ..errors import FlowError, ResultError, ResultKitWarning
+from ..errors import (
+    FlowError,
+    ResultCorruptError,
+    ResultError,
+    ResultKitWarning,
+    ResultNotFoundError,
+    SerializationError,
+    SerializerMismatchError,
+)
 from ..results import ConstantResult, LocalResult, Result
 from .context import config, context
 from .executors import Executor, LocalExecutor
@@ -177,7 +185,10 @@ class TaskRunner:
                 target = target or self.format_target(task, keys)
             except ResultError as exc:
                 return self._log(name, Failed(f"target: {exc}", exception=exc))
-            hit = self._read_target(task, result, target, unit.target_exists, name)
+            try:
+                hit = self._read_target(task, result, target, unit.target_exists, name)
+            except ResultError as exc:
+                return self._log(name, Failed(f"target: {exc}", exception=exc))
             if hit is not None:
                 return self._log(name, hit)
 
@@ -238,13 +249,21 @@ class TaskRunner:
     def _read_target(
         self, task: Task, result: Result, target: str | None, exists_hint: bool | None, name: str
     ) -> State | None:
+        """The Cached state from the target, or None for a miss.
+
+        Missing is a miss; an unreadable target (corrupt, written by another
+        serializer, undeserializable) is a miss with a warning, and is then
+        recomputed and overwritten. Storage failures (access denied, network)
+        are not misses: they raise and fail the task.
+        """
         assert target is not None
+        if exists_hint is False:
+            return None
         try:
-            exists = result.exists(target) if exists_hint is None else exists_hint
-            if not exists:
-                return None
-            stored = result.read(target)
-        except ResultError as exc:
+            stored = result.read(target)  # a missing target costs what exists() would
+        except ResultNotFoundError:
+            return None
+        except (ResultCorruptError, SerializerMismatchError, SerializationError) as exc:
             warnings.warn(
                 f"task {name!r}: the target {target} could not be used ({exc}); "
                 "running the task and writing it again",
