@@ -86,12 +86,15 @@ class TaskRunner:
         self.flow_keys = flow_keys
         # The task run in progress on this thread: (task, its current state).
         self._current = threading.local()
+        self._default_result: Result | None = None
 
     # -- helpers -----------------------------------------------------------------------
     def result_for(self, task: Task) -> Result | None:
         res = task.result or self.flow.result
         if res is None and task.target is not None:
-            res = LocalResult()
+            if self._default_result is None:  # one per run, not one per child
+                self._default_result = LocalResult()
+            res = self._default_result
         return res
 
     def keys_for(
@@ -546,10 +549,8 @@ class FlowRunner:
             for e in edges:
                 up = states[e.upstream]
                 if e.mapped:
-                    child = (
-                        up.map_states[i] if isinstance(up, Mapped) else Success(result=up.result[i])
-                    )
-                    upstream.append((e, child if isinstance(up, Mapped) else up))
+                    # A child's trigger sees the matching child upstream, if mapped.
+                    upstream.append((e, up.map_states[i] if isinstance(up, Mapped) else up))
                     value = up.result[i]
                 else:
                     upstream.append((e, up))

@@ -143,10 +143,14 @@ class Result:
     def _read(self, location: str) -> tuple[Any, Record | None]:
         raise NotImplementedError
 
+    def _location_repr(self) -> Any:
+        """The location as shown by ``repr``: a callable by its name."""
+        if callable(self.location):
+            return getattr(self.location, "__name__", "<callable>")
+        return self.location
+
     def __repr__(self) -> str:
-        loc = (
-            self.location
-            if not callable(self.location)
-            else getattr(self.location, "__name__", "<callable>")
+        return (
+            f"{type(self).__name__}(location={self._location_repr()!r}, "
+            f"serializer={self.serializer.name!r})"
         )
-        return f"{type(self).__name__}(location={loc!r}, serializer={self.serializer.name!r})"

@@ -35,7 +35,7 @@ from ..errors import (
 )
 from ..serializers import Serializer
 from ._base import Result
-from ._localio import HashingReader, PreallocatedFile
+from ._localio import HashingReader, PreallocatedFile, fsync_folder
 from ._location import (
     RECORD_SUFFIX,
     TEMP_MARKER,
@@ -439,15 +439,9 @@ class FSSpecResult(Result):
             with self._open_temp(tmp, local) as f:
                 hw = HashingWriter(f)
                 self.serializer.dump(value, hw)
-                if local and self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
             record = Record(self.serializer.name, hw.hexdigest(), hw.size)
             with self._open_temp(tmp_record, local) as f:
                 f.write(record.to_bytes())
-                if local and self.fsync:
-                    f.flush()
-                    os.fsync(f.fileno())
             # Payload first, then its record, under a lock so two writers of
             # the same key cannot leave one's record beside the other's payload.
             lock = _publish_lock(self._url(path))
@@ -455,11 +449,7 @@ class FSSpecResult(Result):
                 self._rename(tmp, path, local)
                 self._rename(tmp_record, path + RECORD_SUFFIX, local)
                 if local and self.fsync:
-                    fd = os.open(parent, os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
+                    fsync_folder(parent)
         except BaseException:
             for leftover in (tmp, tmp_record):
                 with contextlib.suppress(Exception):
@@ -472,7 +462,7 @@ class FSSpecResult(Result):
 
     def _open_temp(self, path: str, local: bool) -> Any:
         if local:
-            return PreallocatedFile(path)
+            return PreallocatedFile(path, fsync=self.fsync)
         return self.fs.open(path, "wb")
 
     def _rename(self, src: str, dst: str, local: bool) -> None:
@@ -497,14 +487,12 @@ class FSSpecResult(Result):
         path = self._path(canonical)
         with self._storage_errors(canonical, "create"):
             if self._is_local:
-                parent = os.path.dirname(path)
-                os.makedirs(parent, exist_ok=True)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
                 try:
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                    with PreallocatedFile(path, fsync=self.fsync) as f:  # O_EXCL create
+                        f.write(data)
                 except FileExistsError:
                     return False
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
                 return True
             try:
                 self.fs.pipe_file(path, data, mode="create")
@@ -675,13 +663,8 @@ class FSSpecResult(Result):
         return record
 
     def __repr__(self) -> str:
-        loc = (
-            self.location
-            if not callable(self.location)
-            else getattr(self.location, "__name__", "<callable>")
-        )
         return (
-            f"{type(self).__name__}(root={self.root_url!r}, location={loc!r}, "
+            f"{type(self).__name__}(root={self.root_url!r}, location={self._location_repr()!r}, "
             f"serializer={self.serializer.name!r})"
         )
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ._record import DIGEST_PREFIX, new_hasher
 
-__all__ = ["PreallocatedFile", "HashingReader"]
+__all__ = ["PreallocatedFile", "HashingReader", "fsync_folder"]
 
 _MIN_STEP = 1 << 16
 _MAX_STEP = 64 << 20
@@ -42,13 +42,16 @@ class PreallocatedFile:
     """A write-only file on a raw descriptor that allocates its blocks ahead of the data.
 
     Uses ``fallocate(2)`` directly (never glibc's slow emulation); where the
-    filesystem does not support it, it simply writes.
+    filesystem does not support it, it simply writes. ``fsync=True`` flushes
+    the file to the disk when it is closed.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, fsync: bool = False) -> None:
+        # O_EXCL: never write into a file someone else created.
         self.fd = os.open(
             path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644
         )
+        self._fsync = fsync
         self.pos = 0
         self._allocated = 0
         self._prealloc = _fallocate is not None
@@ -91,6 +94,8 @@ class PreallocatedFile:
         try:
             if self._allocated > self.pos:
                 os.ftruncate(self.fd, self.pos)  # give back what was reserved and not used
+            if self._fsync:
+                os.fsync(self.fd)
         finally:
             os.close(self.fd)
             self.fd = -1
@@ -100,6 +105,15 @@ class PreallocatedFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def fsync_folder(path: str) -> None:
+    """Flush a folder's entries (a rename in it) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class HashingReader:
