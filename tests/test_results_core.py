@@ -168,8 +168,33 @@ def test_from_url_keeps_storage_options_out_of_repr():
 def test_lazy_filesystem_not_pickled():
     r = from_url("memory://lazy")
     _ = r.fs
-    state = r.__getstate__()
+    state = r.storage.__getstate__()
     assert state["_fs"] is None
+    assert pickle.loads(pickle.dumps(r)).storage._fs is None
+
+
+def test_copies_of_a_template_share_one_lazily_built_client():
+    import threading
+
+    template = from_url("memory://shared-client", location="{i}.pkl")
+    copies = [template.format(i=i) for i in range(20)]
+    assert template.storage._fs is None  # nothing built yet
+    clients, errors = [], []
+
+    def use(c):
+        try:
+            clients.append(c.fs)
+        except Exception as exc:  # collected, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=use, args=(c,)) for c in copies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len({id(c) for c in clients}) == 1
+    assert template.fs is clients[0]
 
 
 def test_fsspec_result_with_instance_rejects_storage_options():
@@ -208,7 +233,7 @@ def test_reader_waits_for_a_publish_in_progress(tmp_path):
     import threading
     import time
 
-    from resultkit.results._fsspec import _dir_flock
+    from resultkit.results._locks import folder_lock as _dir_flock
     from resultkit.results._record import Record
 
     r = LocalResult(dir=tmp_path)

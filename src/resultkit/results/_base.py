@@ -2,18 +2,60 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import difflib
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..errors import ConfigurationError
 from ..serializers import PickleSerializer, Serializer
 from ._location import FormattedLocation, LocationTemplate, default_location, render_location
 
 if TYPE_CHECKING:
     from ._record import Record
 
-__all__ = ["Result"]
+__all__ = ["Result", "suggest_keywords"]
 
 R = TypeVar("R", bound="Result")
+
+#: What a Prefect-1-style subclass (one that does not sit on a Storage) must implement.
+_PREFECT_STYLE_METHODS = ("read", "write", "exists")
+
+
+def suggest_keywords(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap ``__init__`` so an unknown keyword names the near valid one.
+
+    ``LocalResult(directory="x")`` raises ``ConfigurationError: LocalResult got an
+    unknown keyword 'directory'; did you mean 'dir'?`` instead of a bare TypeError.
+    """
+    if getattr(init, "_suggests_keywords", False):
+        return init
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            signature.bind(self, *args, **kwargs)
+        except TypeError as exc:
+            known = [
+                name
+                for name, p in signature.parameters.items()
+                if name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
+            unknown = [k for k in kwargs if k not in signature.parameters]
+            if not unknown or any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+                raise
+            name = unknown[0]
+            near = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; valid keywords: {known}"
+            raise ConfigurationError(
+                f"{type(self).__name__} got an unknown keyword {name!r}{hint}"
+            ) from exc
+        init(self, *args, **kwargs)
+
+    wrapper._suggests_keywords = True  # type: ignore[attr-defined]
+    return wrapper
 
 
 class Result:
@@ -23,15 +65,39 @@ class Result:
     :meth:`format` return *new* Results and never change the one they are
     called on, so one Result can serve many tasks and threads.
 
-    All four location methods take the same arguments: an optional location
-    (a template string or callable; the Result's own ``location`` when
-    omitted) and template keywords. A location is formatted exactly once;
-    the location of a returned Result is canonical (a full URL) and is not
-    formatted again when passed back to :meth:`read` or :meth:`exists`.
+    All location methods take the same arguments: an optional location (a
+    template string or callable; the Result's own ``location`` when omitted)
+    and template keywords. A location is formatted exactly once; the location
+    of a returned Result is a :class:`FormattedLocation` and is not formatted
+    again when passed back to :meth:`read` or :meth:`exists`.
 
-    Subclasses implement the storage hooks ``_resolve``, ``_exists``,
-    ``_write`` and ``_read``.
+    Backends subclass :class:`~resultkit.results.StorageResult` over a
+    :class:`~resultkit.results.Storage`. A Prefect-1-style subclass that
+    overrides :meth:`read`, :meth:`write` and :meth:`exists` itself also
+    works with the runner; one that overrides only some of them is refused
+    at construction, naming what is missing.
+
+    Example:
+        >>> Result(location="{task_name}.txt").format(task_name="clean").location
+        'clean.txt'
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = suggest_keywords(cls.__init__)  # type: ignore[method-assign]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is not Result and not getattr(cls, "_implements_storage", False):
+            missing = [m for m in _PREFECT_STYLE_METHODS if getattr(cls, m) is getattr(Result, m)]
+            if missing:
+                raise ConfigurationError(
+                    f"{cls.__name__} must implement {', '.join(missing)} (a Prefect-1-style "
+                    "Result overrides read, write and exists), or subclass "
+                    "resultkit.results.StorageResult and pass it a Storage, which only needs "
+                    "byte-level put/get/head/delete/list"
+                )
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -40,8 +106,6 @@ class Result:
         serializer: Serializer | None = None,
     ) -> None:
         if serializer is not None and not isinstance(serializer, Serializer):
-            from ..errors import ConfigurationError
-
             raise ConfigurationError(
                 f"serializer must be a resultkit Serializer, got {type(serializer).__name__}; "
                 "e.g. serializer=JSONSerializer()"
@@ -52,13 +116,12 @@ class Result:
         #: The integrity record of the stored payload, after a read or write.
         self.record: Record | None = None
 
-    # -- public API -----------------------------------------------------------
+    # -- formatting -----------------------------------------------------------
     def format(self: R, location: LocationTemplate | None = None, **kwargs: Any) -> R:
-        """Return a copy whose location is formatted with ``kwargs`` (canonical URL).
+        """Return a copy whose location is formatted with ``kwargs``.
 
         Example:
-            >>> r = MemoryResult(location="{task_name}.pkl")          # doctest: +SKIP
-            >>> r.format(task_name="clean").location                  # doctest: +SKIP
+            >>> MemoryResult(location="{task_name}.pkl").format(task_name="clean").location
             'memory:///resultkit/clean.pkl'
         """
         return self.format_map(kwargs, location)
@@ -72,76 +135,71 @@ class Result:
         new.location = self._canonical_location(location, keys)
         return new
 
-    def write(self: R, value: Any, location: LocationTemplate | None = None, **kwargs: Any) -> R:
-        """Store ``value`` and return a new Result holding it and its canonical location.
-
-        The write is atomic: a concurrent reader sees the old payload, the new
-        one, or nothing. ``self`` is not changed.
-        """
-        new = self.copy()
-        new.location = self._canonical_location(location, kwargs)
-        new.value = value
-        new.record = new._write(new.location, value)
-        return new
-
-    def read(self: R, location: LocationTemplate | None = None, **kwargs: Any) -> R:
-        """Load the value stored at ``location`` and return a new Result holding it.
-
-        Raises :class:`~resultkit.errors.ResultNotFoundError`,
-        :class:`~resultkit.errors.ResultCorruptError` or
-        :class:`~resultkit.errors.SerializerMismatchError`; never returns a
-        value that does not match what was written.
-        """
-        new = self.copy()
-        new.location = self._canonical_location(location, kwargs)
-        new.value, new.record = new._read(new.location)
-        return new
-
-    def exists(self, location: LocationTemplate | None = None, **kwargs: Any) -> bool:
-        """Return whether something is stored at ``location``; never downloads it."""
-        return self._exists(self._canonical_location(location, kwargs))
-
-    def exists_many(self, locations: Sequence[LocationTemplate]) -> list[bool]:
-        """``exists`` for many (already formatted) locations at once.
-
-        Backends answer in bulk (one listing per folder) instead of one
-        request per location; the runner uses it for mapped targets.
-        """
-        canonical = [self._canonical_location(loc, {}) for loc in locations]
-        return self._exists_many(canonical)
-
-    def _exists_many(self, locations: list[FormattedLocation]) -> list[bool]:
-        return [self._exists(loc) for loc in locations]
-
-    def copy(self: R) -> R:
-        """A shallow copy (the value and the filesystem client are shared, not copied)."""
-        new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
-        return new
-
-    # -- hooks for subclasses ----------------------------------------------
     def _canonical_location(
         self, location: LocationTemplate | None, keys: Mapping[str, Any]
     ) -> FormattedLocation:
+        """Format ``location`` (or the Result's own) once; storage results also check it."""
         template = location if location is not None else self.location
         if template is None:
             template = default_location
         if isinstance(template, FormattedLocation):
             return template
-        return FormattedLocation(self._resolve(render_location(template, keys)))
+        return FormattedLocation(render_location(template, keys))
 
-    def _resolve(self, location: str) -> str:
-        """Check a formatted location and return its canonical form."""
-        raise NotImplementedError
+    # -- storage operations (Prefect-1-style subclasses override these) ----------
+    def write(self: R, value: Any, location: LocationTemplate | None = None, **kwargs: Any) -> R:
+        """Store ``value`` and return a new Result holding it and its canonical location."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not store values; use a StorageResult backend "
+            "(LocalResult, S3Result...) or implement write"
+        )
 
-    def _exists(self, location: str) -> bool:
-        raise NotImplementedError
+    def read(self: R, location: LocationTemplate | None = None, **kwargs: Any) -> R:
+        """Load the value stored at ``location`` and return a new Result holding it."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not store values; use a StorageResult backend "
+            "(LocalResult, S3Result...) or implement read"
+        )
 
-    def _write(self, location: str, value: Any) -> Record | None:
-        raise NotImplementedError
+    def exists(self, location: LocationTemplate | None = None, **kwargs: Any) -> bool:
+        """Return whether something is stored at ``location``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not store values; use a StorageResult backend "
+            "(LocalResult, S3Result...) or implement exists"
+        )
 
-    def _read(self, location: str) -> tuple[Any, Record | None]:
-        raise NotImplementedError
+    def exists_many(self, locations: Sequence[LocationTemplate]) -> list[bool]:
+        """:meth:`exists` for many (already formatted) locations; backends answer in bulk."""
+        return [self.exists(loc) for loc in locations]
+
+    # -- values -----------------------------------------------------------------
+    def copy(self: R) -> R:
+        """A shallow copy (the value and the storage client are shared, not copied)."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __eq__(self, other: object) -> bool:
+        # Prefect 1 compares Results by value: same kind, value, location, serializer.
+        if type(self) is not type(other):
+            return NotImplemented
+        assert isinstance(other, Result)
+        try:
+            same_value = bool(self.value == other.value)
+        except Exception:  # numpy arrays and the like: fall back to identity
+            same_value = self.value is other.value
+        return (
+            same_value
+            and self.location == other.location
+            and self.serializer == other.serializer
+            and self._config_key() == other._config_key()
+        )
+
+    __hash__ = object.__hash__  # identity, so Results stay usable as dict keys
+
+    def _config_key(self) -> Any:
+        """What else makes two Results of one kind differ (a storage's root...)."""
+        return None
 
     def _location_repr(self) -> Any:
         """The location as shown by ``repr``: a callable by its name."""

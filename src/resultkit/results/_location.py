@@ -24,6 +24,7 @@ __all__ = [
     "render_location",
     "check_relative",
     "default_location",
+    "short",
     "RECORD_SUFFIX",
     "TEMP_MARKER",
 ]
@@ -43,6 +44,16 @@ class FormattedLocation(str):
     """A location that has already been formatted; it is never formatted again."""
 
     __slots__ = ()
+
+
+def short(location: str, limit: int = 200) -> str:
+    """A location for a message: control characters escaped, long ones truncated."""
+    text = (
+        location.encode("unicode_escape").decode("ascii")
+        if not location.isprintable()
+        else location
+    )
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def default_location(**_: Any) -> str:

@@ -19,7 +19,17 @@ from typing import Any
 
 import xxhash
 
-__all__ = ["Record", "HashingWriter", "RECORD_VERSION", "DIGEST_PREFIX", "new_hasher"]
+from ._errors import SinkError
+
+__all__ = [
+    "Record",
+    "HashingWriter",
+    "metadata_to_bytes",
+    "metadata_from_bytes",
+    "RECORD_VERSION",
+    "DIGEST_PREFIX",
+    "new_hasher",
+]
 
 RECORD_VERSION = 1
 #: The payload digest's algorithm, written before the hex digest.
@@ -40,33 +50,67 @@ class Record:
     written_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     version: int = RECORD_VERSION
 
-    def to_bytes(self) -> bytes:
-        data = {
+    def to_metadata(self) -> dict[str, str]:
+        """The record as storage metadata (``str -> str``, as object stores keep it)."""
+        return {
             "digest": self.digest,
             "serializer": self.serializer,
-            "size": self.size,
-            "version": self.version,
+            "size": str(self.size),
+            "version": str(self.version),
             "written_at": self.written_at.isoformat(),
         }
-        return json.dumps(data, sort_keys=True).encode("utf-8")
+
+    @classmethod
+    def from_metadata(cls, meta: Any) -> Record:
+        """Parse a record from storage metadata; ``ValueError`` when it is not one."""
+        if not isinstance(meta, dict):
+            meta = dict(meta)
+        try:
+            version = int(meta["version"])
+            if version != RECORD_VERSION:
+                raise ValueError(f"record version {version}; this resultkit reads {RECORD_VERSION}")
+            size = int(meta["size"])
+            written_at = datetime.fromisoformat(str(meta["written_at"]))
+            digest = str(meta["digest"])
+            serializer = str(meta["serializer"])
+        except KeyError as exc:
+            raise ValueError(f"the record has no {exc.args[0]!r}") from None
+        except (TypeError, OverflowError) as exc:
+            raise ValueError(str(exc)) from exc
+        if size < 0 or not digest.startswith(DIGEST_PREFIX):
+            raise ValueError(f"size {size} or digest {digest[:40]!r} is not valid")
+        if written_at.tzinfo is None:
+            raise ValueError("written_at has no time zone")
+        return cls(serializer, digest, size, written_at, version)
+
+    def to_bytes(self) -> bytes:
+        """The record as the JSON document of a sidecar file (``P.rkmeta``)."""
+        return json.dumps(self.to_metadata(), sort_keys=True).encode("utf-8")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Record:
-        """Parse a record; raises ``ValueError`` when it is not one."""
-        obj = json.loads(bytes(data).decode("utf-8"))
-        if not isinstance(obj, dict) or obj.get("version") != RECORD_VERSION:
-            raise ValueError(f"not a resultkit record of version {RECORD_VERSION}")
-        return cls(
-            serializer=str(obj["serializer"]),
-            digest=str(obj["digest"]),
-            size=int(obj["size"]),
-            written_at=datetime.fromisoformat(obj["written_at"]),
-            version=int(obj["version"]),
-        )
+        """Parse a sidecar record; raises ``ValueError`` when it is not one."""
+        return cls.from_metadata(metadata_from_bytes(data))
 
     @staticmethod
     def digest_of(data: bytes | bytearray | memoryview) -> str:
         return DIGEST_PREFIX + xxhash.xxh3_128(data).hexdigest()
+
+
+def metadata_to_bytes(metadata: Any) -> bytes:
+    """Metadata as a sidecar document (JSON, sorted keys)."""
+    return json.dumps(dict(metadata), sort_keys=True).encode("utf-8")
+
+
+def metadata_from_bytes(data: bytes | bytearray | memoryview) -> dict[str, str]:
+    """Parse a sidecar document; ``ValueError`` when it is not a flat JSON object."""
+    try:
+        obj = json.loads(bytes(data).decode("utf-8"))
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"not a record: {type(exc).__name__}") from None
+    if not isinstance(obj, dict):
+        raise ValueError("not a record: not a JSON object")
+    return {str(k): str(v) for k, v in obj.items()}
 
 
 class HashingWriter:
@@ -82,7 +126,10 @@ class HashingWriter:
         if not view.contiguous:
             view = memoryview(view.tobytes())
         self._hash.update(view)
-        self._raw.write(view)
+        try:
+            self._raw.write(view)
+        except Exception as exc:  # the storage failed, not the serializer
+            raise SinkError(exc) from exc
         self.size += view.nbytes
         return view.nbytes
 

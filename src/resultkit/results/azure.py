@@ -6,13 +6,54 @@ import os
 from typing import Any
 
 from fsspec.asyn import sync
+from fsspec.spec import AbstractFileSystem
 
 from ..errors import ConfigurationError
 from ..serializers import Serializer
 from ._fsspec import FSSpecResult
+from ._fsstorage import ObjectStoreStorage
 from ._location import LocationTemplate
 
-__all__ = ["AzureResult"]
+__all__ = ["AzureResult", "AzureStorage"]
+
+
+class AzureStorage(ObjectStoreStorage):
+    """Blobs in an Azure container; ``exists`` is one HEAD; credentials resolved at first use."""
+
+    def _build_filesystem(
+        self, cls: type[AbstractFileSystem], options: dict[str, Any]
+    ) -> AbstractFileSystem:
+        if "connection_string" not in options and "account_name" not in options:
+            conn = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+            account = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
+            if conn:
+                options["connection_string"] = conn
+            elif account:
+                options["account_name"] = account
+                options.setdefault("anon", False)  # adlfs then uses DefaultAzureCredential
+            else:
+                raise ConfigurationError(
+                    f"AzureResult at {self.root_url} has no credentials: pass "
+                    "connection_string=..., or account_name=... (with credential=... or "
+                    "DefaultAzureCredential), or set AZURE_STORAGE_CONNECTION_STRING"
+                )
+        return cls(**options)
+
+    def _head_path(self, path: str) -> bool:
+        fs: Any = self.fs
+        container, key, _ = fs.split_path(path)
+
+        async def head() -> bool:
+            from azure.core.exceptions import ResourceNotFoundError
+
+            try:
+                async with fs.service_client.get_blob_client(container, key) as blob:
+                    await blob.get_blob_properties()  # one HEAD
+            except ResourceNotFoundError:
+                return False
+            return True
+
+        return bool(sync(fs.loop, head))
 
 
 class AzureResult(FSSpecResult):
@@ -22,7 +63,9 @@ class AzureResult(FSSpecResult):
     ``credential`` (an account key, SAS token or azure-identity credential),
     the ``AZURE_STORAGE_CONNECTION_STRING`` environment variable, then
     ``account_name`` (or ``AZURE_STORAGE_ACCOUNT_NAME``) with
-    ``DefaultAzureCredential``. Secrets never appear in ``repr()`` or errors.
+    ``DefaultAzureCredential``. Like S3Result and GCSResult, they are
+    resolved at first use, so a flow can be built on a machine without them.
+    Secrets never appear in ``repr()`` or errors.
 
     Args:
         container: the container name.
@@ -38,6 +81,7 @@ class AzureResult(FSSpecResult):
     default_protocol = "az"
     filesystem_class = "adlfs:AzureBlobFileSystem"
     extra = "azure"
+    storage_class = AzureStorage
 
     def __init__(
         self,
@@ -53,21 +97,10 @@ class AzureResult(FSSpecResult):
         value: Any = None,
         verify: bool = True,
     ) -> None:
-        root = self._bucket_root("container", container, prefix)
         options = dict(storage_options or {})
-        connection_string = connection_string or (
-            None if account_name else os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
-        )
         if connection_string:
             options.setdefault("connection_string", connection_string)
-        else:
-            account_name = account_name or os.environ.get("AZURE_STORAGE_ACCOUNT_NAME")
-            if not account_name:
-                raise ConfigurationError(
-                    "AzureResult needs credentials: connection_string=..., account_name=... "
-                    "(with credential=... or DefaultAzureCredential), or the environment "
-                    "variable AZURE_STORAGE_CONNECTION_STRING"
-                )
+        elif account_name:
             options.setdefault("account_name", account_name)
             if credential is not None:
                 options.setdefault("credential", credential)
@@ -76,26 +109,10 @@ class AzureResult(FSSpecResult):
         self.container = container
         super().__init__(
             "az",
-            root,
+            self._bucket_root("container", container, prefix),
             location=location,
             serializer=serializer,
             value=value,
             storage_options=options,
             verify=verify,
         )
-
-    def _head(self, path: str) -> bool:
-        fs: Any = self.fs
-        container, key, _ = fs.split_path(path)
-
-        async def head() -> bool:
-            from azure.core.exceptions import ResourceNotFoundError
-
-            try:
-                async with fs.service_client.get_blob_client(container, key) as blob:
-                    await blob.get_blob_properties()  # one HEAD
-            except ResourceNotFoundError:
-                return False
-            return True
-
-        return bool(sync(fs.loop, head))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from ..errors import ResultError
+from ..serializers import Serializer
 from ._base import Result
 from ._location import FormattedLocation, LocationTemplate
-from ._record import Record
 
 __all__ = ["ConstantResult"]
+
+R = TypeVar("R", bound="ConstantResult")
 
 
 class ConstantResult(Result):
@@ -22,23 +25,31 @@ class ConstantResult(Result):
         42
     """
 
-    def __init__(self, value: Any = None, location: LocationTemplate | None = None, **_: Any):
-        super().__init__(value=value, location=location)
+    def __init__(
+        self,
+        value: Any = None,
+        location: LocationTemplate | None = None,
+        serializer: Serializer | None = None,
+    ) -> None:
+        super().__init__(value=value, location=location, serializer=serializer)
 
-    def _canonical_location(self, location: Any, keys: Any) -> FormattedLocation:
+    def _canonical_location(self, location: Any, keys: Mapping[str, Any]) -> FormattedLocation:
         return FormattedLocation("constant://")
 
-    def _exists(self, location: str) -> bool:
+    def read(self: R, location: LocationTemplate | None = None, **kwargs: Any) -> R:
+        """Return a copy holding the constant (nothing is read)."""
+        return self.copy()
+
+    def exists(self, location: LocationTemplate | None = None, **kwargs: Any) -> bool:
+        """Always ``True``: the value is known."""
         return True
 
-    def _read(self, location: str) -> tuple[Any, Record | None]:
-        return self.value, None
-
-    def _write(self, location: str, value: Any) -> Record | None:
+    def write(self: R, value: Any, location: LocationTemplate | None = None, **kwargs: Any) -> R:
+        """Refused: a ConstantResult's value is fixed."""
         raise ResultError(
             "a ConstantResult cannot be written: its value is fixed. Use MemoryResult or "
             "LocalResult to store values.",
-            location=location,
+            location="constant://",
         )
 
     def __repr__(self) -> str:

@@ -6,9 +6,18 @@ from typing import Any
 
 from ..serializers import Serializer
 from ._fsspec import FSSpecResult
+from ._fsstorage import ObjectStoreStorage, head_request
 from ._location import LocationTemplate
 
-__all__ = ["GCSResult"]
+__all__ = ["GCSResult", "GCSStorage"]
+
+
+class GCSStorage(ObjectStoreStorage):
+    """Objects in a GCS bucket; ``exists`` is one metadata GET (GCS has no HEAD)."""
+
+    def _head_path(self, path: str) -> bool:
+        fs: Any = self.fs
+        return head_request(fs, fs._get_object, path)
 
 
 class GCSResult(FSSpecResult):
@@ -33,6 +42,7 @@ class GCSResult(FSSpecResult):
     default_protocol = "gs"
     filesystem_class = "gcsfs:GCSFileSystem"
     extra = "gcs"
+    storage_class = GCSStorage
 
     def __init__(
         self,
@@ -62,7 +72,3 @@ class GCSResult(FSSpecResult):
             storage_options=options,
             verify=verify,
         )
-
-    def _head(self, path: str) -> bool:
-        # GCS has no HEAD: one GET of the object's metadata (not its payload).
-        return self._head_request(self.fs._get_object, path)

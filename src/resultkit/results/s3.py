@@ -6,9 +6,19 @@ from typing import Any
 
 from ..serializers import Serializer
 from ._fsspec import FSSpecResult
+from ._fsstorage import ObjectStoreStorage, head_request
 from ._location import LocationTemplate
 
-__all__ = ["S3Result"]
+__all__ = ["S3Result", "S3Storage"]
+
+
+class S3Storage(ObjectStoreStorage):
+    """Objects in an S3 bucket; ``exists`` is exactly one HEAD request."""
+
+    def _head_path(self, path: str) -> bool:
+        fs: Any = self.fs
+        bucket, key, _ = fs.split_path(path)
+        return head_request(fs, fs._call_s3, "head_object", fs.kwargs, Bucket=bucket, Key=key)
 
 
 class S3Result(FSSpecResult):
@@ -37,6 +47,7 @@ class S3Result(FSSpecResult):
     default_protocol = "s3"
     filesystem_class = "s3fs:S3FileSystem"
     extra = "s3"
+    storage_class = S3Storage
 
     def __init__(
         self,
@@ -66,8 +77,3 @@ class S3Result(FSSpecResult):
             storage_options=options,
             verify=verify,
         )
-
-    def _head(self, path: str) -> bool:
-        fs: Any = self.fs
-        bucket, key, _ = fs.split_path(path)
-        return self._head_request(fs._call_s3, "head_object", fs.kwargs, Bucket=bucket, Key=key)

@@ -1,0 +1,141 @@
+"""Storage exceptions -> resultkit's, by one table (as httpx's ``map_exceptions``).
+
+Every backend's client raises its own errors (``OSError``, botocore's
+``ClientError``, aiohttp's, azure-core's); the Result turns them into
+:class:`~resultkit.errors.StorageError` subclasses naming the location, here
+and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+from ..errors import (
+    ResultKitError,
+    ResultNotFoundError,
+    StorageAccessError,
+    StorageError,
+)
+
+__all__ = ["map_storage_errors", "translate", "status_code", "precondition_failed", "SinkError"]
+
+
+class SinkError(Exception):
+    """Raised through a serializer when the storage it streams into fails.
+
+    Carries the storage's exception so that a full disk or a lost connection
+    during a streamed write is reported as a storage error, not as the
+    serializer's failure.
+    """
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def status_code(exc: BaseException) -> int | None:
+    """The HTTP status of a client library's error, if it carries one."""
+    for attr in ("status_code", "status", "code"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int):
+            return value
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):  # botocore
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return status if isinstance(status, int) else None
+    return None
+
+
+def precondition_failed(exc: BaseException) -> bool:
+    """Whether an error (or what caused it) is an HTTP 412 Precondition Failed."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if status_code(seen) == 412 or "PreconditionFailed" in repr(seen):
+            return True
+        if "pre-conditions you specified did not hold" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _not_found(location: str, action: str, exc: BaseException) -> ResultKitError:
+    if action in ("read", "check"):
+        return ResultNotFoundError(
+            f"nothing is stored at {location} (while trying to {action})", location=location
+        )
+    return StorageError(
+        f"could not {action} {location}: the bucket, container or folder does not exist "
+        f"({exc}). Create it first.",
+        location=location,
+    )
+
+
+def _access(location: str, action: str, exc: BaseException) -> ResultKitError:
+    return StorageAccessError(
+        f"access denied to {location} while trying to {action} ({type(exc).__name__}). "
+        "Check the credentials and permissions for this storage.",
+        location=location,
+    )
+
+
+def _no_space(location: str, action: str, exc: BaseException) -> ResultKitError:
+    return StorageError(
+        f"could not {action} {location}: no space left on the device ({exc}). Free some "
+        "space or choose another storage; the value stored before is unchanged.",
+        location=location,
+    )
+
+
+def _unsupported(location: str, action: str, exc: BaseException) -> ResultKitError:
+    detail = str(exc) or "the storage does not implement this operation"
+    return StorageError(
+        f"could not {action} {location}: {type(exc).__name__}: {detail}", location=location
+    )
+
+
+def _is_access(exc: BaseException) -> bool:
+    return isinstance(exc, PermissionError) or status_code(exc) in (401, 403)
+
+
+def _is_no_space(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno == 28  # ENOSPC
+
+
+_Rule = tuple[Callable[[BaseException], bool], Callable[[str, str, BaseException], ResultKitError]]
+
+#: First match wins; anything else is a plain StorageError.
+RULES: list[_Rule] = [
+    (lambda e: isinstance(e, FileNotFoundError), _not_found),
+    (_is_access, _access),
+    (_is_no_space, _no_space),
+    (lambda e: isinstance(e, NotImplementedError), _unsupported),
+]
+
+
+def translate(location: str, action: str, exc: BaseException) -> ResultKitError:
+    """The resultkit error for a storage exception raised while doing ``action``."""
+    if isinstance(exc, SinkError):
+        exc = exc.cause
+    if isinstance(exc, ResultKitError):
+        return exc
+    for matches, build in RULES:
+        if matches(exc):
+            return build(location, action, exc)
+    detail = str(exc) or "(no message)"
+    return StorageError(
+        f"could not {action} {location}: {type(exc).__name__}: {detail}", location=location
+    )
+
+
+@contextlib.contextmanager
+def map_storage_errors(location: str, action: str) -> Iterator[None]:
+    """Turn storage exceptions raised inside the block into resultkit's, naming ``location``."""
+    try:
+        yield
+    except ResultKitError:
+        raise
+    except Exception as exc:
+        raise translate(location, action, exc) from exc

@@ -1,0 +1,391 @@
+"""Storages over fsspec filesystems: the payload as a file, its record in a sidecar.
+
+Two publish strategies, chosen once per backend by the storage class:
+
+* :class:`FileSystemStorage` (memory, and any fsspec filesystem): write a
+  temporary file, then move it and its record into place.
+* :class:`ObjectStoreStorage` (S3, GCS, Azure): an object appears only when
+  its upload completes, so writing in place is already atomic there (a
+  rename would be a second full copy).
+
+Both keep the payload exactly as the serializer wrote it (so other tools open
+it) and the record in ``P.rkmeta`` beside it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import importlib
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any, BinaryIO, ClassVar
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+from fsspec.spec import AbstractFileSystem
+
+from ..errors import ConfigurationError, ResultCorruptError
+from ._errors import precondition_failed
+from ._location import RECORD_SUFFIX, TEMP_MARKER
+from ._locks import publish_lock
+from ._record import metadata_from_bytes, metadata_to_bytes
+from ._upload import SpillingUpload
+from .storage import Metadata, Storage, StorageWriter
+
+__all__ = ["FileSystemStorage", "ObjectStoreStorage", "is_reserved_name", "head_request"]
+
+
+def is_reserved_name(name: str) -> bool:
+    """Whether a file name is one of resultkit's own (a record or a temp file)."""
+    return name.endswith(RECORD_SUFFIX) or TEMP_MARKER in name
+
+
+class FileSystemStorage(Storage):
+    """Pairs of ``P`` (payload) and ``P.rkmeta`` (record) under a root of an fsspec filesystem.
+
+    Args:
+        fs: a filesystem instance, or a protocol name to build one lazily from
+            ``storage_options`` (credentials go there; never in ``repr()``).
+        root: the folder (or ``bucket/prefix``) every key is relative to.
+        storage_options: arguments of the filesystem when built lazily.
+        filesystem_class: ``"module:Class"`` to build instead of fsspec's
+            registered class, and ``extra`` the pip extra that installs it.
+    """
+
+    atomic_pairs = False  # two objects: a reader may see them mid-publish
+
+    def __init__(
+        self,
+        fs: AbstractFileSystem | str,
+        root: str = "",
+        storage_options: Mapping[str, Any] | None = None,
+        *,
+        filesystem_class: str | None = None,
+        extra: str = "",
+    ) -> None:
+        if isinstance(fs, AbstractFileSystem):
+            if storage_options:
+                raise ConfigurationError(
+                    "storage_options only apply when the filesystem is built lazily; "
+                    "pass a protocol name instead of a filesystem instance"
+                )
+            self._fs: AbstractFileSystem | None = fs
+            self._lazy = False
+            fs_cls: type[AbstractFileSystem] = type(fs)
+            protocol = None
+        else:
+            protocol = fs
+            fs_cls = self._filesystem_class(protocol, filesystem_class, extra)
+            self._fs = None
+            self._lazy = True
+        self._fs_lock = threading.Lock()
+        self._filesystem_class_name = filesystem_class
+        self._extra = extra
+        self._protocols = (
+            (fs_cls.protocol,) if isinstance(fs_cls.protocol, str) else tuple(fs_cls.protocol)
+        )
+        # Canonical URLs use the protocol the caller named (az://, gs://).
+        named: str = protocol if isinstance(protocol, str) else ""
+        self.protocol: str = named if named in self._protocols else str(self._protocols[0])
+        self._storage_options = dict(storage_options or {})
+        stripped = fs_cls._strip_protocol(root) if root else ""
+        if not isinstance(stripped, str):  # pragma: no cover - defensive
+            raise ConfigurationError(f"root must be one path, got {root!r}")
+        self.root = stripped
+        self.root_url = f"{self.protocol}://{self.root}"
+
+    @staticmethod
+    def _filesystem_class(
+        protocol: str, filesystem_class: str | None, extra: str
+    ) -> type[AbstractFileSystem]:
+        try:
+            if filesystem_class is None:
+                return fsspec.get_filesystem_class(protocol)
+            module, _, name = filesystem_class.partition(":")
+            cls: type[AbstractFileSystem] = getattr(importlib.import_module(module), name)
+            return cls
+        except ImportError as exc:
+            hint = f"pip install 'resultkit[{extra}]'" if extra else str(exc)
+            raise ConfigurationError(
+                f"storage {protocol!r} needs a package that is not installed: {hint}"
+            ) from exc
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"no fsspec filesystem for protocol {protocol!r}: {exc}"
+            ) from exc
+
+    # -- the filesystem client: built once, lazily, shared by every copy -----------------
+    @property
+    def fs(self) -> AbstractFileSystem:
+        """The fsspec filesystem, built on first use (never pickled when lazy)."""
+        fs = self._fs
+        if fs is None:
+            with self._fs_lock:
+                if self._fs is None:
+                    cls = self._filesystem_class(
+                        self.protocol, self._filesystem_class_name, self._extra
+                    )
+                    self._fs = self._build_filesystem(cls, dict(self._storage_options))
+                fs = self._fs
+        return fs
+
+    def _build_filesystem(
+        self, cls: type[AbstractFileSystem], options: dict[str, Any]
+    ) -> AbstractFileSystem:
+        """Build the client; backends resolve credentials here, at first use."""
+        return cls(**options)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_fs_lock", None)
+        if state.get("_lazy"):
+            state["_fs"] = None  # clients hold sockets and threads: rebuild on the worker
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._fs_lock = threading.Lock()
+
+    # -- keys and paths ------------------------------------------------------------
+    def path(self, key: str) -> str:
+        """The filesystem path of ``key``."""
+        if not self.root:
+            return key
+        return self.root + key if self.root.endswith("/") else f"{self.root}/{key}"
+
+    def url(self, key: str) -> str:
+        return f"{self.protocol}://{self.path(key)}"
+
+    def key_of(self, url: str) -> str | None:
+        proto, sep, rest = url.partition("://")
+        if not sep or proto not in self._protocols:
+            return None
+        if self.protocol == "file":
+            rest = LocalFileSystem._strip_protocol(url)
+        if not self.root:
+            return rest
+        prefix = self.root if self.root.endswith("/") else self.root + "/"
+        return rest[len(prefix) :] if rest.startswith(prefix) else None
+
+    def _temp_names(self, path: str) -> tuple[str, str]:
+        parent, _, name = path.rpartition("/")
+        folder = f"{parent}/" if parent else ""
+        token = uuid.uuid4().hex[:12]
+        return (
+            f"{folder}.{name}{TEMP_MARKER}{token}",
+            f"{folder}.{name}{RECORD_SUFFIX}{TEMP_MARKER}{token}",
+        )
+
+    # -- the Storage API -------------------------------------------------------------
+    def exists(self, key: str) -> bool:
+        return self._head_path(self.path(key))
+
+    def _head_path(self, path: str) -> bool:
+        """Whether an object exists at ``path``, with one metadata request.
+
+        Object-store backends override it to send exactly one HEAD (the
+        generic ``fs.info`` may also list the folder). Not found is ``False``.
+        """
+        try:
+            info = self.fs.info(path)
+        except FileNotFoundError:
+            return False
+        return bool(info.get("type") != "directory")
+
+    def head(self, key: str) -> Metadata | None:
+        path = self.path(key)
+        raw = self._cat_or_none(path + RECORD_SUFFIX)
+        if raw is None:
+            return {} if self._head_path(path) else None
+        return self._parse_sidecar(key, raw)
+
+    def get(self, key: str) -> tuple[bytes, Metadata] | None:
+        opened = self.open_reader(key)
+        if opened is None:
+            return None
+        stream, metadata = opened
+        with stream:
+            return stream.read(), metadata
+
+    def open_reader(self, key: str) -> tuple[BinaryIO, Metadata] | None:
+        path = self.path(key)
+        raw = self._cat_or_none(path + RECORD_SUFFIX)
+        try:
+            stream = self.fs.open(path, "rb")
+        except FileNotFoundError:
+            return None
+        return stream, ({} if raw is None else self._parse_sidecar(key, raw))
+
+    def put(self, key: str, data: bytes | bytearray | memoryview, metadata: Metadata) -> None:
+        writer = self.open_writer(key)
+        try:
+            writer.write(data)
+            writer.commit(metadata)
+        except BaseException:
+            writer.abort()
+            raise
+
+    def open_writer(self, key: str) -> StorageWriter:
+        return _RenameWriter(self, self.path(key))
+
+    def delete(self, key: str) -> bool:
+        path = self.path(key)
+        found = False
+        for p in (path + RECORD_SUFFIX, path):
+            try:
+                self.fs.rm_file(p)
+                found = True
+            except FileNotFoundError:
+                pass
+        return found
+
+    def list(self, prefix: str = "") -> Iterable[str]:
+        base = self.path(prefix.rstrip("/")) if prefix else self.root
+        self.fs.invalidate_cache()
+        try:
+            found = self.fs.find(base)
+        except FileNotFoundError:
+            return []
+        start = len(self.root.rstrip("/")) + 1 if self.root else 0
+        keys = []
+        for name in found:
+            name = self._strip(str(name))
+            if not is_reserved_name(name.rpartition("/")[2]):
+                keys.append(name[start:])
+        return sorted(keys)
+
+    def exists_many(self, keys: builtins.list[str]) -> builtins.list[bool]:
+        if len(keys) < 4:
+            return [self.exists(k) for k in keys]
+        paths = [self.path(k) for k in keys]
+        by_folder: dict[str, set[str]] = {p.rpartition("/")[0]: set() for p in paths}
+        for folder in by_folder:
+            self.fs.invalidate_cache(folder)
+            try:
+                entries = self.fs.ls(folder, detail=True)
+            except FileNotFoundError:
+                entries = []
+            by_folder[folder] = {
+                self._strip(e["name"]) for e in entries if e.get("type") != "directory"
+            }
+        return [p in by_folder[p.rpartition("/")[0]] for p in paths]
+
+    def put_if_absent(
+        self, key: str, data: bytes | bytearray | memoryview, metadata: Metadata
+    ) -> bool:
+        path = self.path(key)
+        parent = path.rpartition("/")[0]
+        if parent and not self.protocol.startswith(("s3", "gs", "gcs", "az", "abfs", "adl")):
+            self.fs.makedirs(parent, exist_ok=True)
+        try:
+            self.fs.pipe_file(path, bytes(data), mode="create")
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            # Some S3 servers (SeaweedFS) answer 412 without the detail s3fs
+            # needs to call it FileExistsError.
+            if precondition_failed(exc):
+                return False
+            raise
+        return True
+
+    # -- helpers ---------------------------------------------------------------------
+    def _strip(self, name: str) -> str:
+        return name.split("://", 1)[1] if "://" in name else name
+
+    def _cat_or_none(self, path: str) -> bytes | None:
+        try:
+            return bytes(self.fs.cat_file(path))
+        except FileNotFoundError:
+            return None
+
+    def _parse_sidecar(self, key: str, raw: bytes) -> Metadata:
+        try:
+            return metadata_from_bytes(raw)
+        except ValueError as exc:
+            raise ResultCorruptError(
+                f"the integrity record of {self.url(key)} is unreadable ({exc}); write it again",
+                location=self.url(key),
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.root_url!r})"
+
+
+class _RenameWriter:
+    """Write to a temporary file, then move the payload and its record into place."""
+
+    def __init__(self, storage: FileSystemStorage, path: str) -> None:
+        self._storage = storage
+        self._path = path
+        self._tmp, self._tmp_record = storage._temp_names(path)
+        parent = path.rpartition("/")[0]
+        fs = storage.fs
+        if parent:
+            fs.makedirs(parent, exist_ok=True)
+        self._file: Any = fs.open(self._tmp, "wb")
+
+    def write(self, data: Any) -> int:
+        self._file.write(data)
+        return memoryview(data).nbytes
+
+    def commit(self, metadata: Metadata) -> None:
+        fs = self._storage.fs
+        self._file.close()
+        fs.pipe_file(self._tmp_record, metadata_to_bytes(metadata))
+        # Payload first, then its record, under one lock per key so two writers
+        # of this process cannot leave one's record beside the other's payload.
+        with publish_lock(self._storage.url(self._path)):
+            fs.mv(self._tmp, self._path)
+            fs.mv(self._tmp_record, self._path + RECORD_SUFFIX)
+
+    def abort(self) -> None:
+        fs = self._storage.fs
+        with contextlib.suppress(Exception):
+            self._file.close()
+        for leftover in (self._tmp, self._tmp_record):
+            with contextlib.suppress(Exception):
+                fs.rm_file(leftover)
+
+
+class ObjectStoreStorage(FileSystemStorage):
+    """Pairs on an object store (S3, GCS, Azure): payload uploaded in place, then the record."""
+
+    #: Payloads up to this size go up in one request; larger ones stream as a
+    #: multipart (block) upload completed as one object.
+    single_request_limit: ClassVar[int] = 5 * 2**20
+
+    def open_writer(self, key: str) -> StorageWriter:
+        return _InPlaceWriter(self, self.path(key))
+
+
+class _InPlaceWriter:
+    def __init__(self, storage: ObjectStoreStorage, path: str) -> None:
+        self._storage = storage
+        self._path = path
+        self._upload = SpillingUpload(storage.fs, path, storage.single_request_limit)
+
+    def write(self, data: Any) -> int:
+        return self._upload.write(data)
+
+    def commit(self, metadata: Metadata) -> None:
+        # One writer at a time per key in this process: payload and record belong together.
+        with publish_lock(self._storage.url(self._path)):
+            self._upload.commit()
+            self._storage.fs.pipe_file(self._path + RECORD_SUFFIX, metadata_to_bytes(metadata))
+
+    def abort(self) -> None:
+        self._upload.discard()
+
+
+def head_request(fs: Any, request: Any, *args: Any, **kwargs: Any) -> bool:
+    """Run one async metadata request of an async filesystem; not found means ``False``."""
+    from fsspec.asyn import sync
+
+    try:
+        sync(fs.loop, request, *args, **kwargs)
+    except FileNotFoundError:
+        return False
+    return True

@@ -1,0 +1,329 @@
+"""StorageResult: a Result over any :class:`~resultkit.results.Storage`.
+
+Everything a backend must not get wrong lives here, once: location safety,
+the integrity record, verification before deserializing, and error mapping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, BinaryIO, TypeVar
+
+from ..errors import (
+    ConfigurationError,
+    ResultCorruptError,
+    ResultNotFoundError,
+    SerializationError,
+    SerializerMismatchError,
+    UnsafeLocationError,
+)
+from ..serializers import Serializer
+from ._base import Result
+from ._errors import SinkError, map_storage_errors, translate
+from ._location import FormattedLocation, LocationTemplate, check_relative, short
+from ._record import HashingWriter, Record
+from .storage import Metadata, Storage
+
+__all__ = ["StorageResult"]
+
+R = TypeVar("R", bound="StorageResult")
+
+# A storage whose payload and record are two objects may be read between a
+# writer's two publishes. Damage is stable, a publish is not: a mismatch is
+# called corrupt only once the same pair has been seen for this long.
+_STABLE_MISMATCH_SECONDS = 0.5
+_MAX_MISMATCH_WAIT = 10.0
+# Above this, a payload's buffer grows as it is read instead of being
+# allocated from the size its record claims (a damaged record could claim TBs).
+_PREALLOCATE_LIMIT = 1 << 30
+
+
+class StorageResult(Result):
+    """A Result stored on a :class:`~resultkit.results.Storage`.
+
+    Args:
+        storage: where the bytes go (one instance, shared by every copy of this Result).
+        location: the location template (str or callable); default: a unique name.
+        serializer: default :class:`~resultkit.serializers.PickleSerializer`.
+        value: the value held (as Prefect 1's ``Result(value)``).
+        verify: check the integrity record on read (default). ``False`` reads
+            payloads written by other tools, which have no record.
+
+    Example:
+        >>> from resultkit.results import MemoryResult
+        >>> r = MemoryResult(location="{x}.pkl")
+        >>> r.write(41, x="doc").read().value
+        41
+    """
+
+    _implements_storage = True
+
+    def __init__(
+        self,
+        storage: Storage,
+        location: LocationTemplate | None = None,
+        serializer: Serializer | None = None,
+        *,
+        value: Any = None,
+        verify: bool = True,
+    ) -> None:
+        if not isinstance(storage, Storage):
+            raise ConfigurationError(
+                f"StorageResult needs a resultkit.results.Storage, got {type(storage).__name__}"
+            )
+        super().__init__(value=value, location=location, serializer=serializer)
+        self.storage = storage
+        self.verify = verify
+
+    @property
+    def root_url(self) -> str:
+        """The URL every location of this Result is under."""
+        return self.storage.root_url
+
+    # -- locations ---------------------------------------------------------------
+    def _canonical_location(
+        self, location: LocationTemplate | None, keys: Mapping[str, Any]
+    ) -> FormattedLocation:
+        template = location if location is not None else self.location
+        if isinstance(template, FormattedLocation) and "://" in template:
+            self._key(template)  # a canonical location is checked against this root too
+            return template
+        formatted = super()._canonical_location(location, keys)
+        return FormattedLocation(self.storage.url(self._key(formatted)))
+
+    def _key(self, location: str) -> str:
+        """The storage key of a formatted location, refusing any outside the root."""
+        if "://" in location:
+            key = self.storage.key_of(location)
+            if key is None:
+                raise UnsafeLocationError(
+                    f"location {short(location)!r} is outside this result's root "
+                    f"{self.root_url}; pass a location relative to that root",
+                    location=location,
+                )
+            location = key
+        return check_relative(location, self.root_url)
+
+    # -- operations ----------------------------------------------------------------
+    def write(self: R, value: Any, location: LocationTemplate | None = None, **kwargs: Any) -> R:
+        """Store ``value`` and return a new Result holding it and its canonical location.
+
+        The write is atomic: a concurrent reader sees the old payload, the new
+        one, or nothing. A write that fails leaves the old value in place.
+        ``self`` is not changed.
+        """
+        new = self.copy()
+        new.location = self._canonical_location(location, kwargs)
+        new.value = value
+        with map_storage_errors(new.location, "write"):
+            new.record = self._store(new.location, self._key(new.location), value)
+        return new
+
+    def read(self: R, location: LocationTemplate | None = None, **kwargs: Any) -> R:
+        """Load the value stored at ``location`` and return a new Result holding it.
+
+        No byte reaches the serializer before its size and digest match the
+        record. Raises :class:`~resultkit.errors.ResultNotFoundError`,
+        :class:`~resultkit.errors.ResultCorruptError` or
+        :class:`~resultkit.errors.SerializerMismatchError`; never returns a
+        value that does not match what was written.
+        """
+        new = self.copy()
+        new.location = self._canonical_location(location, kwargs)
+        with map_storage_errors(new.location, "read"):
+            new.value, new.record = self._load(new.location, self._key(new.location))
+        return new
+
+    def exists(self, location: LocationTemplate | None = None, **kwargs: Any) -> bool:
+        """Return whether something is stored at ``location``; never downloads it."""
+        canonical = self._canonical_location(location, kwargs)
+        with map_storage_errors(canonical, "check"):
+            return self.storage.exists(self._key(canonical))
+
+    def exists_many(self, locations: Sequence[LocationTemplate]) -> list[bool]:
+        """``exists`` for many (already formatted) locations at once, answered in bulk."""
+        canonical = [self._canonical_location(loc, {}) for loc in locations]
+        if not canonical:
+            return []
+        with map_storage_errors(canonical[0], "check"):
+            return list(self.storage.exists_many([self._key(c) for c in canonical]))
+
+    def stat(self, location: LocationTemplate | None = None, **kwargs: Any) -> Record | None:
+        """The integrity record stored at ``location`` without reading the value.
+
+        ``None`` when nothing is stored there; :class:`ResultCorruptError` when a
+        payload is there without a readable record.
+        """
+        canonical = self._canonical_location(location, kwargs)
+        with map_storage_errors(canonical, "check"):
+            metadata = self.storage.head(self._key(canonical))
+        if metadata is None:
+            return None
+        return self._parse_record(canonical, metadata)
+
+    def delete(self, location: LocationTemplate | None = None, **kwargs: Any) -> bool:
+        """Remove the value stored at ``location``; return whether anything was there."""
+        canonical = self._canonical_location(location, kwargs)
+        with map_storage_errors(canonical, "delete"):
+            return bool(self.storage.delete(self._key(canonical)))
+
+    def put_if_absent(
+        self, data: bytes, location: LocationTemplate | None = None, **kwargs: Any
+    ) -> bool:
+        """Store raw ``data`` at ``location`` only if nothing is there; return whether it did.
+
+        The check and the create are one atomic operation on the storage
+        (local ``O_EXCL``, S3 ``If-None-Match: *``, GCS ``ifGenerationMatch=0``,
+        Azure ``If-None-Match: *``), so of many concurrent callers exactly one
+        gets ``True``: the primitive for single-flight locks. ``data`` is a
+        marker, not a value; it carries no integrity record.
+        """
+        canonical = self._canonical_location(location, kwargs)
+        with map_storage_errors(canonical, "create"):
+            return bool(self.storage.put_if_absent(self._key(canonical), data, {}))
+
+    # -- write and read, once for every backend ------------------------------------
+    def _store(self, location: str, key: str, value: Any) -> Record:
+        writer = self.storage.open_writer(key)
+        hashing = HashingWriter(writer)
+        try:
+            self.serializer.dump(value, hashing)
+            record = Record(self.serializer.name, hashing.hexdigest(), hashing.size)
+            writer.commit(record.to_metadata())
+        except BaseException as exc:
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                writer.abort()
+            sink = _sink_error(exc)
+            if sink is not None:  # the storage failed while the serializer streamed
+                raise translate(location, "write", sink) from sink.cause
+            raise
+        return record
+
+    def _load(self, location: str, key: str) -> tuple[Any, Record | None]:
+        first_seen = 0.0
+        previous: tuple[Any, str] | None = None
+        deadline = time.monotonic() + _MAX_MISMATCH_WAIT
+        delay = 0.005
+        while True:
+            opened = self.storage.open_reader(key)
+            if opened is None:
+                raise ResultNotFoundError(f"nothing is stored at {location}", location=location)
+            stream, metadata = opened
+            try:
+                if not self.verify:
+                    return self._deserialize(location, stream.read()), None
+                record = self._parse_record(location, metadata)
+                self._check_serializer(location, record)
+                data, size, digest = _read_hashed(stream, record.size)
+            finally:
+                stream.close()
+            if (size, digest) == (record.size, record.digest):
+                return self._deserialize(location, data), record
+            if self.storage.atomic_pairs:
+                raise _corrupt(location, record, size, digest)
+            now = time.monotonic()
+            if (record, digest) != previous:
+                previous, first_seen = (record, digest), now
+            elif now - first_seen >= _STABLE_MISMATCH_SECONDS:
+                raise _corrupt(location, record, size, digest)
+            if now > deadline:
+                raise ResultCorruptError(
+                    f"the payload at {location} kept changing while it was read; "
+                    "too many concurrent writers",
+                    location=location,
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    def _deserialize(self, location: str, data: Any) -> Any:
+        try:
+            return self.serializer.deserialize(data)
+        except SerializationError as exc:
+            if exc.location is None:
+                exc.location = location
+            raise
+
+    def _parse_record(self, location: str, metadata: Metadata) -> Record:
+        if not metadata:
+            raise ResultCorruptError(
+                f"the payload at {location} has no integrity record: it was not written by "
+                "resultkit, or its write was interrupted. Write it again, adopt it "
+                "(resultkit.results.adopt) if you trust it, or read it with verify=False.",
+                location=location,
+            )
+        try:
+            return Record.from_metadata(metadata)
+        except (ValueError, RecursionError) as exc:
+            raise ResultCorruptError(
+                f"the integrity record of {location} is unreadable ({exc}); write it again",
+                location=location,
+            ) from exc
+
+    def _check_serializer(self, location: str, record: Record) -> None:
+        if record.serializer != self.serializer.name:
+            raise SerializerMismatchError(
+                f"the payload at {location} was written with serializer "
+                f"{record.serializer!r} but is being read with {self.serializer.name!r}; "
+                "read it with a Result configured with the serializer that wrote it",
+                location=location,
+                written_by=record.serializer,
+                reading_with=self.serializer.name,
+            )
+
+    def _config_key(self) -> Any:
+        return (self.root_url, self.verify)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(root={self.root_url!r}, location={self._location_repr()!r}, "
+            f"serializer={self.serializer.name!r})"
+        )
+
+
+def _sink_error(exc: BaseException) -> SinkError | None:
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, SinkError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _read_hashed(stream: BinaryIO, expected: int) -> tuple[bytearray, int, str]:
+    """Read a whole payload into one buffer and hash it: (data, size, digest)."""
+    size = expected if expected <= _PREALLOCATE_LIMIT else 0
+    buf = bytearray(size)
+    view = memoryview(buf)
+    filled = 0
+    readinto = getattr(stream, "readinto", None)
+    while filled < size:
+        if readinto is not None:
+            n = readinto(view[filled:])
+        else:
+            chunk = stream.read(size - filled)
+            n = len(chunk)
+            view[filled : filled + n] = chunk
+        if not n:
+            break
+        filled += n
+    view.release()
+    if filled < size:
+        del buf[filled:]
+    rest = stream.read()
+    if rest:
+        buf += rest
+    return buf, len(buf), Record.digest_of(buf)
+
+
+def _corrupt(location: str, record: Record, size: int, digest: str) -> ResultCorruptError:
+    return ResultCorruptError(
+        f"the payload at {location} does not match its integrity record "
+        f"(expected {record.size} bytes with digest {record.digest}, "
+        f"found {size} bytes with {digest}). It was changed or damaged "
+        "after it was written; write it again.",
+        location=location,
+    )
