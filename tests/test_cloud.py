@@ -61,10 +61,13 @@ def azure_result(server, container="rk-test", port=None, **kwargs) -> AzureResul
     return r
 
 
-def seaweed_result(server, secret=SEAWEED_SECRET, **options) -> S3Result:
+def seaweed_result(server, secret=SEAWEED_SECRET, prefix=None, **options) -> S3Result:
     opts = {"key": SEAWEED_KEY, "secret": secret, "skip_instance_cache": True, **options}
     return S3Result(
-        "rk-test", prefix=uuid.uuid4().hex, endpoint_url=server.url, storage_options=opts
+        "rk-test",
+        prefix=prefix or uuid.uuid4().hex,
+        endpoint_url=server.url,
+        storage_options=opts,
     )
 
 
@@ -166,7 +169,9 @@ def test_wrong_secret_is_a_clear_auth_error(seaweed_server):
     good = seaweed_result(seaweed_server)
     _mkbucket(good)
     written = good.write("secret data", location="auth.pkl")
-    bad = seaweed_result(seaweed_server, secret="not-the-secret")
+    bad = seaweed_result(
+        seaweed_server, secret="not-the-secret", prefix=good.storage.root.split("/", 1)[1]
+    )
     bad.location = written.location
     for call in (
         lambda: bad.exists(written.location),
@@ -249,9 +254,9 @@ def test_client_not_pickled_and_works_in_another_process(any_cloud):
     r = any_cloud.copy()
     r.location = "{k}.pkl"
     r.write("from parent", k="p")
-    assert r._fs is not None  # the client exists here...
+    assert r.storage._fs is not None  # the client exists here...
     blob = cloudpickle.dumps(r)
-    assert pickle.loads(blob)._fs is None  # ...but is not shipped
+    assert pickle.loads(blob).storage._fs is None  # ...but is not shipped
     code = (
         "import sys, pickle; r = pickle.loads(sys.stdin.buffer.read()); "
         "print(r.read(k='p').value); r.write('from child', k='c')"
@@ -344,10 +349,9 @@ def test_server_killed_mid_write_leaves_no_partial_object(tmp_path):
         assert len(errors) == 1 and isinstance(errors[0], ResultError), errors
         assert "victim.pkl" in str(errors[0])
         server.start()
-        fresh = seaweed_result(server)
-        fresh._root = r._root
+        fresh = seaweed_result(server, prefix=r.storage.root.split("/", 1)[1])
         assert fresh.read("victim.pkl").value == "old"  # old value intact, no partial object
-        names = [p.rsplit("/", 1)[-1] for p in fresh.fs.find(fresh._root)]
+        names = [p.rsplit("/", 1)[-1] for p in fresh.fs.find(fresh.storage.root)]
         assert sorted(names) == ["victim.pkl", "victim.pkl.rkmeta"]
     finally:
         server.stop()

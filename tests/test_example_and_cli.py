@@ -50,3 +50,23 @@ def test_cli_inspect(tmp_path, capsys):
 def test_cli_version(capsys):
     assert main(["version"]) == 0
     assert "0.1.0" in capsys.readouterr().out
+
+
+def test_cli_inspect_missing_file_says_nothing_stored(tmp_path, capsys):
+    assert main(["inspect", str(tmp_path / "never-written.pkl")]) == 1
+    out = capsys.readouterr().out
+    assert "nothing is stored" in out and "integrity record" not in out
+
+
+def test_cli_inspect_payload_without_record(tmp_path, capsys):
+    (tmp_path / "foreign.pkl").write_bytes(b"written by another tool")
+    assert main(["inspect", str(tmp_path / "foreign.pkl")]) == 1
+    assert "no integrity record" in capsys.readouterr().out
+
+
+def test_cli_inspect_any_serializer(tmp_path, capsys):
+    from resultkit.serializers import JSONSerializer
+
+    written = LocalResult(dir=tmp_path, serializer=JSONSerializer()).write([1], location="j.json")
+    assert main(["inspect", written.location]) == 0
+    assert "json" in capsys.readouterr().out

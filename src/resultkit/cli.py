@@ -14,37 +14,19 @@ from rich.console import Console
 from . import __version__
 from .errors import ResultKitError
 from .results import from_url
-from .serializers import Serializer
 
 __all__ = ["main"]
 
 
-class _AnySerializer(Serializer):
-    """Accepts whatever serializer wrote the payload (inspect only verifies bytes)."""
-
-    name = "*"
-
-    def serialize(self, value: object) -> bytes:  # pragma: no cover - never writes
-        raise NotImplementedError
-
-    def deserialize(self, data: bytes) -> object:
-        return data
-
-
 def _inspect(url: str, console: Console) -> int:
     folder, _, name = url.rstrip("/").rpartition("/")
-    result = from_url(folder)
     try:
-        raw_record = result._cat_or_none(result._path(result._resolve(name)) + ".rkmeta")
-        if raw_record is None:
-            console.print(f"[red]no integrity record beside {url}[/red]")
+        result = from_url(folder or ".")
+        record = result.stat(name)
+        if record is None:
+            console.print(f"[red]nothing is stored at {url}[/red]")
             return 1
-        from .results import Record
-
-        record = Record.from_bytes(raw_record)
-        result.serializer = _AnySerializer()
-        result.serializer.name = record.serializer
-        result.read(name)
+        result.read_bytes(name)  # verifies size and digest; deserializes nothing
     except ResultKitError as exc:
         console.print(f"[red]{type(exc).__name__}[/red]: {exc}")
         return 1

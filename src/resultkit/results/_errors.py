@@ -18,7 +18,14 @@ from ..errors import (
     StorageError,
 )
 
-__all__ = ["map_storage_errors", "translate", "status_code", "precondition_failed", "SinkError"]
+__all__ = [
+    "map_storage_errors",
+    "translate",
+    "status_code",
+    "precondition_failed",
+    "is_missing_container",
+    "SinkError",
+]
 
 
 class SinkError(Exception):
@@ -96,6 +103,59 @@ def _unsupported(location: str, action: str, exc: BaseException) -> ResultKitErr
     )
 
 
+_MISSING_CONTAINER = (
+    "bucket does not exist",
+    "nosuchbucket",
+    "containernotfound",
+    "container does not exist",
+)
+_CREDENTIAL_ERRORS = frozenset(
+    {
+        "NoCredentialsError",
+        "PartialCredentialsError",
+        "DefaultCredentialsError",
+        "CredentialUnavailableError",
+        "ClientAuthenticationError",
+    }
+)
+_CREDENTIAL_HINTS = {
+    "s3": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (a profile in "
+    "~/.aws/credentials), or run where an instance role applies, or pass "
+    "storage_options={'key': ..., 'secret': ...} ({'anon': True} for a public bucket)",
+    "gs": "set GOOGLE_APPLICATION_CREDENTIALS to a service-account JSON file, or run "
+    "'gcloud auth application-default login', or pass token=... ('anon' for a public bucket)",
+    "az": "pass connection_string=... or account_name=... with credential=..., or set "
+    "AZURE_STORAGE_CONNECTION_STRING",
+}
+
+
+def is_missing_container(exc: BaseException) -> bool:
+    """Whether a not-found error is about the bucket or container, not the object."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(marker in text for marker in _MISSING_CONTAINER)
+
+
+def _missing_container(location: str, action: str, exc: BaseException) -> ResultKitError:
+    scheme, _, rest = location.partition("://")
+    name = rest.split("/", 1)[0]
+    kind = "container" if scheme in ("az", "abfs", "abfss") else "bucket"
+    return StorageError(
+        f"could not {action} {location}: the {kind} {name!r} does not exist. Create it "
+        f"first, or fix the {kind} name.",
+        location=location,
+    )
+
+
+def _missing_credentials(location: str, action: str, exc: BaseException) -> ResultKitError:
+    scheme = location.partition("://")[0]
+    scheme = {"s3a": "s3", "gcs": "gs", "abfs": "az", "abfss": "az"}.get(scheme, scheme)
+    hint = _CREDENTIAL_HINTS.get(scheme, "give the storage its credentials")
+    return StorageAccessError(
+        f"no credentials were found to {action} {location} ({type(exc).__name__}): {hint}",
+        location=location,
+    )
+
+
 def _is_access(exc: BaseException) -> bool:
     return isinstance(exc, PermissionError) or status_code(exc) in (401, 403)
 
@@ -108,6 +168,8 @@ _Rule = tuple[Callable[[BaseException], bool], Callable[[str, str, BaseException
 
 #: First match wins; anything else is a plain StorageError.
 RULES: list[_Rule] = [
+    (lambda e: type(e).__name__ in _CREDENTIAL_ERRORS, _missing_credentials),
+    (lambda e: isinstance(e, FileNotFoundError) and is_missing_container(e), _missing_container),
     (lambda e: isinstance(e, FileNotFoundError), _not_found),
     (_is_access, _access),
     (_is_no_space, _no_space),

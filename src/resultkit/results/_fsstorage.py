@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import importlib
+import io
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -27,7 +28,7 @@ from fsspec.implementations.local import LocalFileSystem
 from fsspec.spec import AbstractFileSystem
 
 from ..errors import ConfigurationError, ResultCorruptError
-from ._errors import precondition_failed
+from ._errors import is_missing_container, precondition_failed
 from ._location import RECORD_SUFFIX, TEMP_MARKER
 from ._locks import publish_lock
 from ._record import metadata_from_bytes, metadata_to_bytes
@@ -35,6 +36,19 @@ from ._upload import SpillingUpload
 from .storage import Metadata, Storage, StorageWriter
 
 __all__ = ["FileSystemStorage", "ObjectStoreStorage", "is_reserved_name", "head_request"]
+
+
+#: The pip extra that installs each protocol's filesystem.
+_EXTRAS = {
+    "s3": "s3",
+    "s3a": "s3",
+    "gs": "gcs",
+    "gcs": "gcs",
+    "az": "azure",
+    "abfs": "azure",
+    "abfss": "azure",
+    "adl": "azure",
+}
 
 
 def is_reserved_name(name: str) -> bool:
@@ -107,6 +121,7 @@ class FileSystemStorage(Storage):
             cls: type[AbstractFileSystem] = getattr(importlib.import_module(module), name)
             return cls
         except ImportError as exc:
+            extra = extra or _EXTRAS.get(protocol, "")
             hint = f"pip install 'resultkit[{extra}]'" if extra else str(exc)
             raise ConfigurationError(
                 f"storage {protocol!r} needs a package that is not installed: {hint}"
@@ -298,7 +313,9 @@ class FileSystemStorage(Storage):
     def _cat_or_none(self, path: str) -> bytes | None:
         try:
             return bytes(self.fs.cat_file(path))
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            if is_missing_container(exc):  # not a miss: the bucket itself is gone
+                raise
             return None
 
     def _parse_sidecar(self, key: str, raw: bytes) -> Metadata:
@@ -359,6 +376,30 @@ class ObjectStoreStorage(FileSystemStorage):
 
     def open_writer(self, key: str) -> StorageWriter:
         return _InPlaceWriter(self, self.path(key))
+
+    def open_reader(self, key: str) -> tuple[BinaryIO, Metadata] | None:
+        # One GET for the payload: a ranged file object would first ask for the
+        # size and could then read ranges of a newer object.
+        path = self.path(key)
+        raw = self._cat_or_none(path + RECORD_SUFFIX)
+        data = self._cat_or_none(path)
+        if data is None:
+            self._check_container()
+            return None
+        return io.BytesIO(data), ({} if raw is None else self._parse_sidecar(key, raw))
+
+    def _check_container(self) -> None:
+        """On a miss, make sure the bucket itself exists (once per storage).
+
+        Some clients (gcsfs, adlfs) say only "not found" for a missing bucket;
+        a read must not report a missing bucket as an empty cache.
+        """
+        if self.__dict__.get("_container_seen"):
+            return
+        container = self.root.split("/", 1)[0]
+        if not self.fs.exists(container):
+            raise FileNotFoundError(f"the bucket or container does not exist: {container}")
+        self._container_seen = True
 
 
 class _InPlaceWriter:

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO, TypeVar
 from ..errors import (
     ConfigurationError,
     ResultCorruptError,
+    ResultError,
     ResultNotFoundError,
     SerializationError,
     SerializerMismatchError,
@@ -131,14 +132,41 @@ class StorageResult(Result):
         value that does not match what was written.
         """
         new = self.copy()
-        new.location = self._canonical_location(location, kwargs)
+        new.location = self._canonical_location(self._needs_location(location, "read"), kwargs)
         with map_storage_errors(new.location, "read"):
             new.value, new.record = self._load(new.location, self._key(new.location))
         return new
 
+    def read_bytes(
+        self, location: LocationTemplate | None = None, **kwargs: Any
+    ) -> tuple[bytes, Record]:
+        """The stored payload's bytes, verified against its record, and the record.
+
+        Nothing is deserialized, so any serializer's payload can be read (the
+        ``resultkit`` command uses it to verify and copy results).
+        """
+        canonical = self._canonical_location(self._needs_location(location, "read"), kwargs)
+        reader = self.copy()
+        reader.verify = True
+        with map_storage_errors(canonical, "read"):
+            data, record = reader._load(canonical, self._key(canonical), raw=True)
+        assert record is not None
+        return bytes(data), record
+
+    def _needs_location(
+        self, location: LocationTemplate | None, action: str
+    ) -> LocationTemplate | None:
+        if location is None and self.location is None:
+            raise ResultError(
+                f"{action}() needs a location: pass one (result.{action}('name.pkl')) or set "
+                f"location= on the {type(self).__name__}; a write without one picks a unique "
+                "name, which the returned Result's .location holds"
+            )
+        return location
+
     def exists(self, location: LocationTemplate | None = None, **kwargs: Any) -> bool:
         """Return whether something is stored at ``location``; never downloads it."""
-        canonical = self._canonical_location(location, kwargs)
+        canonical = self._canonical_location(self._needs_location(location, "exists"), kwargs)
         with map_storage_errors(canonical, "check"):
             return self.storage.exists(self._key(canonical))
 
@@ -156,7 +184,7 @@ class StorageResult(Result):
         ``None`` when nothing is stored there; :class:`ResultCorruptError` when a
         payload is there without a readable record.
         """
-        canonical = self._canonical_location(location, kwargs)
+        canonical = self._canonical_location(self._needs_location(location, "stat"), kwargs)
         with map_storage_errors(canonical, "check"):
             metadata = self.storage.head(self._key(canonical))
         if metadata is None:
@@ -165,7 +193,7 @@ class StorageResult(Result):
 
     def delete(self, location: LocationTemplate | None = None, **kwargs: Any) -> bool:
         """Remove the value stored at ``location``; return whether anything was there."""
-        canonical = self._canonical_location(location, kwargs)
+        canonical = self._canonical_location(self._needs_location(location, "delete"), kwargs)
         with map_storage_errors(canonical, "delete"):
             return bool(self.storage.delete(self._key(canonical)))
 
@@ -201,7 +229,7 @@ class StorageResult(Result):
             raise
         return record
 
-    def _load(self, location: str, key: str) -> tuple[Any, Record | None]:
+    def _load(self, location: str, key: str, raw: bool = False) -> tuple[Any, Record | None]:
         first_seen = 0.0
         previous: tuple[Any, str] | None = None
         deadline = time.monotonic() + _MAX_MISMATCH_WAIT
@@ -215,12 +243,13 @@ class StorageResult(Result):
                 if not self.verify:
                     return self._deserialize(location, stream.read()), None
                 record = self._parse_record(location, metadata)
-                self._check_serializer(location, record)
+                if not raw:
+                    self._check_serializer(location, record)
                 data, size, digest = _read_hashed(stream, record.size)
             finally:
                 stream.close()
             if (size, digest) == (record.size, record.digest):
-                return self._deserialize(location, data), record
+                return (data if raw else self._deserialize(location, data)), record
             if self.storage.atomic_pairs:
                 raise _corrupt(location, record, size, digest)
             now = time.monotonic()

@@ -1,0 +1,127 @@
+"""Messages a newcomer meets: each names what was wrong and how to fix it (real servers)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+import emulators
+from resultkit.errors import (
+    ConfigurationError,
+    ResultError,
+    StorageError,
+)
+from resultkit.results import AzureResult, GCSResult, LocalResult, MemoryResult, S3Result
+
+
+def test_read_without_a_location_says_so(tmp_path):
+    r = LocalResult(dir=tmp_path)
+    for call in (r.read, r.exists, r.stat, r.delete):
+        with pytest.raises(ResultError, match=r"needs a location"):
+            call()
+
+
+def test_unknown_keywords_suggest_the_near_name(tmp_path):
+    with pytest.raises(ConfigurationError, match=r"'directory'; did you mean 'dir'\?"):
+        LocalResult(directory=tmp_path)  # type: ignore[call-arg]
+    with pytest.raises(ConfigurationError, match=r"did you mean 'serializer'\?"):
+        MemoryResult(serialiser=None)  # type: ignore[call-arg]
+    with pytest.raises(ConfigurationError, match=r"did you mean 'endpoint_url'\?"):
+        S3Result("b", endpoint="http://x")  # type: ignore[call-arg]
+
+
+def test_missing_bucket_on_read_names_the_bucket(moto_server, gcs_server, azurite_server):
+    name = f"missing-{uuid.uuid4().hex[:12]}"
+    results = [
+        S3Result(name, endpoint_url=moto_server.url),
+        GCSResult(name, endpoint_url=gcs_server.url, token="anon", project="test"),
+        AzureResult(
+            name, connection_string=emulators.azurite_connection_string(azurite_server.port)
+        ),
+    ]
+    for r in results:
+        with pytest.raises(StorageError, match=rf"{name}' does not exist") as info:
+            r.read("x.pkl")
+        assert "Create it first" in str(info.value), r
+
+
+def test_missing_s3_credentials_name_the_ways_to_give_them(moto_server, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+        AWS_CONFIG_FILE=str(tmp_path / "none"),
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    code = (
+        "from resultkit.results import S3Result\n"
+        "from resultkit.errors import StorageAccessError\n"
+        f"r = S3Result('b', endpoint_url={moto_server.url!r})\n"
+        "try:\n"
+        "    r.read('x.pkl')\n"
+        "except StorageAccessError as exc:\n"
+        "    print('ERR', exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "ERR no credentials were found" in out.stdout
+    assert "AWS_ACCESS_KEY_ID" in out.stdout and "storage_options" in out.stdout
+
+
+def test_azure_builds_without_credentials_and_says_so_at_first_use(monkeypatch):
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_NAME", raising=False)
+    r = AzureResult("container", location="{x}.pkl")  # a flow can be built anywhere
+    S3Result("bucket")
+    GCSResult("bucket")
+    with pytest.raises(ConfigurationError, match="AZURE_STORAGE_CONNECTION_STRING"):
+        r.write(1, x=1)
+
+
+def test_missing_extra_names_the_pip_extra():
+    code = (
+        "import sys; sys.modules['gcsfs'] = None\n"  # as if gcsfs were not installed
+        "from resultkit.errors import ConfigurationError\n"
+        "from resultkit.results import GCSResult, from_url\n"
+        "for build in (lambda: GCSResult('b'), lambda: from_url('gs://b/p')):\n"
+        "    try:\n"
+        "        build()\n"
+        "    except ConfigurationError as exc:\n"
+        "        print('ERR', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("pip install 'resultkit[gcs]'") == 2, out.stdout
+
+
+def test_storage_errors_never_say_serializer_when_the_disk_fails(tmp_path):
+    """A sink failure while a serializer streams is a StorageError naming the location."""
+
+    class FailingWriter:
+        def __init__(self) -> None:
+            self.aborted = False
+
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+        def commit(self, metadata):  # pragma: no cover - never reached
+            raise AssertionError
+
+        def abort(self):
+            self.aborted = True
+
+    r = LocalResult(dir=tmp_path)
+    r.write("old", location="full.pkl")
+    writer = FailingWriter()
+    r.storage.open_writer = lambda key: writer  # type: ignore[method-assign]
+    with pytest.raises(StorageError, match=r"no space left.*full\.pkl|full\.pkl.*no space left"):
+        r.write(list(range(10)), location="full.pkl")
+    assert writer.aborted
+    del r.storage.open_writer
+    assert r.read("full.pkl").value == "old"
