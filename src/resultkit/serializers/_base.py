@@ -61,10 +61,16 @@ class Serializer(abc.ABC):
             if isinstance(value_or_data, (bytes, bytearray, memoryview))
             else "the payload"
         )
+        fix = (
+            "Choose a serializer that supports this value "
+            "(PickleSerializer handles almost any Python object)."
+            if action == "serialize"
+            else "The bytes are not in this serializer's format: read them with the "
+            "serializer that wrote them, or write the value again."
+        )
         return SerializationError(
             f"{type(self).__name__} ({self.name!r}) could not {action} {what}: "
-            f"{type(exc).__name__}: {exc}. Choose a serializer that supports this "
-            f"value (PickleSerializer handles almost any Python object)."
+            f"{type(exc).__name__}: {exc}. {fix}"
         )
 
     def __eq__(self, other: object) -> bool:

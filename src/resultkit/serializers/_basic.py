@@ -12,6 +12,7 @@ from typing import Any
 
 import cloudpickle
 
+from ..errors import ConfigurationError
 from ._base import Serializer, WritableStream
 
 __all__ = ["PickleSerializer", "JSONSerializer", "DateTimeSerializer"]
@@ -32,12 +33,14 @@ class PickleSerializer(Serializer):
     name = "pickle"
 
     def __init__(self, protocol: int = 5) -> None:
-        if not 2 <= protocol <= pickle.HIGHEST_PROTOCOL:
-            from ..errors import ConfigurationError
-
+        if (
+            isinstance(protocol, bool)
+            or not isinstance(protocol, int)
+            or not 2 <= protocol <= pickle.HIGHEST_PROTOCOL
+        ):
             raise ConfigurationError(
-                f"pickle protocol {protocol} is not available here; "
-                f"use one from 2 to {pickle.HIGHEST_PROTOCOL}"
+                f"PickleSerializer(protocol={protocol!r}): pickle protocol is not available "
+                f"here; use an integer from 2 to {pickle.HIGHEST_PROTOCOL} (default 5)"
             )
         self.protocol = protocol
 
@@ -122,7 +125,12 @@ class JSONSerializer(Serializer):
 
     name = "json"
 
-    def __init__(self, indent: int | None = None) -> None:
+    def __init__(self, indent: int | str | None = None) -> None:
+        if not (indent is None or isinstance(indent, str) or type(indent) is int):
+            raise ConfigurationError(
+                f"JSONSerializer(indent={indent!r}): indent is a number of spaces, a string "
+                "to indent with (e.g. '\\t'), or None for compact JSON"
+            )
         self.indent = indent
 
     def serialize(self, value: Any) -> bytes:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 from typing import Any
 
 from ..errors import ConfigurationError
 from ._base import Serializer
+from ._checks import check_call_kwargs, did_you_mean
 
 __all__ = ["PandasSerializer"]
 
@@ -45,13 +47,34 @@ class PandasSerializer(Serializer):
     ) -> None:
         if file_type not in _FORMATS:
             raise ConfigurationError(
-                f"PandasSerializer does not know file_type {file_type!r}; "
+                f"PandasSerializer does not know file_type {file_type!r}"
+                f"{did_you_mean(file_type, _FORMATS)}; "
                 f"valid ones are: {', '.join(sorted(_FORMATS))}"
             )
         self.file_type = file_type
         self.serialize_kwargs = dict(serialize_kwargs or {})
         self.deserialize_kwargs = dict(deserialize_kwargs or {})
         self.name = f"pandas:{file_type}"
+        if self.serialize_kwargs or self.deserialize_kwargs:
+            # A typo would otherwise surface at the first write, or worse, the first read.
+            pd = self._pandas()
+            writer, reader, _ = _FORMATS[file_type]
+            check_call_kwargs(
+                "PandasSerializer",
+                "serialize_kwargs",
+                f"DataFrame.{writer}",
+                getattr(pd.DataFrame, writer),
+                self.serialize_kwargs,
+                ("self", _first_parameter(getattr(pd.DataFrame, writer), 1)),
+            )
+            check_call_kwargs(
+                "PandasSerializer",
+                "deserialize_kwargs",
+                f"pandas.{reader}",
+                getattr(pd, reader),
+                self.deserialize_kwargs,
+                (_first_parameter(getattr(pd, reader), 0),),
+            )
 
     @staticmethod
     def _pandas() -> Any:
@@ -86,3 +109,11 @@ class PandasSerializer(Serializer):
             return getattr(pd, reader)(source, **self.deserialize_kwargs)
         except Exception as exc:
             raise self._fail("deserialize", data, exc) from exc
+
+
+def _first_parameter(fn: Any, index: int) -> str:
+    """The name of ``fn``'s parameter at ``index`` (the file argument), for messages."""
+    try:
+        return list(inspect.signature(fn).parameters)[index]
+    except (TypeError, ValueError, IndexError):
+        return "path"
