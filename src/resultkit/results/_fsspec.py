@@ -15,9 +15,10 @@ from fsspec.spec import AbstractFileSystem
 
 from ..errors import ConfigurationError
 from ..serializers import Serializer
-from ._fsstorage import FileSystemStorage, ObjectStoreStorage
+from ._fsstorage import FileSystemStorage
 from ._localstorage import LocalFileStorage
 from ._location import LocationTemplate
+from ._objectstore import ObjectStoreStorage
 from ._storage_result import StorageResult
 
 __all__ = ["FSSpecResult", "from_url"]

@@ -1,14 +1,10 @@
 """Storages over fsspec filesystems: the payload as a file, its record in a sidecar.
 
-Two publish strategies, chosen once per backend by the storage class:
-
-* :class:`FileSystemStorage` (memory, and any fsspec filesystem): write a
-  temporary file, then move it and its record into place.
-* :class:`ObjectStoreStorage` (S3, GCS, Azure): an object appears only when
-  its upload completes, so writing in place is already atomic there (a
-  rename would be a second full copy).
-
-Both keep the payload exactly as the serializer wrote it (so other tools open
+A publish strategy and a read strategy are chosen once per backend by the
+storage class: :class:`FileSystemStorage` (memory, and any fsspec
+filesystem) writes a temporary file, then moves it and its record into
+place; ``ObjectStoreStorage`` (``_objectstore.py``) and ``LocalFileStorage``
+(``_localstorage.py``) specialise it. All keep the payload exactly as the serializer wrote it (so other tools open
 it) and the record in ``P.rkmeta`` beside it.
 """
 
@@ -17,11 +13,10 @@ from __future__ import annotations
 import builtins
 import contextlib
 import importlib
-import io
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, BinaryIO
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -32,10 +27,9 @@ from ._errors import is_missing_container, precondition_failed
 from ._location import RECORD_SUFFIX, TEMP_MARKER
 from ._locks import publish_lock
 from ._record import metadata_from_bytes, metadata_to_bytes
-from ._upload import SpillingUpload
 from .storage import Metadata, Storage, StorageWriter
 
-__all__ = ["FileSystemStorage", "ObjectStoreStorage", "is_reserved_name", "head_request"]
+__all__ = ["FileSystemStorage", "is_reserved_name"]
 
 
 #: The pip extra that installs each protocol's filesystem.
@@ -365,68 +359,3 @@ class _RenameWriter:
         for leftover in (self._tmp, self._tmp_record):
             with contextlib.suppress(Exception):
                 fs.rm_file(leftover)
-
-
-class ObjectStoreStorage(FileSystemStorage):
-    """Pairs on an object store (S3, GCS, Azure): payload uploaded in place, then the record."""
-
-    #: Payloads up to this size go up in one request; larger ones stream as a
-    #: multipart (block) upload completed as one object.
-    single_request_limit: ClassVar[int] = 5 * 2**20
-
-    def open_writer(self, key: str) -> StorageWriter:
-        return _InPlaceWriter(self, self.path(key))
-
-    def open_reader(self, key: str) -> tuple[BinaryIO, Metadata] | None:
-        # One GET for the payload: a ranged file object would first ask for the
-        # size and could then read ranges of a newer object.
-        path = self.path(key)
-        raw = self._cat_or_none(path + RECORD_SUFFIX)
-        data = self._cat_or_none(path)
-        if data is None:
-            self._check_container()
-            return None
-        return io.BytesIO(data), ({} if raw is None else self._parse_sidecar(key, raw))
-
-    def _check_container(self) -> None:
-        """On a miss, make sure the bucket itself exists (once per storage).
-
-        Some clients (gcsfs, adlfs) say only "not found" for a missing bucket;
-        a read must not report a missing bucket as an empty cache.
-        """
-        if self.__dict__.get("_container_seen"):
-            return
-        container = self.root.split("/", 1)[0]
-        if not self.fs.exists(container):
-            raise FileNotFoundError(f"the bucket or container does not exist: {container}")
-        self._container_seen = True
-
-
-class _InPlaceWriter:
-    def __init__(self, storage: ObjectStoreStorage, path: str) -> None:
-        self._storage = storage
-        self._path = path
-        self._upload = SpillingUpload(storage.fs, path, storage.single_request_limit)
-
-    def write(self, data: Any) -> int:
-        return self._upload.write(data)
-
-    def commit(self, metadata: Metadata) -> None:
-        # One writer at a time per key in this process: payload and record belong together.
-        with publish_lock(self._storage.url(self._path)):
-            self._upload.commit()
-            self._storage.fs.pipe_file(self._path + RECORD_SUFFIX, metadata_to_bytes(metadata))
-
-    def abort(self) -> None:
-        self._upload.discard()
-
-
-def head_request(fs: Any, request: Any, *args: Any, **kwargs: Any) -> bool:
-    """Run one async metadata request of an async filesystem; not found means ``False``."""
-    from fsspec.asyn import sync
-
-    try:
-        sync(fs.loop, request, *args, **kwargs)
-    except FileNotFoundError:
-        return False
-    return True

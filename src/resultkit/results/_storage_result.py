@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import (
     ConfigurationError,
@@ -17,15 +17,15 @@ from ..errors import (
     ResultError,
     ResultNotFoundError,
     SerializationError,
-    SerializerMismatchError,
     UnsafeLocationError,
 )
 from ..serializers import Serializer
 from ._base import Result
-from ._errors import SinkError, map_storage_errors, translate
+from ._errors import map_storage_errors, translate
 from ._location import FormattedLocation, LocationTemplate, check_relative, short
 from ._record import HashingWriter, Record
-from .storage import Metadata, Storage
+from ._verify import check_serializer, corrupt_error, find_sink_error, parse_record, read_hashed
+from .storage import Storage
 
 __all__ = ["StorageResult"]
 
@@ -36,9 +36,6 @@ R = TypeVar("R", bound="StorageResult")
 # called corrupt only once the same pair has been seen for this long.
 _STABLE_MISMATCH_SECONDS = 0.5
 _MAX_MISMATCH_WAIT = 10.0
-# Above this, a payload's buffer grows as it is read instead of being
-# allocated from the size its record claims (a damaged record could claim TBs).
-_PREALLOCATE_LIMIT = 1 << 30
 
 
 class StorageResult(Result):
@@ -153,6 +150,37 @@ class StorageResult(Result):
         assert record is not None
         return bytes(data), record
 
+    def adopt(self: R, location: LocationTemplate | None = None, **kwargs: Any) -> R:
+        """Give a payload written by another tool (a Prefect 1 target) an integrity record.
+
+        The payload is deserialized once with this Result's serializer; only
+        if that succeeds is its record written (the bytes stay as they are),
+        after which it reads like any other result. Adopting a payload that
+        already has a record changes nothing. Only adopt payloads you trust:
+        deserializing (unpickling) runs code of the payload's choosing.
+
+        Example:
+            >>> r = LocalResult(dir=prefect1_results_dir)            # doctest: +SKIP
+            >>> r.adopt("monday/extract.txt").value                  # doctest: +SKIP
+        """
+        new = self.copy()
+        new.location = self._canonical_location(self._needs_location(location, "adopt"), kwargs)
+        key = self._key(new.location)
+        with map_storage_errors(new.location, "adopt"):
+            found = self.storage.get(key)
+            if found is None:
+                raise ResultNotFoundError(
+                    f"nothing is stored at {new.location}", location=new.location
+                )
+            data, metadata = found
+            if metadata:  # already ours: verify it like any read
+                return self.read(new.location)
+            new.value = self._deserialize(new.location, data)
+            record = Record(self.serializer.name, Record.digest_of(data), len(data))
+            self.storage.put(key, data, record.to_metadata())
+        new.record = record
+        return new
+
     def _needs_location(
         self, location: LocationTemplate | None, action: str
     ) -> LocationTemplate | None:
@@ -189,7 +217,7 @@ class StorageResult(Result):
             metadata = self.storage.head(self._key(canonical))
         if metadata is None:
             return None
-        return self._parse_record(canonical, metadata)
+        return parse_record(canonical, metadata)
 
     def delete(self, location: LocationTemplate | None = None, **kwargs: Any) -> bool:
         """Remove the value stored at ``location``; return whether anything was there."""
@@ -223,7 +251,7 @@ class StorageResult(Result):
         except BaseException as exc:
             with contextlib.suppress(Exception):  # the first error is the one to report
                 writer.abort()
-            sink = _sink_error(exc)
+            sink = find_sink_error(exc)
             if sink is not None:  # the storage failed while the serializer streamed
                 raise translate(location, "write", sink) from sink.cause
             raise
@@ -242,21 +270,21 @@ class StorageResult(Result):
             try:
                 if not self.verify:
                     return self._deserialize(location, stream.read()), None
-                record = self._parse_record(location, metadata)
+                record = parse_record(location, metadata)
                 if not raw:
-                    self._check_serializer(location, record)
-                data, size, digest = _read_hashed(stream, record.size)
+                    check_serializer(location, record, self.serializer)
+                data, size, digest = read_hashed(stream, record.size)
             finally:
                 stream.close()
             if (size, digest) == (record.size, record.digest):
                 return (data if raw else self._deserialize(location, data)), record
             if self.storage.atomic_pairs:
-                raise _corrupt(location, record, size, digest)
+                raise corrupt_error(location, record, size, digest)
             now = time.monotonic()
             if (record, digest) != previous:
                 previous, first_seen = (record, digest), now
             elif now - first_seen >= _STABLE_MISMATCH_SECONDS:
-                raise _corrupt(location, record, size, digest)
+                raise corrupt_error(location, record, size, digest)
             if now > deadline:
                 raise ResultCorruptError(
                     f"the payload at {location} kept changing while it was read; "
@@ -274,33 +302,6 @@ class StorageResult(Result):
                 exc.location = location
             raise
 
-    def _parse_record(self, location: str, metadata: Metadata) -> Record:
-        if not metadata:
-            raise ResultCorruptError(
-                f"the payload at {location} has no integrity record: it was not written by "
-                "resultkit, or its write was interrupted. Write it again, adopt it "
-                "(resultkit.results.adopt) if you trust it, or read it with verify=False.",
-                location=location,
-            )
-        try:
-            return Record.from_metadata(metadata)
-        except (ValueError, RecursionError) as exc:
-            raise ResultCorruptError(
-                f"the integrity record of {location} is unreadable ({exc}); write it again",
-                location=location,
-            ) from exc
-
-    def _check_serializer(self, location: str, record: Record) -> None:
-        if record.serializer != self.serializer.name:
-            raise SerializerMismatchError(
-                f"the payload at {location} was written with serializer "
-                f"{record.serializer!r} but is being read with {self.serializer.name!r}; "
-                "read it with a Result configured with the serializer that wrote it",
-                location=location,
-                written_by=record.serializer,
-                reading_with=self.serializer.name,
-            )
-
     def _config_key(self) -> Any:
         return (self.root_url, self.verify)
 
@@ -309,50 +310,3 @@ class StorageResult(Result):
             f"{type(self).__name__}(root={self.root_url!r}, location={self._location_repr()!r}, "
             f"serializer={self.serializer.name!r})"
         )
-
-
-def _sink_error(exc: BaseException) -> SinkError | None:
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return None
-        if isinstance(seen, SinkError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def _read_hashed(stream: BinaryIO, expected: int) -> tuple[bytearray, int, str]:
-    """Read a whole payload into one buffer and hash it: (data, size, digest)."""
-    size = expected if expected <= _PREALLOCATE_LIMIT else 0
-    buf = bytearray(size)
-    view = memoryview(buf)
-    filled = 0
-    readinto = getattr(stream, "readinto", None)
-    while filled < size:
-        if readinto is not None:
-            n = readinto(view[filled:])
-        else:
-            chunk = stream.read(size - filled)
-            n = len(chunk)
-            view[filled : filled + n] = chunk
-        if not n:
-            break
-        filled += n
-    view.release()
-    if filled < size:
-        del buf[filled:]
-    rest = stream.read()
-    if rest:
-        buf += rest
-    return buf, len(buf), Record.digest_of(buf)
-
-
-def _corrupt(location: str, record: Record, size: int, digest: str) -> ResultCorruptError:
-    return ResultCorruptError(
-        f"the payload at {location} does not match its integrity record "
-        f"(expected {record.size} bytes with digest {record.digest}, "
-        f"found {size} bytes with {digest}). It was changed or damaged "
-        "after it was written; write it again.",
-        location=location,
-    )

@@ -11,8 +11,8 @@ from fsspec.spec import AbstractFileSystem
 from ..errors import ConfigurationError
 from ..serializers import Serializer
 from ._fsspec import FSSpecResult
-from ._fsstorage import ObjectStoreStorage
 from ._location import LocationTemplate
+from ._objectstore import ObjectStoreStorage
 
 __all__ = ["AzureResult", "AzureStorage"]
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from ..serializers import Serializer
 from ._fsspec import FSSpecResult
-from ._fsstorage import ObjectStoreStorage, head_request
 from ._location import LocationTemplate
+from ._objectstore import ObjectStoreStorage, head_request
 
 __all__ = ["S3Result", "S3Storage"]
 
