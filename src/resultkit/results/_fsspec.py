@@ -101,15 +101,33 @@ class FSSpecResult(StorageResult):
         """The fsspec filesystem (built on first use, shared by every copy)."""
         return self.storage.fs  # type: ignore[attr-defined]
 
-    @staticmethod
-    def _bucket_root(kind: str, name: str, prefix: str) -> str:
-        """``name/prefix`` for a bucket or container, refusing names with a '/'."""
-        if not name or "/" in name:
+    def _init_bucket(
+        self,
+        kind: str,
+        name: str,
+        prefix: str,
+        options: dict[str, Any],
+        location: LocationTemplate | None,
+        serializer: Serializer | None,
+        value: Any,
+        verify: bool,
+    ) -> None:
+        """Set up a Result rooted at ``name/prefix`` of a bucket or container."""
+        if not isinstance(name, str) or not name or "/" in name:
             raise ConfigurationError(
                 f"a {kind} name without '/' is needed, got {name!r}; use prefix= for folders"
             )
         prefix = prefix.strip("/")
-        return f"{name}/{prefix}" if prefix else name
+        FSSpecResult.__init__(
+            self,
+            self.default_protocol,
+            f"{name}/{prefix}" if prefix else name,
+            location=location,
+            serializer=serializer,
+            value=value,
+            storage_options=options,
+            verify=verify,
+        )
 
 
 def from_url(

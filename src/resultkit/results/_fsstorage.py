@@ -241,14 +241,16 @@ class FileSystemStorage(Storage):
 
     def delete(self, key: str) -> bool:
         path = self.path(key)
-        found = False
-        for p in (path + RECORD_SUFFIX, path):
-            try:
-                self.fs.rm_file(p)
-                found = True
-            except FileNotFoundError:
-                pass
-        return found
+        found = [self._remove(p) for p in (path + RECORD_SUFFIX, path)]  # record first
+        return any(found)
+
+    def _remove(self, path: str) -> bool:
+        """Remove one file; whether it was there."""
+        try:
+            self.fs.rm_file(path)
+        except FileNotFoundError:
+            return False
+        return True
 
     def list(self, prefix: str = "") -> Iterable[str]:
         base = self.path(prefix.rstrip("/")) if prefix else self.root
@@ -260,9 +262,10 @@ class FileSystemStorage(Storage):
         start = len(self.root.rstrip("/")) + 1 if self.root else 0
         keys = []
         for name in found:
-            name = self._strip(str(name))
-            if not is_reserved_name(name.rpartition("/")[2]):
-                keys.append(name[start:])
+            key = self._strip(str(name))[start:]
+            # Some servers list a folder marker (the prefix itself): not a key.
+            if key and not key.endswith("/") and not is_reserved_name(key.rpartition("/")[2]):
+                keys.append(key)
         return sorted(keys)
 
     def exists_many(self, keys: builtins.list[str]) -> builtins.list[bool]:

@@ -70,16 +70,12 @@ class LocalFileStorage(FileSystemStorage):
     def open_writer(self, key: str) -> StorageWriter:
         return _LocalWriter(self, self.path(key))
 
-    def delete(self, key: str) -> bool:
-        path = self.path(key)
-        found = False
-        for p in (path + RECORD_SUFFIX, path):
-            try:
-                os.unlink(p)
-                found = True
-            except FileNotFoundError:
-                pass
-        return found
+    def _remove(self, path: str) -> bool:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        return True
 
     def put_if_absent(self, key: str, data: Any, metadata: Metadata) -> bool:
         path = self.path(key)

@@ -41,6 +41,13 @@ class ObjectStoreStorage(FileSystemStorage):
             return None
         return io.BytesIO(data), ({} if raw is None else self._parse_sidecar(key, raw))
 
+    def _remove(self, path: str) -> bool:
+        # Object stores answer a DELETE of a missing key with success: ask first.
+        if not self._head_path(path):
+            return False
+        self.fs.rm_file(path)
+        return True
+
     def _check_container(self) -> None:
         """On a miss, make sure the bucket itself exists (once per storage).
 

@@ -107,12 +107,6 @@ class AzureResult(FSSpecResult):
             else:
                 options.setdefault("anon", False)  # adlfs then uses DefaultAzureCredential
         self.container = container
-        super().__init__(
-            "az",
-            self._bucket_root("container", container, prefix),
-            location=location,
-            serializer=serializer,
-            value=value,
-            storage_options=options,
-            verify=verify,
+        self._init_bucket(
+            "container", container, prefix, options, location, serializer, value, verify
         )

@@ -63,12 +63,4 @@ class GCSResult(FSSpecResult):
             if val is not None:
                 options.setdefault(key, val)
         self.bucket = bucket
-        super().__init__(
-            "gs",
-            self._bucket_root("bucket", bucket, prefix),
-            location=location,
-            serializer=serializer,
-            value=value,
-            storage_options=options,
-            verify=verify,
-        )
+        self._init_bucket("bucket", bucket, prefix, options, location, serializer, value, verify)

@@ -68,12 +68,4 @@ class S3Result(FSSpecResult):
         # read); one GET is cheaper for results. Raise it for very large objects.
         options.setdefault("max_concurrency", 1)
         self.bucket = bucket
-        super().__init__(
-            "s3",
-            self._bucket_root("bucket", bucket, prefix),
-            location=location,
-            serializer=serializer,
-            value=value,
-            storage_options=options,
-            verify=verify,
-        )
+        self._init_bucket("bucket", bucket, prefix, options, location, serializer, value, verify)
