@@ -26,11 +26,11 @@ def test_read_without_a_location_says_so(tmp_path):
 
 
 def test_unknown_keywords_suggest_the_near_name(tmp_path):
-    with pytest.raises(ConfigurationError, match=r"'directory'; did you mean 'dir'\?"):
+    with pytest.raises(ConfigurationError, match=r"'directory' \(did you mean 'dir'\?\)"):
         LocalResult(directory=tmp_path)  # type: ignore[call-arg]
-    with pytest.raises(ConfigurationError, match=r"did you mean 'serializer'\?"):
+    with pytest.raises(ConfigurationError, match=r"did you mean 'serializer'\?\)"):
         MemoryResult(serialiser=None)  # type: ignore[call-arg]
-    with pytest.raises(ConfigurationError, match=r"did you mean 'endpoint_url'\?"):
+    with pytest.raises(ConfigurationError, match=r"did you mean 'endpoint_url'\?\)"):
         S3Result("b", endpoint="http://x")  # type: ignore[call-arg]
 
 

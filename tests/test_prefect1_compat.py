@@ -32,7 +32,7 @@ def test_results_compare_by_value(tmp_path):
 
 
 def test_constant_result_refuses_unknown_keywords():
-    with pytest.raises(ConfigurationError, match=r"'valeu'; did you mean 'value'\?"):
+    with pytest.raises(ConfigurationError, match=r"'valeu' \(did you mean 'value'\?\)"):
         ConstantResult(valeu=3)  # type: ignore[call-arg]
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._suggest import did_you_mean
 from ..errors import ConfigurationError
 from ..serializers import PickleSerializer, Serializer
 from ._location import FormattedLocation, LocationTemplate, default_location, render_location
@@ -47,8 +47,7 @@ def suggest_keywords(init: Callable[..., None]) -> Callable[..., None]:
             if not unknown or any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
                 raise
             name = unknown[0]
-            near = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-            hint = f"; did you mean {near[0]!r}?" if near else f"; valid keywords: {known}"
+            hint = did_you_mean(name, known, cutoff=0.5) or f" (valid keywords: {known})"
             raise ConfigurationError(
                 f"{type(self).__name__} got an unknown keyword {name!r}{hint}"
             ) from exc

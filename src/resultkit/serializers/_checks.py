@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._suggest import did_you_mean
 from ..errors import ConfigurationError
 
 __all__ = ["did_you_mean", "check_call_kwargs", "qualified_name"]
-
-
-def did_you_mean(word: object, choices: Iterable[str]) -> str:
-    """Return ``" (did you mean 'x'?)"`` for the closest of ``choices``, or ``""``."""
-    if not isinstance(word, str):
-        return ""
-    options = list(choices)
-    by_lower = {c.lower(): c for c in options}
-    if word.lower() in by_lower:
-        return f" (did you mean {by_lower[word.lower()]!r}?)"
-    close = difflib.get_close_matches(word.lower(), options, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_call_kwargs(
