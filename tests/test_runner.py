@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import warnings
 from datetime import datetime, timedelta, timezone
 
@@ -596,9 +597,9 @@ def test_flow_result_is_default_and_checkpoint_none_follows_config(tmp_path, mon
 
 def test_global_off_warns_once_for_targets(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "checkpointing", False)
-    from resultkit.engine import runner
+    from resultkit.engine import persist
 
-    monkeypatch.setattr(runner, "_warned_checkpoint_off", set())
+    monkeypatch.setattr(persist, "_warned_checkpoint_off", set())
 
     @task(target="t.pkl", result=LocalResult(dir=tmp_path))
     def t():
@@ -710,10 +711,14 @@ def test_duration_only_and_expiry():
     state = flow.run()
     assert runs.n == 1 and state.result[ref].is_cached()
     assert "output cache" in state.result[ref].message
-    for cached in context.caches["compute"]:
-        cached.cached_result_expiration = datetime.now(timezone.utc) - timedelta(seconds=1)
+    for t in flow.get_tasks("compute"):  # entries written from now on expire in 0.2 s
+        t.cache_for = timedelta(milliseconds=200)
+    context.caches.clear()
     flow.run()
-    assert runs.n == 2
+    assert runs.n == 2  # the second use hits the new, unexpired entry
+    time.sleep(0.3)
+    flow.run()
+    assert runs.n == 3
 
 
 def test_all_inputs():
@@ -809,7 +814,7 @@ def test_unhashable_input_disables_caching_with_warning():
         flow.run()
     with pytest.warns(ResultKitWarning):
         flow.run()
-    assert runs.n == 2 and "use" not in context.caches
+    assert runs.n == 2 and len(context.caches) == 0
 
 
 # == building and running ====================================================================

@@ -16,8 +16,10 @@ A flow::
 from __future__ import annotations
 
 from . import cache_validators, errors
-from .engine import Flow, Parameter, Task, config, context, task, unmapped
+from .engine.context import config, context
+from .engine.flow import Flow
 from .engine.state import Resume
+from .engine.task import Parameter, Task, task, unmapped
 
 __version__ = "0.1.0"
 

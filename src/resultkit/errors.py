@@ -22,6 +22,7 @@ __all__ = [
     "ConfigurationError",
     "FlowError",
     "ResultKitWarning",
+    "UnhashableInputError",
 ]
 
 
@@ -110,3 +111,12 @@ class FlowError(ResultKitError, ValueError):
 
 class ResultKitWarning(UserWarning):
     """Base of the warnings resultkit emits."""
+
+
+class UnhashableInputError(ResultKitError, TypeError):
+    """A task input cannot be hashed deterministically for output caching.
+
+    The runner turns output caching off for that run (with a warning) rather
+    than build a partial cache key. It is not a :class:`ResultError`: no
+    stored result or location is involved.
+    """

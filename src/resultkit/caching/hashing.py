@@ -3,7 +3,7 @@
 ``input_token(value)`` returns a hex digest that is equal for equal inputs
 (bytes, numbers, strings, containers, numpy arrays, pandas objects, dates...)
 across runs and processes. It fails closed: a value it cannot hash exactly
-raises :class:`UnhashableInputError`, and the caller disables caching for
+raises :class:`~resultkit.errors.UnhashableInputError`, and the caller disables caching for
 that run instead of using a partial key.
 
 Speed: bytes and array buffers go straight into XXH3-128 (a 128-bit
@@ -24,14 +24,9 @@ from typing import Any
 
 import xxhash
 
-from ..errors import ResultKitError
+from ..errors import UnhashableInputError
 
-__all__ = ["input_token", "inputs_token", "UnhashableInputError"]
-
-
-class UnhashableInputError(ResultKitError, TypeError):
-    """An input cannot be hashed deterministically; caching is skipped for that run."""
-
+__all__ = ["input_token", "inputs_token"]
 
 _SCALARS = (type(None), bool, int, float, complex, str)
 _TEXTUAL = (_dt.datetime, _dt.date, _dt.time, _dt.timedelta, decimal.Decimal, uuid.UUID)

@@ -5,13 +5,21 @@ A validator is called as ``validator(state, inputs, parameters)`` where
 and ``cached_result_expiration``), ``inputs`` maps each input name to its
 token (see :mod:`resultkit.caching.hashing`) and ``parameters`` maps the
 flow's parameter names to their tokens. It returns ``True`` to reuse.
+
+As in Prefect 1, ``None`` inputs or parameters never raise: a validator that
+compares them returns ``False``, and every validator returns ``False`` for an
+expired state.
+
+Each built-in validator also says what it compares (:func:`match_on`), so a
+cache store can look entries up by those tokens instead of scanning them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "never_use",
@@ -21,65 +29,152 @@ __all__ = [
     "partial_inputs_only",
     "partial_parameters_only",
     "CacheValidator",
+    "MatchOn",
+    "match_on",
+    "indexable",
 ]
 
-CacheValidator = Callable[[Any, Mapping[str, str], Mapping[str, str]], bool]
+CacheValidator = Callable[[Any, Mapping[str, str] | None, Mapping[str, str] | None], bool]
+
+_MATCH_ATTR = "__resultkit_match_on__"
 
 
-def never_use(state: Any, inputs: Mapping[str, str], parameters: Mapping[str, str]) -> bool:
+@dataclass(frozen=True)
+class MatchOn:
+    """What a validator compares besides expiry, so a store can index instead of scan.
+
+    Attributes:
+        kind: ``"never"`` (never reuses), ``"expiry"`` (any unexpired entry),
+            ``"inputs"`` or ``"parameters"`` (equal tokens).
+        names: the names compared; ``None`` compares the whole mapping.
+    """
+
+    kind: Literal["never", "expiry", "inputs", "parameters"]
+    names: tuple[str, ...] | None = None
+
+    def digest(
+        self, inputs: Mapping[str, str] | None, parameters: Mapping[str, str] | None
+    ) -> Hashable:
+        """The index key of a lookup: equal digests exactly when the validator compares equal."""
+        if self.kind not in ("inputs", "parameters"):
+            return ()
+        tokens = _subset(inputs if self.kind == "inputs" else parameters, self.names)
+        return tuple(sorted(tokens.items()))
+
+    def entry_digest(self, entry: Any) -> Hashable:
+        """The index key of a stored entry (its cached tokens)."""
+        return self.digest(
+            getattr(entry, "cached_input_tokens", None), getattr(entry, "cached_parameters", None)
+        )
+
+
+def indexable(match: MatchOn) -> Callable[[Callable[..., bool]], Callable[..., bool]]:
+    """Declare what a validator compares (see :class:`MatchOn`); returns it unchanged.
+
+    The declaration belongs to that exact function: a wrapper made with
+    ``functools.wraps`` does not inherit it (its own logic may accept more),
+    so a store scans for it instead of trusting the index.
+    """
+
+    def mark(fn: Callable[..., bool]) -> Callable[..., bool]:
+        setattr(fn, _MATCH_ATTR, (match, fn))
+        return fn
+
+    return mark
+
+
+def match_on(validator: Callable[..., Any]) -> MatchOn | None:
+    """What ``validator`` compares, or ``None`` when unknown (a store must scan)."""
+    declared = getattr(validator, _MATCH_ATTR, None)
+    if isinstance(declared, tuple) and len(declared) == 2 and declared[1] is validator:
+        match = declared[0]
+        return match if isinstance(match, MatchOn) else None
+    return None
+
+
+def _subset(tokens: Mapping[str, str] | None, names: tuple[str, ...] | None) -> dict[str, str]:
+    """The tokens compared: all of them, or those of ``names`` that are present."""
+    tokens = tokens or {}  # None compares like "no tokens" (Prefect 1)
+    if names is None:
+        return dict(tokens)
+    return {n: tokens[n] for n in names if n in tokens}
+
+
+def _expired(state: Any) -> bool:
+    expiration = getattr(state, "cached_result_expiration", None)
+    return expiration is not None and expiration <= datetime.now(timezone.utc)
+
+
+@indexable(MatchOn("never"))
+def never_use(
+    state: Any, inputs: Mapping[str, str] | None, parameters: Mapping[str, str] | None
+) -> bool:
     """Never reuse a cache."""
     return False
 
 
-def duration_only(state: Any, inputs: Mapping[str, str], parameters: Mapping[str, str]) -> bool:
+@indexable(MatchOn("expiry"))
+def duration_only(
+    state: Any, inputs: Mapping[str, str] | None, parameters: Mapping[str, str] | None
+) -> bool:
     """Reuse while the cache has not expired (``cache_for`` after it was made)."""
-    expiration = getattr(state, "cached_result_expiration", None)
-    return expiration is None or expiration > datetime.now(timezone.utc)
+    return not _expired(state)
 
 
-def all_inputs(state: Any, inputs: Mapping[str, str], parameters: Mapping[str, str]) -> bool:
-    """Reuse while unexpired and every input equals the cached run's."""
-    return duration_only(state, inputs, parameters) and dict(
-        state.cached_input_tokens or {}
-    ) == dict(inputs)
+@indexable(MatchOn("inputs"))
+def all_inputs(
+    state: Any, inputs: Mapping[str, str] | None, parameters: Mapping[str, str] | None
+) -> bool:
+    """Reuse while unexpired and every input equals the cached run's (``None`` inputs: never)."""
+    if inputs is None or _expired(state):
+        return False
+    return _subset(getattr(state, "cached_input_tokens", None), None) == dict(inputs)
 
 
-def all_parameters(state: Any, inputs: Mapping[str, str], parameters: Mapping[str, str]) -> bool:
-    """Reuse while unexpired and the flow ran with the same parameters."""
-    return duration_only(state, inputs, parameters) and dict(state.cached_parameters or {}) == dict(
-        parameters
-    )
+@indexable(MatchOn("parameters"))
+def all_parameters(
+    state: Any, inputs: Mapping[str, str] | None, parameters: Mapping[str, str] | None
+) -> bool:
+    """Reuse while unexpired and the flow ran with the same parameters (``None``: never)."""
+    if parameters is None or _expired(state):
+        return False
+    return _subset(getattr(state, "cached_parameters", None), None) == dict(parameters)
 
 
 def partial_inputs_only(validate_on: Iterable[str] | None = None) -> CacheValidator:
     """Reuse while unexpired and the named inputs equal the cached run's.
 
+    A name missing on one side and present on the other does not match; with
+    no names, only expiry counts.
+
     Example:
         ``Task(cache_for=timedelta(hours=1), cache_validator=partial_inputs_only(["x"]))``
     """
-    names = list(validate_on or [])
+    names = tuple(validate_on or ())
 
+    @indexable(MatchOn("inputs", names))
     def partial_inputs_validator(
-        state: Any, inputs: Mapping[str, str], parameters: Mapping[str, str]
+        state: Any, inputs: Mapping[str, str] | None, parameters: Mapping[str, str] | None
     ) -> bool:
-        if not duration_only(state, inputs, parameters):
+        if _expired(state):
             return False
-        cached = state.cached_input_tokens or {}
-        return all(cached.get(n) == inputs.get(n) for n in names)
+        return _subset(getattr(state, "cached_input_tokens", None), names) == _subset(inputs, names)
 
     return partial_inputs_validator
 
 
 def partial_parameters_only(validate_on: Iterable[str] | None = None) -> CacheValidator:
     """Reuse while unexpired and the named parameters equal the cached run's."""
-    names = list(validate_on or [])
+    names = tuple(validate_on or ())
 
+    @indexable(MatchOn("parameters", names))
     def partial_parameters_validator(
-        state: Any, inputs: Mapping[str, str], parameters: Mapping[str, str]
+        state: Any, inputs: Mapping[str, str] | None, parameters: Mapping[str, str] | None
     ) -> bool:
-        if not duration_only(state, inputs, parameters):
+        if _expired(state):
             return False
-        cached = state.cached_parameters or {}
-        return all(cached.get(n) == parameters.get(n) for n in names)
+        return _subset(getattr(state, "cached_parameters", None), names) == _subset(
+            parameters, names
+        )
 
     return partial_parameters_validator

@@ -1,27 +1,10 @@
-"""The task runner: tasks, flows, states, triggers, executors and the context."""
+"""Internal: the task runner's implementation (tasks, flows, states, scheduling).
 
-from .context import config, context
-from .executors import LocalExecutor, ThreadExecutor
-from .flow import Edge, Flow
-from .signals import FAIL, PAUSE, SKIP
-from .state import *  # noqa: F403
-from .state import __all__ as _state_names
-from .task import FunctionTask, Parameter, Task, task, unmapped
+Nothing here is public API and names may move between these modules. Import
+from the public homes instead: ``resultkit`` (Task, task, Flow, Parameter,
+unmapped, context, config, Resume), ``resultkit.states``,
+``resultkit.triggers``, ``resultkit.executors``, ``resultkit.signals`` and
+``resultkit.cache_validators``.
+"""
 
-__all__ = [
-    "Task",
-    "FunctionTask",
-    "task",
-    "Parameter",
-    "unmapped",
-    "Flow",
-    "Edge",
-    "context",
-    "config",
-    "LocalExecutor",
-    "ThreadExecutor",
-    "SKIP",
-    "FAIL",
-    "PAUSE",
-    *_state_names,
-]
+__all__: list[str] = []

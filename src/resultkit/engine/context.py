@@ -9,13 +9,21 @@ from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["Context", "context", "Config", "config"]
+from ..caching import OutputCache
+
+__all__ = ["Context", "context", "Config", "config", "default_cache_store"]
 
 _CURRENT: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "resultkit_context", default=MappingProxyType({})
 )
-# Output caches of this process, shared by every flow run ("time travel").
-_PROCESS_CACHES: dict[str, list[Any]] = {}
+# The process's output cache store, shared by every flow run that does not
+# bring its own (Prefect 1's "time travel" between runs). Bounded: see OutputCache.
+_DEFAULT_CACHE_STORE = OutputCache()
+
+
+def default_cache_store() -> OutputCache:
+    """The output cache store of flow runs given no ``caches`` key."""
+    return _DEFAULT_CACHE_STORE
 
 
 class Context(Mapping[str, Any]):
@@ -64,10 +72,15 @@ class Context(Mapping[str, Any]):
             ) from None
 
     @property
-    def caches(self) -> dict[str, list[Any]]:
-        """Output caches keyed by ``cache_key`` or task name (process-wide by default)."""
+    def caches(self) -> Any:
+        """The output cache store in use: the ``caches`` key, else the process's.
+
+        A :class:`~resultkit.caching.CacheStore` (by default a bounded
+        :class:`~resultkit.caching.OutputCache`); give a run its own with
+        ``flow.run(caches=OutputCache(...))`` or ``with context(caches=...)``.
+        """
         caches = _CURRENT.get().get("caches")
-        return caches if caches is not None else _PROCESS_CACHES
+        return caches if caches is not None else _DEFAULT_CACHE_STORE
 
     def to_dict(self) -> dict[str, Any]:
         return dict(_CURRENT.get())

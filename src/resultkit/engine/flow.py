@@ -214,9 +214,10 @@ class Flow:
                 given, tasks that finished in this flow's previous run are reused,
                 not rerun.
             executor: overrides the flow's executor.
-            context_keys: extra keys for the context and templates.
+            context_keys: extra keys for the context and templates; ``caches=`` gives
+                the run its own output cache store (a ``resultkit.caching.CacheStore``).
         """
-        from .runner import FlowRunner
+        from .scheduler import FlowRunner
 
         return FlowRunner(self, executor or self.executor).run(
             parameters=parameters, task_states=task_states, context_keys=context_keys

@@ -60,8 +60,10 @@ class Task:
         target: a location template or callable; if something is stored there
             the task is Cached without running, otherwise its value is written there.
         state_handlers: callables ``handler(task, old_state, new_state)`` called on
-            every state change of a run (each mapped child included); a handler
-            that returns a State replaces the new state.
+            every state change of a run: each mapped child's, the mapped parent's
+            (Running, then Mapped) and a Parameter's (Success). A handler that
+            returns a State replaces the new state; one that raises fails the
+            task with a message naming it.
 
     Example:
         >>> class Double(Task):
@@ -126,8 +128,13 @@ class Task:
 
     # -- the body -----------------------------------------------------------------
     def run(self, *args: Any, **kwargs: Any) -> Any:
-        """The task's work; override it. Its parameters are the task's inputs."""
-        raise NotImplementedError(f"{type(self).__name__}.run is not implemented")
+        """The task's work; override it. Its parameters are the task's inputs.
+
+        The base task does nothing and returns None (as in Prefect 1). The
+        ``*args, **kwargs`` signature lets subclasses (and type checkers)
+        override it with any inputs.
+        """
+        return None
 
     def _run_signature(self) -> inspect.Signature:
         return inspect.signature(self.run)

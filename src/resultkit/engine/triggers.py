@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .signals import PAUSE
+from ..signals import PAUSE
 from .state import State
 
 __all__ = [

@@ -1,0 +1,237 @@
+"""Output cache stores: where ``cache_for`` outputs are kept between task runs.
+
+:class:`CacheStore` is the interface the runner uses (``get`` and ``put``);
+:class:`OutputCache` is the in-process implementation: bounded (least
+recently used entries go first), expired entries dropped when met, keyed
+per flow and task (or per ``cache_key``), and looked up by the tokens the
+validator compares, so a warm hit costs the same with 10 entries or 10,000.
+A store on a Result backend (shared between processes) can implement the
+same interface.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+from ..errors import ConfigurationError
+from .validators import CacheValidator, MatchOn, match_on
+
+__all__ = ["CacheKey", "CacheEntry", "CacheStore", "OutputCache"]
+
+
+class CacheKey(NamedTuple):
+    """Which cache an output belongs to.
+
+    ``name`` is the task's ``cache_key`` or its name; ``flow`` is the flow's
+    name, or ``None`` for a ``cache_key`` (shared between flows: Prefect 1's
+    "time travel"); ``map_index`` keeps mapped children apart.
+    """
+
+    name: str
+    flow: str | None = None
+    map_index: int | None = None
+
+    @property
+    def label(self) -> str:
+        """How messages name this cache: ``'clean'``, ``'clean[2]'``."""
+        return self.name if self.map_index is None else f"{self.name}[{self.map_index}]"
+
+
+class CacheEntry(Protocol):
+    """What a store keeps: a cached state with the tokens of the run that made it."""
+
+    cached_input_tokens: Mapping[str, str]
+    cached_parameters: Mapping[str, str]
+    cached_result_expiration: datetime | None
+
+
+@runtime_checkable
+class CacheStore(Protocol):
+    """The interface of an output cache store."""
+
+    def get(
+        self,
+        key: CacheKey,
+        inputs: Mapping[str, str],
+        parameters: Mapping[str, str],
+        validator: CacheValidator,
+    ) -> Any | None:
+        """The newest entry under ``key`` that ``validator`` accepts, or ``None``.
+
+        Exceptions raised by ``validator`` must propagate unchanged.
+        """
+        ...
+
+    def put(self, key: CacheKey, entry: Any) -> None:
+        """Keep ``entry`` (a :class:`CacheEntry`) under ``key``."""
+        ...
+
+
+@dataclass
+class _Slot:
+    """The entries of one key, oldest first, and their indexes by compared tokens."""
+
+    entries: dict[int, Any] = field(default_factory=dict)
+    # (input tokens, parameter tokens) -> entry id: an identical newer run replaces it.
+    identities: dict[Hashable, int] = field(default_factory=dict)
+    indexes: dict[MatchOn, dict[Hashable, dict[int, Any]]] = field(default_factory=dict)
+
+
+_IDENTITY = (MatchOn("inputs"), MatchOn("parameters"))
+
+
+def _identity(entry: Any) -> Hashable:
+    return (_IDENTITY[0].entry_digest(entry), _IDENTITY[1].entry_digest(entry))
+
+
+def _is_expired(entry: Any, now: datetime) -> bool:
+    expiration = getattr(entry, "cached_result_expiration", None)
+    return expiration is not None and expiration <= now
+
+
+class OutputCache:
+    """An in-process, thread-safe output cache store.
+
+    Args:
+        max_entries: how many entries to keep in all; beyond it the least
+            recently used entry is dropped.
+
+    Lookups with the built-in validators use an index on the tokens they
+    compare; a validator without that declaration
+    (:func:`~resultkit.caching.validators.indexable`) is called on each entry
+    of the key, newest first.
+
+    Example:
+        >>> store = OutputCache(max_entries=1000)
+        >>> flow.run(caches=store)      # doctest: +SKIP
+    """
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        if not isinstance(max_entries, int) or isinstance(max_entries, bool) or max_entries < 1:
+            raise ConfigurationError(
+                f"OutputCache(max_entries={max_entries!r}): max_entries must be an int >= 1"
+            )
+        self.max_entries = max_entries
+        # Reentrant: a validator runs under the lock and may itself look at the store.
+        self._lock = threading.RLock()
+        self._lru: OrderedDict[int, CacheKey] = OrderedDict()  # entry id -> key, LRU first
+        self._slots: dict[CacheKey, _Slot] = {}
+        self._ids = itertools.count()
+
+    def get(
+        self,
+        key: CacheKey,
+        inputs: Mapping[str, str],
+        parameters: Mapping[str, str],
+        validator: CacheValidator,
+    ) -> Any | None:
+        """The newest unexpired entry under ``key`` that ``validator`` accepts, or ``None``."""
+        match = match_on(validator)
+        if match is not None and match.kind == "never":
+            return None
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is None:
+                return None
+            if match is None or match.kind == "expiry":
+                candidates = slot.entries  # scanned newest first; expiry: the newest wins
+            else:
+                candidates = self._index(slot, match).get(match.digest(inputs, parameters), {})
+            now = datetime.now(timezone.utc)
+            expired: list[int] = []
+            try:
+                for entry_id, entry in reversed(candidates.items()):
+                    if _is_expired(entry, now):
+                        expired.append(entry_id)
+                    elif validator(entry, inputs, parameters):
+                        self._lru.move_to_end(entry_id)
+                        return entry
+                return None
+            finally:
+                for entry_id in expired:  # after the loop: the candidates must not change in it
+                    self._remove(entry_id)
+
+    def put(self, key: CacheKey, entry: Any) -> None:
+        """Keep ``entry`` under ``key``, replacing one made from identical tokens."""
+        with self._lock:
+            slot = self._slots.setdefault(key, _Slot())
+            identity = _identity(entry)
+            previous = slot.identities.get(identity)
+            if previous is not None:
+                self._remove(previous)
+                slot = self._slots.setdefault(key, slot)
+            entry_id = next(self._ids)
+            slot.entries[entry_id] = entry
+            slot.identities[identity] = entry_id
+            for match, index in slot.indexes.items():
+                index.setdefault(match.entry_digest(entry), {})[entry_id] = entry
+            self._lru[entry_id] = key
+            while len(self._lru) > self.max_entries:
+                self._remove(next(iter(self._lru)))
+
+    def prune(self) -> int:
+        """Drop every expired entry now; returns how many were dropped."""
+        now = datetime.now(timezone.utc)
+        with self._lock:
+            expired = [
+                entry_id
+                for slot in self._slots.values()
+                for entry_id, entry in slot.entries.items()
+                if _is_expired(entry, now)
+            ]
+            for entry_id in expired:
+                self._remove(entry_id)
+        return len(expired)
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        with self._lock:
+            self._lru.clear()
+            self._slots.clear()
+
+    def keys(self) -> list[CacheKey]:
+        """The keys that hold at least one entry."""
+        with self._lock:
+            return list(self._slots)
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    def __repr__(self) -> str:
+        return f"OutputCache({len(self)} of max_entries={self.max_entries})"
+
+    # -- internals (called under the lock) -------------------------------------------------
+    def _index(self, slot: _Slot, match: MatchOn) -> dict[Hashable, dict[int, Any]]:
+        """The slot's index for ``match``, built on first use and kept up to date after."""
+        index = slot.indexes.get(match)
+        if index is None:
+            index = {}
+            for entry_id, entry in slot.entries.items():  # oldest first, like the slot
+                index.setdefault(match.entry_digest(entry), {})[entry_id] = entry
+            slot.indexes[match] = index
+        return index
+
+    def _remove(self, entry_id: int) -> None:
+        key = self._lru.pop(entry_id, None)
+        if key is None:
+            return
+        slot = self._slots[key]
+        entry = slot.entries.pop(entry_id)
+        identity = _identity(entry)
+        if slot.identities.get(identity) == entry_id:
+            del slot.identities[identity]
+        for match, index in slot.indexes.items():
+            digest = match.entry_digest(entry)
+            bucket = index.get(digest)
+            if bucket is not None:
+                bucket.pop(entry_id, None)
+                if not bucket:
+                    del index[digest]
+        if not slot.entries:
+            del self._slots[key]

@@ -1,0 +1,116 @@
+"""Mapped tasks: one child run per element; the parent is Running, then Mapped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import FlowError
+from .flow import Edge
+from .state import Failed, Mapped, Running, State
+from .targets import TargetCollision, check_mapped_targets
+from .task import Task
+from .task_runner import TaskRunner
+from .transitions import TaskRun, finish
+from .unit import RunUnit
+
+__all__ = ["MappedRun", "map_children"]
+
+
+class MappedRun:
+    """A mapped parent in progress: its own run (handlers see it) and its children's states."""
+
+    def __init__(self, run: TaskRun) -> None:
+        self.run = run
+        self.children: list[State | None] = []
+        self.unfinished = 0
+
+    def child_done(self, index: int, state: State) -> bool:
+        """Record child ``index``'s state; True once every child is done."""
+        self.children[index] = state
+        self.unfinished -= 1
+        return self.unfinished == 0
+
+    def finish(self) -> State:
+        """Move the parent to Mapped (through its state handlers)."""
+        kids = [k for k in self.children if k is not None]
+        return finish(self.run, Mapped(f"{len(kids)} mapped children", kids))
+
+
+def map_children(
+    parent: MappedRun,
+    edges: list[Edge],
+    runner: TaskRunner,
+    states: dict[Task, State],
+    prior: State | None,
+) -> list[RunUnit] | None:
+    """The children to run, or None when the parent is settled (``parent.run.state``).
+
+    The parent moves to Running first; it fails when its inputs cannot be
+    mapped or two children share a target, and is an empty Mapped when
+    there is nothing to map over. Each child starts from ``prior`` (the
+    parent's given state: ``Resume()``, a Retrying...).
+    """
+    t = parent.run.task
+    if not isinstance(finish(parent.run, Running("mapping")), Running):
+        return None  # a state handler replaced Running (or raised): that is the final state
+    try:
+        units = _children(t, edges, runner, states, prior)
+        result = runner.result_for(t)
+        if t.target is not None and result is not None and units:
+            check_mapped_targets(t, result, units, runner.flow_keys)
+    except (FlowError, TargetCollision) as exc:
+        finish(parent.run, Failed(str(exc), exception=exc))
+        return None
+    if not units:
+        finish(parent.run, Mapped("no elements to map over", []))
+        return None
+    parent.children = [None] * len(units)
+    parent.unfinished = len(units)
+    return units
+
+
+def _children(
+    t: Task,
+    edges: list[Edge],
+    runner: TaskRunner,
+    states: dict[Task, State],
+    prior: State | None,
+) -> list[RunUnit]:
+    """One unit per element of the mapped inputs (unmapped inputs are passed whole)."""
+    mapped_edges = [e for e in edges if e.mapped]
+    lengths = {}
+    for e in mapped_edges:
+        value = states[e.upstream].result
+        try:
+            lengths[e.key or e.upstream.name] = len(value)
+        except TypeError:
+            raise FlowError(
+                f"task {t.name!r} maps over {e.key or e.upstream.name!r}, which is a "
+                f"{type(value).__name__}, not a sequence; pass a list (or unmapped(...) to "
+                "give it whole to every child)"
+            ) from None
+    if len(set(lengths.values())) > 1:
+        raise FlowError(
+            f"task {t.name!r} maps over inputs of different lengths: {lengths}; give them "
+            "the same length"
+        )
+    n = next(iter(lengths.values()))
+    units = []
+    for i in range(n):
+        upstream: list[tuple[Edge, State]] = []
+        inputs: dict[str, Any] = {}
+        for e in edges:
+            up = states[e.upstream]
+            if e.mapped:
+                # A child's trigger sees the matching child upstream, if mapped.
+                upstream.append((e, up.map_states[i] if isinstance(up, Mapped) else up))
+                value = up.result[i]
+            else:
+                upstream.append((e, up))
+                value = up.result
+            if e.key is not None:
+                inputs[e.key] = value
+        unit = RunUnit(t, upstream, inputs, map_index=i, prior=prior)
+        unit.keys = runner.keys_for(unit)
+        units.append(unit)
+    return units

@@ -1,0 +1,206 @@
+"""Scheduling a flow run: tasks in dependency order on an executor, mapped tasks as children."""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from ..caching import CacheStore
+from ..errors import FlowError
+from ..results import ConstantResult
+from .context import context, default_cache_store
+from .executors import Executor, LocalExecutor
+from .flow import Edge, Flow, _Constant
+from .mapping import MappedRun, map_children
+from .output_cache import OutputCaching
+from .state import Failed, Finished, Mapped, Paused, Pending, State, Success
+from .task import Parameter, Task
+from .task_runner import TaskRunner
+from .transitions import TaskRun, describe, finish
+from .unit import RunUnit, template_keys
+
+__all__ = ["FlowRunner"]
+
+logger = logging.getLogger("resultkit")
+
+
+class FlowRunner:
+    """Runs a flow's tasks in dependency order on an executor."""
+
+    def __init__(self, flow: Flow, executor: Executor | None = None) -> None:
+        self.flow = flow
+        self.executor = executor or LocalExecutor()
+
+    def _check_parameters(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        declared = {p.name: p for p in self.flow.parameters()}
+        unknown = sorted(set(parameters) - set(declared))
+        if unknown:
+            raise FlowError(
+                f"flow {self.flow.name!r} has no parameter(s) {unknown}; its parameters are "
+                f"{sorted(declared) or 'none'}"
+            )
+        values = {}
+        for name, p in declared.items():
+            if name in parameters:
+                values[name] = parameters[name]
+            elif p.required:
+                raise FlowError(
+                    f"flow {self.flow.name!r} needs parameter {name!r}: "
+                    f"flow.run(parameters={{{name!r}: ...}})"
+                )
+            else:
+                values[name] = p.default
+        return values
+
+    def _cache_store(self, context_keys: Mapping[str, Any]) -> CacheStore:
+        """The output cache store of this run: the ``caches`` key, else the process's."""
+        store = context_keys.get("caches", context.get("caches"))
+        if store is None:
+            return default_cache_store()
+        if not isinstance(store, CacheStore):
+            raise FlowError(
+                f"flow {self.flow.name!r}: the 'caches' key must be a CacheStore (get/put), "
+                f"e.g. resultkit.caching.OutputCache(), got {type(store).__name__}"
+            )
+        return store
+
+    def run(
+        self,
+        parameters: Mapping[str, Any] | None = None,
+        task_states: Mapping[Task, State] | None = None,
+        context_keys: Mapping[str, Any] | None = None,
+    ) -> State:
+        """Run the flow; its State's result maps each task reference to its State."""
+        flow = self.flow
+        params = self._check_parameters(dict(parameters or {}))
+        store = self._cache_store(context_keys or {})
+        given = dict(task_states or {})
+        prior: dict[Task, State] = {}
+        if given:
+            for t, s in flow.last_states.items():
+                if isinstance(s, Finished):
+                    prior[t] = s
+            prior.update(given)
+        flow_run_id = uuid.uuid4().hex
+        flow_keys: dict[str, Any] = dict(context_keys or {})
+        flow_keys.update(template_keys(datetime.now(timezone.utc)))
+        flow_keys.update(flow_name=flow.name, flow_run_id=flow_run_id, parameters=params)
+        logger.info("Flow '%s': run %s starting", flow.name, flow_run_id)
+
+        states: dict[Task, State] = {}
+        runner = TaskRunner(flow, flow_keys, OutputCaching(store, flow.name, params))
+        self.executor.start()
+        try:
+            with context(flow_keys):
+                self._loop(runner, states, prior)
+        finally:
+            self.executor.shutdown()
+        flow.last_states = dict(states)
+        public = {t: s for t, s in states.items() if not isinstance(t, _Constant)}
+        refs = [states[t] for t in flow.reference_tasks() if t in states]
+        if any(s.is_paused() for s in states.values()):
+            final: State = Paused("a task is paused; resume it with task_states={task: Resume()}")
+        elif all(s.is_successful() for s in refs):
+            final = Success("all reference tasks succeeded")
+        else:
+            final = Failed("some reference tasks failed")
+        final._result = ConstantResult(public)
+        logger.info("Flow '%s': %s", flow.name, type(final).__name__)
+        return final
+
+    def _loop(
+        self, runner: TaskRunner, states: dict[Task, State], prior: Mapping[Task, State]
+    ) -> None:
+        flow = self.flow
+        order = flow.sorted_tasks()
+        # Each task starts once all its upstream tasks have a state.
+        waiting = {t: len({e.upstream for e in flow.upstream_edges(t)}) for t in order}
+        ready = collections.deque(t for t in order if waiting[t] == 0)
+        futures: dict[cf.Future[State], tuple[Task, int | None]] = {}
+        mapped: dict[Task, MappedRun] = {}
+
+        def settle(t: Task) -> None:
+            for down in {e.downstream for e in flow.downstream_edges(t)}:
+                waiting[down] -= 1
+                if waiting[down] == 0:
+                    ready.append(down)
+
+        while True:
+            while ready:
+                t = ready.popleft()
+                try:
+                    self._start(t, runner, states, prior, futures, mapped)
+                except Exception as exc:  # a bug in resultkit: this task fails, the run goes on
+                    logger.error("Task '%s': internal error", t.name, exc_info=True)
+                    states[t] = _internal_error(t, exc)
+                if t in states:  # settled at once (constant, parameter, reused, failed map)
+                    settle(t)
+            if not futures:
+                return
+            done, _ = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                t, index = futures.pop(fut)
+                try:
+                    state = fut.result()
+                except Exception as exc:  # TaskRunner.run does not raise; an executor may
+                    logger.error("Task '%s': internal error", t.name, exc_info=True)
+                    state = _internal_error(t, exc)
+                if index is None:
+                    states[t] = state
+                    settle(t)
+                elif mapped[t].child_done(index, state):
+                    states[t] = mapped.pop(t).finish()
+                    settle(t)
+
+    def _start(
+        self,
+        t: Task,
+        runner: TaskRunner,
+        states: dict[Task, State],
+        prior: Mapping[Task, State],
+        futures: dict[cf.Future[State], tuple[Task, int | None]],
+        mapped: dict[Task, MappedRun],
+    ) -> None:
+        """Start ``t``: settle it at once in ``states``, or submit its run(s) to the executor."""
+        edges = self.flow.upstream_edges(t)
+        if isinstance(t, _Constant):
+            states[t] = Success(result=t.value)
+            return
+        if isinstance(prior.get(t), Finished):
+            states[t] = prior[t]
+            return
+        if isinstance(t, Parameter):
+            value = runner.flow_keys["parameters"].get(t.name, t.default)
+            states[t] = finish(TaskRun(t, t.name, Pending()), Success(f"parameter {t.name}", value))
+            return
+        if not any(e.mapped for e in edges):
+            upstream: list[tuple[Edge, State]] = []
+            for e in edges:
+                up = states[e.upstream]
+                upstream.append((e, up))
+                if isinstance(up, Mapped):  # a reduce step: every child counts for the trigger
+                    upstream.extend((e, child) for child in up.map_states)
+            inputs = {e.key: states[e.upstream].result for e in edges if e.key is not None}
+            unit = RunUnit(t, upstream, inputs, prior=prior.get(t))
+            futures[self.executor.submit(runner.run, unit)] = (t, None)
+            return
+        parent = MappedRun(TaskRun(t, t.name, prior.get(t) or Pending()))
+        units = map_children(parent, edges, runner, states, prior.get(t))
+        if units is None:  # settled: failed to map, or nothing to map over
+            states[t] = parent.run.state
+            return
+        mapped[t] = parent
+        for i, unit in enumerate(units):
+            futures[self.executor.submit(runner.run, unit)] = (t, i)
+
+
+def _internal_error(t: Task, exc: BaseException) -> State:
+    return finish(
+        TaskRun(t, t.name, Pending()),
+        Failed(f"internal error in resultkit: {describe(exc)}; please report it", exception=exc),
+    )

@@ -1,0 +1,152 @@
+"""Targets (Make-style caching): format once, check, read; mapped children in bulk.
+
+A target is formatted exactly once into a
+:class:`~resultkit.results.FormattedLocation`, and that object is what is
+passed back to ``read``, ``write`` and ``exists_many``: a value with braces
+substituted into it (``"a{x}b"``) is never formatted again.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import (
+    ResultCorruptError,
+    ResultError,
+    ResultKitWarning,
+    ResultNotFoundError,
+    SerializationError,
+    SerializerMismatchError,
+)
+from ..results import FormattedLocation, Result, StorageResult
+from .context import context
+from .state import Cached, Failed, State
+from .task import Task
+from .transitions import UserCodeError, call_user
+from .unit import RunUnit
+
+__all__ = ["format_target", "read_target", "check_mapped_targets", "TargetCollision"]
+
+logger = logging.getLogger("resultkit")
+
+
+class TargetCollision(Exception):
+    """Two mapped children format their target to the same location (the map fails)."""
+
+
+def _hook(result: Result, method: str) -> str:
+    return f"Result hook {type(result).__name__}.{method}"
+
+
+def format_target(task: Task, result: Result, keys: Mapping[str, Any]) -> FormattedLocation:
+    """The task's target formatted with ``keys``, once.
+
+    Raises :class:`~resultkit.errors.ResultError` for a bad template or an
+    unsafe location, :class:`UserCodeError` when the Result's own code raised.
+    """
+    formatted = call_user(
+        _hook(result, "format_map"),
+        result.format_map,
+        keys,
+        task.target,
+        passthrough=(ResultError,),
+    )
+    location = formatted.location
+    # A subclass may hand back a plain str: it was formatted here, so it is final.
+    return location if isinstance(location, FormattedLocation) else FormattedLocation(location)
+
+
+def read_target(
+    task: Task,
+    result: Result,
+    target: FormattedLocation,
+    exists_hint: bool | None,
+    name: str,
+) -> State | None:
+    """The Cached state from the target, or None for a miss.
+
+    Missing is a miss; an unreadable target (corrupt, written by another
+    serializer, undeserializable) is a miss with a warning, and is then
+    recomputed and overwritten. Storage failures (access denied, network)
+    are not misses: they raise and fail the task.
+    """
+    if exists_hint is False:
+        return None
+    if exists_hint is None and not isinstance(result, StorageResult):
+        # A Prefect-1-style Result (its own read/write/exists) may not raise
+        # ResultNotFoundError for a missing target: ask exists() first, as Prefect 1 did.
+        exists = call_user(
+            _hook(result, "exists"), result.exists, target, passthrough=(ResultError,)
+        )
+        if not exists:
+            return None
+    try:
+        # On a StorageResult, a missing target costs what exists() would and a hit is
+        # one round trip.
+        stored = call_user(_hook(result, "read"), result.read, target, passthrough=(ResultError,))
+    except ResultNotFoundError:
+        return None
+    except (ResultCorruptError, SerializerMismatchError, SerializationError) as exc:
+        warnings.warn(
+            f"task {name!r}: the target {target} could not be used ({exc}); "
+            "running the task and writing it again",
+            ResultKitWarning,
+            stacklevel=2,
+        )
+        return None
+    record = getattr(stored, "record", None)  # a Prefect-1-style Result may have none
+    if task.cache_for is not None and record is not None:
+        expires = record.written_at + task.cache_for
+        if expires <= datetime.now(timezone.utc):
+            logger.info("Task '%s': target %s expired at %s", name, target, expires)
+            return None
+    return Cached(f"target {target} exists", stored)
+
+
+def check_mapped_targets(
+    task: Task, result: Result, units: list[RunUnit], flow_keys: Mapping[str, Any]
+) -> None:
+    """Format each child's target, refuse collisions, and check existence in bulk.
+
+    A child whose target cannot be formatted gets ``target_failure`` (it
+    fails, the others run). Raises :class:`TargetCollision` when two
+    children share a target. A failing bulk check is not an error: each
+    child then checks its own target.
+    """
+    seen: dict[str, int | None] = {}
+    formatted: list[RunUnit] = []
+    for unit in units:
+        try:
+            with context(flow_keys, unit.keys):
+                location = format_target(task, result, unit.keys)
+        except ResultError as exc:
+            unit.target_failure = Failed(f"target: {exc}", exception=exc)
+            continue
+        except UserCodeError as err:
+            unit.target_failure = err.failed()
+            continue
+        if location in seen:
+            raise TargetCollision(
+                f"mapped task {task.name!r}: children {seen[location]} and {unit.map_index} "
+                f"both have the target {location}; include {{map_index}} (or an input) in the "
+                "target so each child has its own"
+            )
+        seen[location] = unit.map_index
+        unit.target_location = location
+        formatted.append(unit)
+    if not formatted:
+        return
+    try:
+        found = result.exists_many([u.target_location for u in formatted])  # type: ignore[misc]
+        if len(found) != len(formatted):
+            raise ValueError(f"exists_many returned {len(found)} answers for {len(formatted)}")
+    except Exception:
+        # Only a shortcut: each child reads its own target, and fails on a real error.
+        logger.debug("Task '%s': bulk target check failed", task.name, exc_info=True)
+        return
+    for unit, exists in zip(formatted, found, strict=True):
+        unit.target_exists = bool(exists)

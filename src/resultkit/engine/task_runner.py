@@ -1,0 +1,210 @@
+"""Running one task (or one mapped child) to a final state, phase by phase.
+
+1. upstream and trigger checks; 2. the target (a stored value wins);
+3. the output cache; 4. the body, with retries; 5. persist (target or
+checkpoint); 6. remember the output in the cache. Each state change goes
+through :func:`~resultkit.engine.transitions.transition`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import ResultError
+from ..results import ConstantResult, FormattedLocation, LocalResult, Result
+from ..signals import FAIL, PAUSE, SKIP
+from .context import context
+from .flow import Flow
+from .output_cache import OutputCaching
+from .persist import persist
+from .state import (
+    Failed,
+    Finished,
+    Paused,
+    Pending,
+    Resume,
+    Retrying,
+    Running,
+    Skipped,
+    State,
+    Success,
+    TriggerFailed,
+)
+from .targets import format_target, read_target
+from .task import Task
+from .transitions import StopRun, TaskRun, UserCodeError, describe, finish, name_of, transition
+from .unit import RunUnit, first_run_count, unit_keys
+
+__all__ = ["TaskRunner"]
+
+logger = logging.getLogger("resultkit")
+
+
+def _as_results(inputs: Mapping[str, Any]) -> dict[str, Result]:
+    return {k: ConstantResult(v) for k, v in inputs.items()}
+
+
+def _enter(run: TaskRun, new: State) -> None:
+    """Move to an intermediate state (Running, Retrying); a handler replacing it ends the run."""
+    state = transition(run, new)
+    if not isinstance(state, type(new)):
+        raise StopRun(state)  # already recorded: the handler's state is the run's last
+
+
+class TaskRunner:
+    """Runs the task runs of one flow run."""
+
+    def __init__(self, flow: Flow, flow_keys: Mapping[str, Any], caching: OutputCaching) -> None:
+        self.flow = flow
+        self.flow_keys = flow_keys
+        self.caching = caching
+        self._default_result: Result | None = None
+
+    def result_for(self, task: Task) -> Result | None:
+        """The task's Result, else the flow's; a target with neither uses one LocalResult."""
+        res = task.result or self.flow.result
+        if res is None and task.target is not None:
+            if self._default_result is None:  # one per run, not one per child
+                self._default_result = LocalResult()
+            res = self._default_result
+        return res
+
+    def keys_for(self, unit: RunUnit) -> dict[str, Any]:
+        """The template keys (and context) of ``unit``'s run."""
+        return unit_keys(self.flow_keys, unit)
+
+    def run(self, unit: RunUnit) -> State:
+        """Run ``unit`` to its state; never raises for a failure of the task or its hooks."""
+        run = TaskRun(unit.task, unit.full_name, unit.prior or Pending())
+        try:
+            return self._run(run, unit)
+        except StopRun as stop:  # a state handler raised: already logged and handled
+            return stop.state
+        except UserCodeError as err:
+            return finish(run, err.failed())
+        except Exception as exc:  # a bug in resultkit: still this task's failure, logged
+            logger.error("Task '%s': internal error", run.name, exc_info=True)
+            return finish(
+                run,
+                Failed(
+                    f"internal error in resultkit: {describe(exc)}; please report it", exception=exc
+                ),
+            )
+
+    def _run(self, run: TaskRun, unit: RunUnit) -> State:
+        task, prior = unit.task, unit.prior
+        if isinstance(prior, Finished):
+            return prior
+        upstream_states = [s for _, s in unit.upstream]
+        if any(not s.is_finished() for s in upstream_states):
+            return transition(run, Pending("an upstream task has not finished"))
+        if task.skip_on_upstream_skip and any(s.is_skipped() for s in upstream_states):
+            return transition(run, Skipped("an upstream task was skipped"))
+        inputs = dict(unit.inputs)
+        if prior is not None and prior.cached_inputs:
+            inputs.update({k: r.value for k, r in prior.cached_inputs.items()})
+        if not isinstance(prior, Resume):
+            refused = self._check_trigger(task, upstream_states, inputs)
+            if refused is not None:
+                return transition(run, refused)
+        keys = unit.keys or self.keys_for(unit)
+        with context(self.flow_keys, keys):
+            return self._run_phases(run, unit, inputs, keys)
+
+    def _check_trigger(
+        self, task: Task, upstream: list[State], inputs: Mapping[str, Any]
+    ) -> State | None:
+        """None to run; else the state the trigger chose (a trigger may raise a signal)."""
+        try:
+            if task.trigger(upstream):
+                return None
+        except PAUSE as sig:
+            return Paused(str(sig), cached_inputs=_as_results(inputs))
+        except SKIP as sig:
+            return Skipped(str(sig) or f"skipped by the trigger {name_of(task.trigger)}")
+        except FAIL as sig:
+            failed = str(sig) or f"failed by the trigger {name_of(task.trigger)}"
+            return TriggerFailed(failed, exception=sig)
+        except Exception as exc:
+            raise UserCodeError(f"trigger {name_of(task.trigger)}", exc) from exc
+        return TriggerFailed(f"trigger {name_of(task.trigger)} was not met by the upstream states")
+
+    def _run_phases(
+        self, run: TaskRun, unit: RunUnit, inputs: dict[str, Any], keys: dict[str, Any]
+    ) -> State:
+        task = unit.task
+        result = self.result_for(task)
+        # 1. Target: a stored value at the formatted target wins.
+        target: FormattedLocation | None = None
+        if task.target is not None and result is not None:
+            if unit.target_failure is not None:
+                return transition(run, unit.target_failure)
+            try:
+                target = unit.target_location or format_target(task, result, keys)
+                hit = read_target(task, result, target, unit.target_exists, run.name)
+            except ResultError as exc:
+                return transition(run, Failed(f"target: {exc}", exception=exc))
+            if hit is not None:
+                return transition(run, hit)
+
+        # 2. Output cache.
+        lookup = self.caching.prepare(task, inputs, unit.map_index, run.name)
+        if lookup is not None:
+            cached = self.caching.get(task, lookup)
+            if cached is not None:
+                return transition(run, cached)
+
+        # 3. The body, with retries. A final state other than Success is already recorded.
+        state = self._run_body(run, task, inputs, first_run_count(unit.prior))
+        if not isinstance(state, Success) or isinstance(state, Skipped):
+            return state
+
+        # 4. Persist: target or checkpoint.
+        try:
+            state = persist(task, result, state, keys, target)
+        except ResultError as exc:
+            return transition(run, Failed(f"could not write the result: {exc}", exception=exc))
+        state = transition(run, state)
+
+        # 5. Remember in the output cache (what a handler made of the success).
+        if lookup is not None and isinstance(state, Success):
+            self.caching.put(task, lookup, state)
+        return state
+
+    def _run_body(self, run: TaskRun, task: Task, inputs: dict[str, Any], run_count: int) -> State:
+        """The body's outcome: a recorded final state, or a Success still to persist."""
+        while True:
+            _enter(run, Running("running" if run_count == 1 else f"run {run_count}"))
+            try:
+                with context(task_run_count=run_count, task_loop_count=1):
+                    value = task.run(**inputs)
+            except SKIP as sig:
+                return transition(run, Skipped(str(sig) or "skipped"))
+            except PAUSE as sig:
+                return transition(run, Paused(str(sig), cached_inputs=_as_results(inputs)))
+            except FAIL as sig:
+                return transition(run, Failed(str(sig) or "failed", exception=sig))
+            except Exception as exc:
+                if run_count <= task.max_retries:
+                    delay = task.retry_delay.total_seconds()
+                    retry = Retrying(
+                        f"{describe(exc)}; retry {run_count} of {task.max_retries} in {delay:g}s",
+                        start_time=datetime.now(timezone.utc) + task.retry_delay,
+                        run_count=run_count,
+                        exception=exc,
+                        cached_inputs=_as_results(inputs),
+                    )
+                    _enter(run, retry)
+                    time.sleep(delay)
+                    run_count += 1
+                    continue
+                failed = Failed(describe(exc), exception=exc)
+                failed.run_count = run_count
+                return transition(run, failed)
+            success = Success("finished", ConstantResult(value))
+            success.run_count = run_count
+            return success

@@ -1,0 +1,80 @@
+"""What one task run needs: its inputs, upstream states and template keys."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..results import FormattedLocation
+from .context import context
+from .flow import Edge
+from .state import Failed, Retrying, State
+from .task import Task
+
+__all__ = ["RunUnit", "template_keys", "unit_keys"]
+
+
+@dataclass
+class RunUnit:
+    """One task run to do: a task, or one child of a mapped task."""
+
+    task: Task
+    upstream: list[tuple[Edge, State]]
+    inputs: dict[str, Any]
+    map_index: int | None = None
+    prior: State | None = None
+    keys: dict[str, Any] = field(default_factory=dict)
+    #: Set for mapped children, whose targets are formatted and checked in bulk first.
+    target_location: FormattedLocation | None = None
+    target_exists: bool | None = None
+    #: Why this child's target could not be formatted; the child fails with it.
+    target_failure: Failed | None = None
+
+    @property
+    def full_name(self) -> str:
+        """``name`` for a task, ``name[i]`` for a mapped child."""
+        name = self.task.name
+        return name if self.map_index is None else f"{name}[{self.map_index}]"
+
+
+def template_keys(when: datetime) -> dict[str, Any]:
+    """The date keys for a run started at ``when``: ``date``, ``today``... and ``_nodash`` forms."""
+    keys: dict[str, Any] = {"date": when}
+    for name, delta in (("today", 0), ("yesterday", -1), ("tomorrow", 1)):
+        day = when + timedelta(days=delta)
+        keys[name] = day.strftime("%Y-%m-%d")
+        keys[f"{name}_nodash"] = day.strftime("%Y%m%d")
+    return keys
+
+
+def first_run_count(prior: State | None) -> int:
+    """The 1-based ``task_run_count`` of the next attempt (a retry continues the count)."""
+    return (prior.run_count if isinstance(prior, Retrying) else 0) + 1
+
+
+def unit_keys(flow_keys: Mapping[str, Any], unit: RunUnit) -> dict[str, Any]:
+    """The template keys and context of a task run.
+
+    Inputs win over context keys, which win over parameters (README,
+    "Template keys"). ``task_run_count`` and ``task_loop_count`` are
+    Prefect 1's context keys (1-based).
+    """
+    task = unit.task
+    keys: dict[str, Any] = dict(flow_keys.get("parameters", {}))
+    keys.update(context.to_dict())
+    keys.update(
+        task_name=task.name,
+        task_full_name=unit.full_name,
+        task_slug=task.slug,
+        task_run_id=uuid.uuid4().hex,
+        map_index=unit.map_index,
+        task_tags=sorted(task.tags),
+        task_run_count=first_run_count(unit.prior),
+        task_loop_count=1,  # no LOOP signal here: each run is its own first loop
+    )
+    keys.update(unit.inputs)
+    keys.pop("caches", None)  # the cache store is not a template key
+    return keys
