@@ -225,30 +225,3 @@ def test_format_map_allows_location_named_key(tmp_path):
     r = LocalResult(dir=tmp_path, location="{location}/{value}.pkl")
     f = r.format_map({"location": "here", "value": 1})
     assert f.location.endswith("here/1.pkl")
-
-
-def test_reader_waits_for_a_publish_in_progress(tmp_path):
-    """A writer paused between its two renames never makes a reader see 'corrupt'."""
-    import pickle as _pickle
-    import threading
-    import time
-
-    from resultkit.results._locks import folder_lock as _dir_flock
-    from resultkit.results._record import Record
-
-    r = LocalResult(dir=tmp_path)
-    r.write("old", location="k.pkl")
-    new_payload = _pickle.dumps("new", protocol=5)
-    (tmp_path / ".k.tmp").write_bytes(new_payload)
-    record = Record("pickle", Record.digest_of(new_payload), len(new_payload))
-    (tmp_path / ".k.rec.tmp").write_bytes(record.to_bytes())
-    got = []
-    with _dir_flock(str(tmp_path)):  # the writer's exclusive publish section
-        os.replace(tmp_path / ".k.tmp", tmp_path / "k.pkl")  # payload renamed...
-        reader = threading.Thread(target=lambda: got.append(r.read("k.pkl").value))
-        reader.start()
-        time.sleep(0.7)  # ...and the record not yet: the reader must wait, not judge
-        assert reader.is_alive() and got == []
-        os.replace(tmp_path / ".k.rec.tmp", tmp_path / "k.pkl.rkmeta")
-    reader.join(timeout=10)
-    assert got == ["new"]

@@ -36,22 +36,25 @@ def suggest_keywords(init: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(init)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
         try:
-            signature.bind(self, *args, **kwargs)
-        except TypeError as exc:
-            known = [
-                name
-                for name, p in signature.parameters.items()
-                if name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-            ]
-            unknown = [k for k in kwargs if k not in signature.parameters]
-            if not unknown or any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
-                raise
-            name = unknown[0]
-            hint = did_you_mean(name, known, cutoff=0.5) or f" (valid keywords: {known})"
-            raise ConfigurationError(
-                f"{type(self).__name__} got an unknown keyword {name!r}{hint}"
-            ) from exc
-        init(self, *args, **kwargs)
+            init(self, *args, **kwargs)
+        except TypeError as exc:  # only then pay for the signature check
+            try:
+                signature.bind(self, *args, **kwargs)
+            except TypeError:
+                unknown = [k for k in kwargs if k not in signature.parameters]
+                takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+                if unknown and not takes_any:
+                    known = [
+                        name
+                        for name, p in signature.parameters.items()
+                        if name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+                    ]
+                    name = unknown[0]
+                    hint = did_you_mean(name, known, cutoff=0.5) or f" (valid keywords: {known})"
+                    raise ConfigurationError(
+                        f"{type(self).__name__} got an unknown keyword {name!r}{hint}"
+                    ) from exc
+            raise
 
     wrapper._suggests_keywords = True  # type: ignore[attr-defined]
     return wrapper

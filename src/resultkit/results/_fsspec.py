@@ -7,6 +7,7 @@ is :class:`~resultkit.results.StorageResult`'s.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import fsspec
@@ -71,6 +72,7 @@ class FSSpecResult(StorageResult):
         storage_options: dict[str, Any] | None = None,
         fsync: bool = False,
         verify: bool = True,
+        signing_key: str | bytes | Sequence[str | bytes] | None = None,
     ) -> None:
         fs = fs if fs is not None else self.default_protocol
         protocol = fs if isinstance(fs, str) else None
@@ -92,7 +94,12 @@ class FSSpecResult(StorageResult):
                 extra=self.extra,
             )
         super().__init__(
-            storage, location=location, serializer=serializer, value=value, verify=verify
+            storage,
+            location=location,
+            serializer=serializer,
+            value=value,
+            verify=verify,
+            signing_key=signing_key,
         )
         self.fsync = fsync
 
@@ -111,6 +118,7 @@ class FSSpecResult(StorageResult):
         serializer: Serializer | None,
         value: Any,
         verify: bool,
+        signing_key: Any = None,
     ) -> None:
         """Set up a Result rooted at ``name/prefix`` of a bucket or container."""
         if not isinstance(name, str) or not name or "/" in name:
@@ -127,6 +135,7 @@ class FSSpecResult(StorageResult):
             value=value,
             storage_options=options,
             verify=verify,
+            signing_key=signing_key,
         )
 
 
@@ -134,6 +143,8 @@ def from_url(
     url: str,
     location: LocationTemplate | None = None,
     serializer: Serializer | None = None,
+    *,
+    signing_key: str | bytes | Sequence[str | bytes] | None = None,
     **storage_options: Any,
 ) -> FSSpecResult:
     """Build a Result rooted at any fsspec URL.
@@ -151,7 +162,9 @@ def from_url(
         raise ConfigurationError(f"from_url needs a URL string, got {url!r}")
     if "::" in url:  # chained URL (e.g. simplecache::s3://...): let fsspec build it now
         fs, root = fsspec.core.url_to_fs(url, **storage_options)
-        return FSSpecResult(fs, root, location=location, serializer=serializer)
+        return FSSpecResult(
+            fs, root, location=location, serializer=serializer, signing_key=signing_key
+        )
     protocol = fsspec.utils.get_protocol(url)
     return FSSpecResult(
         protocol,
@@ -159,4 +172,5 @@ def from_url(
         location=location,
         serializer=serializer,
         storage_options=storage_options,
+        signing_key=signing_key,
     )

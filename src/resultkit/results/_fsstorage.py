@@ -13,9 +13,11 @@ from __future__ import annotations
 import builtins
 import contextlib
 import importlib
+import os
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
+from glob import has_magic
 from typing import Any, BinaryIO
 
 import fsspec
@@ -26,7 +28,7 @@ from ..errors import ConfigurationError, ResultCorruptError
 from ._errors import is_missing_container, precondition_failed
 from ._location import RECORD_SUFFIX, TEMP_MARKER
 from ._locks import publish_lock
-from ._record import metadata_from_bytes, metadata_to_bytes
+from ._record import metadata_from_bytes, with_previous
 from .storage import Metadata, Storage, StorageWriter
 
 __all__ = ["FileSystemStorage", "is_reserved_name"]
@@ -181,7 +183,9 @@ class FileSystemStorage(Storage):
     def _temp_names(self, path: str) -> tuple[str, str]:
         parent, _, name = path.rpartition("/")
         folder = f"{parent}/" if parent else ""
-        token = uuid.uuid4().hex[:12]
+        # The writer's pid in the name lets a later writer tell a dead writer's
+        # leftovers from a live one's.
+        token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         return (
             f"{folder}.{name}{TEMP_MARKER}{token}",
             f"{folder}.{name}{RECORD_SUFFIX}{TEMP_MARKER}{token}",
@@ -241,8 +245,18 @@ class FileSystemStorage(Storage):
 
     def delete(self, key: str) -> bool:
         path = self.path(key)
-        found = [self._remove(p) for p in (path + RECORD_SUFFIX, path)]  # record first
+        # Payload first: a reader that still finds the record then finds no
+        # payload, which is "not found", never "a payload without its record".
+        found = [self._remove(p) for p in (path, path + RECORD_SUFFIX)]
         return any(found)
+
+    def _move(self, src: str, dst: str) -> None:
+        """Rename ``src`` to ``dst``; paths with glob characters are copied, never expanded."""
+        if has_magic(src) or has_magic(dst):  # fsspec's generic mv would glob-match them
+            self.fs.cp_file(src, dst)
+            self.fs.rm_file(src)
+        else:
+            self.fs.mv(src, dst)
 
     def _remove(self, path: str) -> bool:
         """Remove one file; whether it was there."""
@@ -346,14 +360,15 @@ class _RenameWriter:
         return memoryview(data).nbytes
 
     def commit(self, metadata: Metadata) -> None:
-        fs = self._storage.fs
+        storage, fs = self._storage, self._storage.fs
         self._file.close()
-        fs.pipe_file(self._tmp_record, metadata_to_bytes(metadata))
-        # Payload first, then its record, under one lock per key so two writers
-        # of this process cannot leave one's record beside the other's payload.
-        with publish_lock(self._storage.url(self._path)):
-            fs.mv(self._tmp, self._path)
-            fs.mv(self._tmp_record, self._path + RECORD_SUFFIX)
+        record = self._path + RECORD_SUFFIX
+        # One writer at a time per key in this process; the record goes first
+        # and vouches for the old payload too (see with_previous).
+        with publish_lock(storage.url(self._path)):
+            fs.pipe_file(self._tmp_record, with_previous(metadata, storage._cat_or_none(record)))
+            storage._move(self._tmp_record, record)
+            storage._move(self._tmp, self._path)
 
     def abort(self) -> None:
         fs = self._storage.fs

@@ -1,8 +1,12 @@
-"""The local-disk storage: plain files, a temp file + ``os.replace`` publish, folder locks.
+"""The local-disk storage: plain files, a temp file + ``os.replace`` publish.
 
-Writers publish a payload and its record under an exclusive folder lock;
-readers pick both up under a shared one, so a reader never sees one
-writer's payload beside another's record (``atomic_pairs``).
+A writer renames the new record into place first (it vouches for the old
+payload and the new one, see ``with_previous``), then the payload, under an
+exclusive folder lock that orders writers of the folder. Readers take no
+lock: a writer stopped between its two renames blocks no reader, and a
+writer killed there leaves a pair that reads as the old or the new value.
+Temporary files of writers that died are removed by the next writer of the
+folder.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from fsspec.implementations.local import LocalFileSystem
 
 from ._fsstorage import FileSystemStorage
 from ._localio import PreallocatedFile, fsync_folder
+from ._localsafety import check_inside, sweep_dead_writers
 from ._location import RECORD_SUFFIX
 from ._locks import folder_lock, publish_lock
-from ._record import metadata_to_bytes
+from ._record import with_previous
 from .storage import Metadata, StorageWriter
 
 __all__ = ["LocalFileStorage"]
@@ -32,11 +37,14 @@ class LocalFileStorage(FileSystemStorage):
             each publish, so a value survives a power loss.
     """
 
-    atomic_pairs = True  # pairs are published and picked up under the folder lock
-
     def __init__(self, root: str, *, fsync: bool = False) -> None:
         super().__init__(LocalFileSystem(), root)
         self.fsync = fsync
+
+    def path(self, key: str) -> str:
+        path = super().path(key)
+        check_inside(self.root, os.path.dirname(path))
+        return path
 
     def exists(self, key: str) -> bool:
         return os.path.isfile(self.path(key))
@@ -48,23 +56,19 @@ class LocalFileStorage(FileSystemStorage):
         try:
             with open(path, "rb") as f:
                 return f.read()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
 
     def open_reader(self, key: str) -> tuple[BinaryIO, Metadata] | None:
         path = self.path(key)
-        folder = os.path.dirname(path)
-        if not os.path.isdir(folder):
+        # Record first, then the payload: a publish renames in the same order,
+        # so the record read vouches for the payload opened after it (an open
+        # descriptor keeps its file whatever is renamed later).
+        raw = self._cat_or_none(path + RECORD_SUFFIX)
+        try:
+            stream = open(path, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
-        # Under a shared folder lock, the record and the payload's descriptor
-        # are one consistent pair; an open descriptor keeps its file whatever
-        # is renamed after.
-        with folder_lock(folder, shared=True):
-            raw = self._cat_or_none(path + RECORD_SUFFIX)
-            try:
-                stream = open(path, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
-            except (FileNotFoundError, IsADirectoryError):
-                return None
         return stream, ({} if raw is None else self._parse_sidecar(key, raw))
 
     def open_writer(self, key: str) -> StorageWriter:
@@ -89,7 +93,7 @@ class LocalFileStorage(FileSystemStorage):
 
 
 class _LocalWriter:
-    """The serializer writes into a preallocated temp file; commit renames both files."""
+    """The serializer writes into a preallocated temp file; commit renames record, then payload."""
 
     def __init__(self, storage: LocalFileStorage, path: str) -> None:
         self._storage = storage
@@ -97,6 +101,7 @@ class _LocalWriter:
         self._parent = os.path.dirname(path)
         self._tmp, self._tmp_record = storage._temp_names(path)
         os.makedirs(self._parent, exist_ok=True)
+        sweep_dead_writers(self._parent)
         self._file = PreallocatedFile(self._tmp, fsync=storage.fsync)
 
     def write(self, data: Any) -> int:
@@ -105,13 +110,12 @@ class _LocalWriter:
     def commit(self, metadata: Metadata) -> None:
         fsync = self._storage.fsync
         self._file.close()
-        with PreallocatedFile(self._tmp_record, fsync=fsync) as f:
-            f.write(metadata_to_bytes(metadata))
-        # Payload first, then its record, under the folder lock, so a reader
-        # (shared lock) never sees one writer's payload beside another's record.
+        record = self._path + RECORD_SUFFIX
         with publish_lock(self._storage.url(self._path)), folder_lock(self._parent):
+            with PreallocatedFile(self._tmp_record, fsync=fsync) as f:
+                f.write(with_previous(metadata, self._storage._cat_or_none(record)))
+            os.replace(self._tmp_record, record)  # vouches for the old and the new payload
             os.replace(self._tmp, self._path)
-            os.replace(self._tmp_record, self._path + RECORD_SUFFIX)
             if fsync:
                 fsync_folder(self._parent)
 

@@ -132,18 +132,30 @@ class _KeysView(Mapping[str, Any]):
         return len(self._keys)
 
 
-@functools.lru_cache(maxsize=8192)
+#: Locations longer than this are checked every time instead of remembered, so
+#: the cache of checked locations stays bounded in bytes (8192 x 512).
+_CACHED_LENGTH = 512
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def check_relative(location: str, root_description: str) -> str:
     """Return ``location`` normalised, or refuse it if it could leave the root.
 
-    Refused: empty locations, NUL bytes, absolute paths (``/x``, ``\\\\x``),
-    drive letters (``C:``), ``..`` components, locations naming a folder
-    (trailing ``/``) and the names resultkit reserves for its own files.
+    Refused: empty locations, control characters (NUL, newline, ESC...),
+    absolute paths (``/x``, ``\\\\x``), drive letters (``C:``), ``..``
+    components, locations naming a folder (trailing ``/``) and, in any
+    component and any letter case, the names resultkit reserves for its own
+    files (``*.rkmeta``, ``*.rktmp-*``).
     """
+    if len(location) > _CACHED_LENGTH:
+        return _check_relative(location, root_description)
+    return _check_relative_cached(location, root_description)
 
+
+def _check_relative(location: str, root_description: str) -> str:
     def refuse(why: str) -> UnsafeLocationError:
         return UnsafeLocationError(
-            f"location {location!r} is refused: {why}. Locations are relative to the "
+            f"location {short(location)!r} is refused: {why}. Locations are relative to the "
             f"result's root ({root_description}); check the template and the values "
             "substituted into it.",
             location=location,
@@ -153,6 +165,8 @@ def check_relative(location: str, root_description: str) -> str:
         raise refuse("it is empty")
     if "\x00" in location:
         raise refuse("it contains a NUL byte")
+    if _CONTROL.search(location):
+        raise refuse("it contains a control character (a newline, tab, ESC...)")
     if location.startswith(("/", "\\")):
         raise refuse("it is an absolute path")
     if _DRIVE.match(location):
@@ -166,10 +180,14 @@ def check_relative(location: str, root_description: str) -> str:
         raise refuse("it contains a '..' component")
     if not parts:
         raise refuse("it names the root itself")
-    name = parts[-1]
-    if name.endswith(RECORD_SUFFIX) or TEMP_MARKER in name:
-        raise refuse(
-            f"names ending in {RECORD_SUFFIX!r} or containing {TEMP_MARKER!r} are reserved "
-            "for resultkit's own files"
-        )
+    for part in parts:
+        lowered = part.lower()
+        if lowered.endswith(RECORD_SUFFIX) or TEMP_MARKER in lowered:
+            raise refuse(
+                f"names ending in {RECORD_SUFFIX!r} or containing {TEMP_MARKER!r} (in any "
+                "letter case, in any folder of the path) are reserved for resultkit's own files"
+            )
     return "/".join(parts)
+
+
+_check_relative_cached = functools.lru_cache(maxsize=8192)(_check_relative)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import xxhash
@@ -26,12 +26,18 @@ __all__ = [
     "HashingWriter",
     "metadata_to_bytes",
     "metadata_from_bytes",
+    "with_previous",
+    "previous_record",
+    "PREVIOUS_KEY",
     "RECORD_VERSION",
     "DIGEST_PREFIX",
     "new_hasher",
 ]
 
 RECORD_VERSION = 1
+# A record written before this, or later than now plus this skew, is damaged.
+_EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_CLOCK_SKEW = timedelta(days=1)
 #: The payload digest's algorithm, written before the hex digest.
 DIGEST_PREFIX = "xxh3_128:"
 
@@ -49,16 +55,24 @@ class Record:
     size: int
     written_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     version: int = RECORD_VERSION
+    #: HMAC-SHA256 of the record for its location, with a signing key (hex), or "".
+    signature: str = ""
+    #: Which key made ``signature`` (a short fingerprint of it, never the key).
+    key_id: str = ""
 
     def to_metadata(self) -> dict[str, str]:
         """The record as storage metadata (``str -> str``, as object stores keep it)."""
-        return {
+        meta = {
             "digest": self.digest,
             "serializer": self.serializer,
             "size": str(self.size),
             "version": str(self.version),
             "written_at": self.written_at.isoformat(),
         }
+        if self.signature:
+            meta["signature"] = self.signature
+            meta["key_id"] = self.key_id
+        return meta
 
     @classmethod
     def from_metadata(cls, meta: Any) -> Record:
@@ -81,7 +95,12 @@ class Record:
             raise ValueError(f"size {size} or digest {digest[:40]!r} is not valid")
         if written_at.tzinfo is None:
             raise ValueError("written_at has no time zone")
-        return cls(serializer, digest, size, written_at, version)
+        if not _EARLIEST <= written_at <= datetime.now(timezone.utc) + _CLOCK_SKEW:
+            raise ValueError(f"written_at {written_at.isoformat()} is not a plausible time")
+        signature = str(meta.get("signature", ""))
+        return cls(
+            serializer, digest, size, written_at, version, signature, str(meta.get("key_id", ""))
+        )
 
     def to_bytes(self) -> bytes:
         """The record as the JSON document of a sidecar file (``P.rkmeta``)."""
@@ -111,6 +130,41 @@ def metadata_from_bytes(data: bytes | bytearray | memoryview) -> dict[str, str]:
     if not isinstance(obj, dict):
         raise ValueError("not a record: not a JSON object")
     return {str(k): str(v) for k, v in obj.items()}
+
+
+#: Metadata key of the record a publish replaces (a JSON document).
+PREVIOUS_KEY = "previous"
+
+
+def with_previous(metadata: Any, current_sidecar: bytes | None) -> bytes:
+    """The sidecar for a new publish: its record, plus the record it replaces.
+
+    Payload and record are two files (or objects). The new record goes into
+    place *before* the new payload and names both payloads, so a crash or a
+    reader between the two steps finds a record that vouches for whichever
+    payload is there: the old value stays readable, never "corrupt".
+    """
+    doc = dict(metadata)
+    if current_sidecar is not None:
+        try:
+            old = metadata_from_bytes(current_sidecar)
+        except ValueError:
+            old = {}
+        old.pop(PREVIOUS_KEY, None)
+        if old:
+            doc[PREVIOUS_KEY] = json.dumps(old, sort_keys=True)
+    return metadata_to_bytes(doc)
+
+
+def previous_record(metadata: Any) -> Record | None:
+    """The record a publish replaced, if the metadata names one that parses."""
+    raw = metadata.get(PREVIOUS_KEY) if metadata else None
+    if not raw:
+        return None
+    try:
+        return Record.from_bytes(str(raw).encode("utf-8"))
+    except ValueError:
+        return None
 
 
 class HashingWriter:

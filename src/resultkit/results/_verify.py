@@ -11,10 +11,17 @@ from typing import BinaryIO
 from ..errors import ResultCorruptError, SerializerMismatchError
 from ..serializers import Serializer
 from ._errors import SinkError
-from ._record import Record
+from ._record import Record, previous_record
 from .storage import Metadata
 
-__all__ = ["parse_record", "check_serializer", "read_hashed", "corrupt_error", "find_sink_error"]
+__all__ = [
+    "parse_record",
+    "check_serializer",
+    "read_hashed",
+    "corrupt_error",
+    "find_sink_error",
+    "matching_record",
+]
 
 # Above this, a payload's buffer grows as it is read instead of being
 # allocated from the size its record claims (a damaged record could claim TBs).
@@ -48,6 +55,17 @@ def check_serializer(location: str, record: Record, serializer: Serializer) -> N
             written_by=record.serializer,
             reading_with=serializer.name,
         )
+
+
+def matching_record(metadata: Metadata, record: Record, size: int, digest: str) -> Record | None:
+    """The record that vouches for a payload of ``size`` and ``digest``: its own,
+    or the one it replaced (named in it while a publish is under way), else None."""
+    if (size, digest) == (record.size, record.digest):
+        return record
+    prev = previous_record(metadata)
+    if prev is not None and (size, digest) == (prev.size, prev.digest):
+        return prev
+    return None
 
 
 def find_sink_error(exc: BaseException) -> SinkError | None:

@@ -96,6 +96,7 @@ class AzureResult(FSSpecResult):
         storage_options: dict[str, Any] | None = None,
         value: Any = None,
         verify: bool = True,
+        signing_key: Any = None,
     ) -> None:
         options = dict(storage_options or {})
         if connection_string:
@@ -108,5 +109,13 @@ class AzureResult(FSSpecResult):
                 options.setdefault("anon", False)  # adlfs then uses DefaultAzureCredential
         self.container = container
         self._init_bucket(
-            "container", container, prefix, options, location, serializer, value, verify
+            "container",
+            container,
+            prefix,
+            options,
+            location,
+            serializer,
+            value,
+            verify,
+            signing_key,
         )

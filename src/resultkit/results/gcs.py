@@ -57,10 +57,13 @@ class GCSResult(FSSpecResult):
         storage_options: dict[str, Any] | None = None,
         value: Any = None,
         verify: bool = True,
+        signing_key: Any = None,
     ) -> None:
         options = dict(storage_options or {})
         for key, val in (("project", project), ("token", token), ("endpoint_url", endpoint_url)):
             if val is not None:
                 options.setdefault(key, val)
         self.bucket = bucket
-        self._init_bucket("bucket", bucket, prefix, options, location, serializer, value, verify)
+        self._init_bucket(
+            "bucket", bucket, prefix, options, location, serializer, value, verify, signing_key
+        )

@@ -49,6 +49,7 @@ class LocalResult(FSSpecResult):
         value: Any = None,
         fsync: bool = False,
         verify: bool = True,
+        signing_key: Any = None,
     ) -> None:
         raw = os.fspath(dir) if dir is not None else _default_dir()
         if not raw:
@@ -68,4 +69,5 @@ class LocalResult(FSSpecResult):
             value=value,
             fsync=fsync,
             verify=verify,
+            signing_key=signing_key,
         )

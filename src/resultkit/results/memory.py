@@ -35,7 +35,14 @@ class MemoryResult(FSSpecResult):
         root: str = "/resultkit",
         value: Any = None,
         verify: bool = True,
+        signing_key: Any = None,
     ) -> None:
         super().__init__(
-            "memory", root, location=location, serializer=serializer, value=value, verify=verify
+            "memory",
+            root,
+            location=location,
+            serializer=serializer,
+            value=value,
+            verify=verify,
+            signing_key=signing_key,
         )

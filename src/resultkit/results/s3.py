@@ -60,6 +60,7 @@ class S3Result(FSSpecResult):
         storage_options: dict[str, Any] | None = None,
         value: Any = None,
         verify: bool = True,
+        signing_key: Any = None,
     ) -> None:
         options = dict(storage_options or {})
         if endpoint_url:
@@ -68,4 +69,6 @@ class S3Result(FSSpecResult):
         # read); one GET is cheaper for results. Raise it for very large objects.
         options.setdefault("max_concurrency", 1)
         self.bucket = bucket
-        self._init_bucket("bucket", bucket, prefix, options, location, serializer, value, verify)
+        self._init_bucket(
+            "bucket", bucket, prefix, options, location, serializer, value, verify, signing_key
+        )

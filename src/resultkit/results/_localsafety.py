@@ -1,0 +1,106 @@
+"""Local-disk safety: folders that lead out of the root, and leftovers of dead writers.
+
+The rule for symlinks: a location's folder, with every symlink in it
+resolved, must still be inside the root (itself resolved). A symlinked
+folder that points elsewhere inside the root is fine; one that points
+outside is refused, for reads as for writes. Checked folders are remembered
+(a bounded set), so the check costs a ``realpath`` once per folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections import OrderedDict
+
+from ..errors import UnsafeLocationError
+from ._location import TEMP_MARKER, short
+
+__all__ = ["check_inside", "sweep_dead_writers"]
+
+_CHECKED_MAX_BYTES = 4 << 20
+_checked: OrderedDict[tuple[str, str], None] = OrderedDict()
+_checked_bytes = 0
+_checked_lock = threading.Lock()
+
+#: A temp file this old whose writer's process is gone is garbage.
+DEAD_WRITER_AGE = 5.0
+_SWEEP_EVERY = 60.0
+_swept: OrderedDict[str, float] = OrderedDict()
+
+
+def check_inside(root: str, folder: str) -> None:
+    """Refuse ``folder`` if, with symlinks resolved, it is not inside ``root``."""
+    global _checked_bytes
+    key = (root, folder)
+    if key in _checked:
+        return
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(folder)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise UnsafeLocationError(
+            f"location folder {short(folder)!r} leads outside the result's root {short(root)!r} "
+            f"(through a symlink, to {short(real)!r}); results never follow links out of "
+            "their root. Remove the link or store under another dir.",
+            location=folder,
+        )
+    if not os.path.isdir(folder):
+        return  # not there yet: check again once it exists
+    with _checked_lock:
+        _checked[key] = None
+        _checked_bytes += len(root) + len(folder)
+        while _checked_bytes > _CHECKED_MAX_BYTES and _checked:
+            (r, f), _ = _checked.popitem(last=False)
+            _checked_bytes -= len(r) + len(f)
+
+
+def _writer_pid(name: str) -> int | None:
+    """The pid in a temp file's name (``.NAME.rktmp-PID-TOKEN``), if it has one."""
+    tail = name.rpartition(TEMP_MARKER)[2]
+    pid, sep, _ = tail.partition("-")
+    return int(pid) if sep and pid.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def sweep_dead_writers(folder: str, now: float | None = None, force: bool = False) -> list[str]:
+    """Remove temp files that writers killed mid-write left in ``folder``; return their names.
+
+    A temp file is removed when its writer's process no longer exists (on
+    this machine) and it is older than a few seconds. Runs at most once a
+    minute per folder and process unless ``force``.
+    """
+    now = time.time() if now is None else now
+    if not force:
+        last = _swept.get(folder)
+        if last is not None and now - last < _SWEEP_EVERY:
+            return []
+        _swept[folder] = now
+        while len(_swept) > 4096:
+            _swept.popitem(last=False)
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if TEMP_MARKER not in entry.name:
+            continue
+        pid = _writer_pid(entry.name)
+        if pid is None or pid == os.getpid() or _alive(pid):
+            continue
+        with contextlib.suppress(OSError):
+            if now - entry.stat(follow_symlinks=False).st_mtime >= DEAD_WRITER_AGE:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    return removed
