@@ -20,6 +20,7 @@ from .constant import ConstantResult
 from .gcs import GCSResult
 from .local import LocalResult
 from .memory import MemoryResult
+from .retry import RetryPolicy
 from .s3 import S3Result
 from .storage import Metadata, Storage, StorageWriter
 
@@ -38,5 +39,6 @@ __all__ = [
     "AzureResult",
     "FormattedLocation",
     "Record",
+    "RetryPolicy",
     "from_url",
 ]

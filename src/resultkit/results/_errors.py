@@ -24,6 +24,7 @@ __all__ = [
     "status_code",
     "precondition_failed",
     "is_missing_container",
+    "is_transient",
     "SinkError",
 ]
 
@@ -154,6 +155,54 @@ def _missing_credentials(location: str, action: str, exc: BaseException) -> Resu
         f"no credentials were found to {action} {location} ({type(exc).__name__}): {hint}",
         location=location,
     )
+
+
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_TRANSIENT_NAMES = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "ResponseStreamingError",
+        "IncompleteReadError",
+        "ClientConnectorError",
+        "ClientConnectionError",
+        "ClientOSError",
+        "ServerDisconnectedError",
+        "ServerTimeoutError",
+        "ClientPayloadError",
+        "ServiceRequestError",
+        "ServiceResponseError",
+        "IncompleteRead",
+        "RemoteDisconnected",
+    }
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure (or what caused it) may go away if the call is tried again."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, SinkError):
+            seen = seen.cause
+            continue
+        if isinstance(seen, (FileNotFoundError, PermissionError)) or status_code(seen) in (
+            401,
+            403,
+            404,
+        ):
+            return False
+        if (
+            isinstance(seen, (ConnectionError, TimeoutError))
+            or status_code(seen) in _TRANSIENT_STATUS
+            or type(seen).__name__ in _TRANSIENT_NAMES
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _is_access(exc: BaseException) -> bool:

@@ -21,6 +21,7 @@ from ._localstorage import LocalFileStorage
 from ._location import LocationTemplate
 from ._objectstore import ObjectStoreStorage
 from ._storage_result import StorageResult
+from .retry import RetryPolicy
 
 __all__ = ["FSSpecResult", "from_url"]
 
@@ -73,6 +74,7 @@ class FSSpecResult(StorageResult):
         fsync: bool = False,
         verify: bool = True,
         signing_key: str | bytes | Sequence[str | bytes] | None = None,
+        retries: RetryPolicy | int | None = None,
     ) -> None:
         fs = fs if fs is not None else self.default_protocol
         protocol = fs if isinstance(fs, str) else None
@@ -100,6 +102,7 @@ class FSSpecResult(StorageResult):
             value=value,
             verify=verify,
             signing_key=signing_key,
+            retries=retries,
         )
         self.fsync = fsync
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ..errors import (
@@ -17,11 +17,13 @@ from ..errors import (
     ResultError,
     ResultNotFoundError,
     SerializationError,
+    StorageAccessError,
+    StorageError,
     UnsafeLocationError,
 )
 from ..serializers import Serializer
 from ._base import Result
-from ._errors import map_storage_errors, translate
+from ._errors import is_transient, map_storage_errors, translate
 from ._location import FormattedLocation, LocationTemplate, check_relative, short
 from ._record import HashingWriter, Record
 from ._signing import SigningKeys
@@ -33,11 +35,13 @@ from ._verify import (
     parse_record,
     read_hashed,
 )
+from .retry import RetryPolicy
 from .storage import Storage
 
 __all__ = ["StorageResult"]
 
 R = TypeVar("R", bound="StorageResult")
+T = TypeVar("T")
 
 # Reads of a pair that keeps changing under concurrent writers before giving up.
 _MAX_READ_ATTEMPTS = 12
@@ -57,6 +61,10 @@ class StorageResult(Result):
             sign every record with HMAC-SHA256 and refuse, before
             deserializing, any unsigned, tampered, swapped or relocated pair.
             Default: the environment variable ``RESULTKIT_SIGNING_KEY``.
+        retries: a :class:`~resultkit.results.RetryPolicy` (or a number of
+            attempts) for transient storage failures; default 4 attempts with
+            a jittered backoff from 0.1 s. Access denied and not found are
+            never retried.
 
     Example:
         >>> from resultkit.results import MemoryResult
@@ -76,6 +84,7 @@ class StorageResult(Result):
         value: Any = None,
         verify: bool = True,
         signing_key: str | bytes | Sequence[str | bytes] | None = None,
+        retries: RetryPolicy | int | None = None,
     ) -> None:
         if not isinstance(storage, Storage):
             raise ConfigurationError(
@@ -86,6 +95,8 @@ class StorageResult(Result):
         self.verify = verify
         #: Keys that sign and verify records (``signing_key=`` or RESULTKIT_SIGNING_KEY).
         self.signing = SigningKeys.from_argument(signing_key)
+        #: How transient storage failures (5xx, resets, timeouts) are retried.
+        self.retries = RetryPolicy.coerce(retries)
 
     @property
     def root_url(self) -> str:
@@ -125,10 +136,10 @@ class StorageResult(Result):
         ``self`` is not changed.
         """
         new = self.copy()
-        new.location = self._canonical_location(location, kwargs)
+        new.location = loc = self._canonical_location(location, kwargs)
         new.value = value
-        with map_storage_errors(new.location, "write"):
-            new.record = self._store(new.location, self._key(new.location), value)
+        key = self._key(loc)
+        new.record = self._call(loc, "write", lambda: self._store(loc, key, value))
         return new
 
     def read(self: R, location: LocationTemplate | None = None, **kwargs: Any) -> R:
@@ -141,9 +152,11 @@ class StorageResult(Result):
         value that does not match what was written.
         """
         new = self.copy()
-        new.location = self._canonical_location(self._needs_location(location, "read"), kwargs)
-        with map_storage_errors(new.location, "read"):
-            new.value, new.record = self._load(new.location, self._key(new.location))
+        new.location = loc = self._canonical_location(
+            self._needs_location(location, "read"), kwargs
+        )
+        key = self._key(loc)
+        new.value, new.record = self._call(loc, "read", lambda: self._load(loc, key))
         return new
 
     def read_bytes(
@@ -209,16 +222,16 @@ class StorageResult(Result):
     def exists(self, location: LocationTemplate | None = None, **kwargs: Any) -> bool:
         """Return whether something is stored at ``location``; never downloads it."""
         canonical = self._canonical_location(self._needs_location(location, "exists"), kwargs)
-        with map_storage_errors(canonical, "check"):
-            return self.storage.exists(self._key(canonical))
+        key = self._key(canonical)
+        return bool(self._call(canonical, "check", lambda: self.storage.exists(key)))
 
     def exists_many(self, locations: Sequence[LocationTemplate]) -> list[bool]:
         """``exists`` for many (already formatted) locations at once, answered in bulk."""
         canonical = [self._canonical_location(loc, {}) for loc in locations]
         if not canonical:
             return []
-        with map_storage_errors(canonical[0], "check"):
-            return list(self.storage.exists_many([self._key(c) for c in canonical]))
+        keys = [self._key(c) for c in canonical]
+        return list(self._call(canonical[0], "check", lambda: self.storage.exists_many(keys)))
 
     def stat(self, location: LocationTemplate | None = None, **kwargs: Any) -> Record | None:
         """The integrity record stored at ``location`` without reading the value.
@@ -227,8 +240,8 @@ class StorageResult(Result):
         payload is there without a readable record.
         """
         canonical = self._canonical_location(self._needs_location(location, "stat"), kwargs)
-        with map_storage_errors(canonical, "check"):
-            metadata = self.storage.head(self._key(canonical))
+        key = self._key(canonical)
+        metadata = self._call(canonical, "check", lambda: self.storage.head(key))
         if metadata is None:
             return None
         return parse_record(canonical, metadata)
@@ -236,8 +249,8 @@ class StorageResult(Result):
     def delete(self, location: LocationTemplate | None = None, **kwargs: Any) -> bool:
         """Remove the value stored at ``location``; return whether anything was there."""
         canonical = self._canonical_location(self._needs_location(location, "delete"), kwargs)
-        with map_storage_errors(canonical, "delete"):
-            return bool(self.storage.delete(self._key(canonical)))
+        key = self._key(canonical)
+        return bool(self._call(canonical, "delete", lambda: self.storage.delete(key)))
 
     def put_if_absent(
         self, data: bytes, location: LocationTemplate | None = None, **kwargs: Any
@@ -255,6 +268,27 @@ class StorageResult(Result):
             return bool(self.storage.put_if_absent(self._key(canonical), data, {}))
 
     # -- write and read, once for every backend ------------------------------------
+    def _call(self, location: str, action: str, fn: Callable[[], T]) -> T:
+        """Run a storage operation: errors mapped to resultkit's, transient ones retried."""
+        delays = self.retries.delays()
+        while True:
+            try:
+                return fn()
+            except Exception as exc:
+                error = translate(location, action, exc)
+                if (
+                    isinstance(error, StorageError)
+                    and not isinstance(error, StorageAccessError)
+                    and is_transient(exc)
+                ):
+                    delay = next(delays, None)
+                    if delay is not None:
+                        time.sleep(delay)
+                        continue
+                if error is exc:
+                    raise
+                raise error from exc
+
     def _store(self, location: str, key: str, value: Any) -> Record:
         writer = self.storage.open_writer(key)
         hashing = HashingWriter(writer)
