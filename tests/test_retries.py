@@ -88,3 +88,16 @@ def test_one_attempt_means_no_retry_and_bad_policies_are_refused():
         RetryPolicy(attempts=0)
     with pytest.raises(ConfigurationError, match="RetryPolicy"):
         StorageResult(FlakyStorage([]), retries="often")  # type: ignore[arg-type]
+
+
+def test_every_backend_takes_a_retry_policy(tmp_path):
+    from resultkit.results import LocalResult, MemoryResult, from_url
+
+    policy = RetryPolicy(attempts=6, max_delay=5.0)
+    for r in (
+        LocalResult(dir=tmp_path, retries=policy),
+        MemoryResult(retries=policy),
+        from_url("memory://retry-policy", retries=policy),
+    ):
+        assert r.retries == policy
+    assert LocalResult(dir=tmp_path, retries=1).retries.attempts == 1

@@ -98,3 +98,12 @@ def test_signing_key_from_the_environment(tmp_path, monkeypatch):
 def test_short_keys_are_refused():
     with pytest.raises(ConfigurationError, match="at least 16 bytes"):
         MemoryResult(signing_key="short")
+
+
+def test_the_environment_takes_several_keys_the_first_signs(tmp_path, monkeypatch):
+    MemoryResult(root="/env-rotation", signing_key=OTHER).write("old", location="o.pkl")
+    monkeypatch.setenv("RESULTKIT_SIGNING_KEY", f"{KEY} {OTHER}")
+    r = MemoryResult(root="/env-rotation")
+    assert r.read("o.pkl").value == "old"
+    assert r.write("new", location="n.pkl").record.key_id != ""
+    assert MemoryResult(root="/env-rotation", signing_key=KEY).read("n.pkl").value == "new"

@@ -122,6 +122,7 @@ class FSSpecResult(StorageResult):
         value: Any,
         verify: bool,
         signing_key: Any = None,
+        retries: Any = None,
     ) -> None:
         """Set up a Result rooted at ``name/prefix`` of a bucket or container."""
         if not isinstance(name, str) or not name or "/" in name:
@@ -139,6 +140,7 @@ class FSSpecResult(StorageResult):
             storage_options=options,
             verify=verify,
             signing_key=signing_key,
+            retries=retries,
         )
 
 
@@ -148,6 +150,7 @@ def from_url(
     serializer: Serializer | None = None,
     *,
     signing_key: str | bytes | Sequence[str | bytes] | None = None,
+    retries: RetryPolicy | int | None = None,
     **storage_options: Any,
 ) -> FSSpecResult:
     """Build a Result rooted at any fsspec URL.
@@ -166,7 +169,12 @@ def from_url(
     if "::" in url:  # chained URL (e.g. simplecache::s3://...): let fsspec build it now
         fs, root = fsspec.core.url_to_fs(url, **storage_options)
         return FSSpecResult(
-            fs, root, location=location, serializer=serializer, signing_key=signing_key
+            fs,
+            root,
+            location=location,
+            serializer=serializer,
+            signing_key=signing_key,
+            retries=retries,
         )
     protocol = fsspec.utils.get_protocol(url)
     return FSSpecResult(
@@ -176,4 +184,5 @@ def from_url(
         serializer=serializer,
         storage_options=storage_options,
         signing_key=signing_key,
+        retries=retries,
     )

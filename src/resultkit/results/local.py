@@ -50,6 +50,7 @@ class LocalResult(FSSpecResult):
         fsync: bool = False,
         verify: bool = True,
         signing_key: Any = None,
+        retries: Any = None,
     ) -> None:
         raw = os.fspath(dir) if dir is not None else _default_dir()
         if not raw:
@@ -70,4 +71,5 @@ class LocalResult(FSSpecResult):
             fsync=fsync,
             verify=verify,
             signing_key=signing_key,
+            retries=retries,
         )

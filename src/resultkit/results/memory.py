@@ -36,6 +36,7 @@ class MemoryResult(FSSpecResult):
         value: Any = None,
         verify: bool = True,
         signing_key: Any = None,
+        retries: Any = None,
     ) -> None:
         super().__init__(
             "memory",
@@ -45,4 +46,5 @@ class MemoryResult(FSSpecResult):
             value=value,
             verify=verify,
             signing_key=signing_key,
+            retries=retries,
         )
