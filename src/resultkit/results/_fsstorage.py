@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import importlib
 import os
 import threading
 import uuid
@@ -20,12 +19,12 @@ from collections.abc import Iterable, Mapping
 from glob import has_magic
 from typing import Any, BinaryIO
 
-import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.spec import AbstractFileSystem
 
 from ..errors import ConfigurationError, ResultCorruptError
 from ._errors import is_missing_container, precondition_failed
+from ._fsclient import LazyFileSystem, filesystem_class_for
 from ._location import RECORD_SUFFIX, TEMP_MARKER
 from ._locks import publish_lock
 from ._record import metadata_from_bytes, with_previous
@@ -34,25 +33,12 @@ from .storage import Metadata, Storage, StorageWriter
 __all__ = ["FileSystemStorage", "is_reserved_name"]
 
 
-#: The pip extra that installs each protocol's filesystem.
-_EXTRAS = {
-    "s3": "s3",
-    "s3a": "s3",
-    "gs": "gcs",
-    "gcs": "gcs",
-    "az": "azure",
-    "abfs": "azure",
-    "abfss": "azure",
-    "adl": "azure",
-}
-
-
 def is_reserved_name(name: str) -> bool:
     """Whether a file name is one of resultkit's own (a record or a temp file)."""
     return name.endswith(RECORD_SUFFIX) or TEMP_MARKER in name
 
 
-class FileSystemStorage(Storage):
+class FileSystemStorage(LazyFileSystem, Storage):
     """Pairs of ``P`` (payload) and ``P.rkmeta`` (record) under a root of an fsspec filesystem.
 
     Args:
@@ -87,7 +73,7 @@ class FileSystemStorage(Storage):
             protocol = None
         else:
             protocol = fs
-            fs_cls = self._filesystem_class(protocol, filesystem_class, extra)
+            fs_cls = filesystem_class_for(protocol, filesystem_class, extra)
             self._fs = None
             self._lazy = True
         self._fs_lock = threading.Lock()
@@ -105,59 +91,6 @@ class FileSystemStorage(Storage):
             raise ConfigurationError(f"root must be one path, got {root!r}")
         self.root = stripped
         self.root_url = f"{self.protocol}://{self.root}"
-
-    @staticmethod
-    def _filesystem_class(
-        protocol: str, filesystem_class: str | None, extra: str
-    ) -> type[AbstractFileSystem]:
-        try:
-            if filesystem_class is None:
-                return fsspec.get_filesystem_class(protocol)
-            module, _, name = filesystem_class.partition(":")
-            cls: type[AbstractFileSystem] = getattr(importlib.import_module(module), name)
-            return cls
-        except ImportError as exc:
-            extra = extra or _EXTRAS.get(protocol, "")
-            hint = f"pip install 'resultkit[{extra}]'" if extra else str(exc)
-            raise ConfigurationError(
-                f"storage {protocol!r} needs a package that is not installed: {hint}"
-            ) from exc
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"no fsspec filesystem for protocol {protocol!r}: {exc}"
-            ) from exc
-
-    # -- the filesystem client: built once, lazily, shared by every copy -----------------
-    @property
-    def fs(self) -> AbstractFileSystem:
-        """The fsspec filesystem, built on first use (never pickled when lazy)."""
-        fs = self._fs
-        if fs is None:
-            with self._fs_lock:
-                if self._fs is None:
-                    cls = self._filesystem_class(
-                        self.protocol, self._filesystem_class_name, self._extra
-                    )
-                    self._fs = self._build_filesystem(cls, dict(self._storage_options))
-                fs = self._fs
-        return fs
-
-    def _build_filesystem(
-        self, cls: type[AbstractFileSystem], options: dict[str, Any]
-    ) -> AbstractFileSystem:
-        """Build the client; backends resolve credentials here, at first use."""
-        return cls(**options)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_fs_lock", None)
-        if state.get("_lazy"):
-            state["_fs"] = None  # clients hold sockets and threads: rebuild on the worker
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._fs_lock = threading.Lock()
 
     # -- keys and paths ------------------------------------------------------------
     def path(self, key: str) -> str:

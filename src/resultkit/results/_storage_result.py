@@ -6,14 +6,12 @@ the integrity record, verification before deserializing, and error mapping.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ..errors import (
     ConfigurationError,
-    ResultCorruptError,
     ResultError,
     ResultNotFoundError,
     SerializationError,
@@ -25,15 +23,11 @@ from ..serializers import Serializer
 from ._base import Result
 from ._errors import is_transient, map_storage_errors, translate
 from ._location import FormattedLocation, LocationTemplate, check_relative, short
-from ._record import HashingWriter, Record
+from ._pairs import load_pair, store_pair
+from ._record import Record
 from ._signing import SigningKeys
 from ._verify import (
-    check_serializer,
-    corrupt_error,
-    find_sink_error,
-    matching_record,
     parse_record,
-    read_hashed,
 )
 from .retry import RetryPolicy
 from .storage import Storage
@@ -42,9 +36,6 @@ __all__ = ["StorageResult"]
 
 R = TypeVar("R", bound="StorageResult")
 T = TypeVar("T")
-
-# Reads of a pair that keeps changing under concurrent writers before giving up.
-_MAX_READ_ATTEMPTS = 12
 
 
 class StorageResult(Result):
@@ -290,70 +281,10 @@ class StorageResult(Result):
                 raise error from exc
 
     def _store(self, location: str, key: str, value: Any) -> Record:
-        writer = self.storage.open_writer(key)
-        hashing = HashingWriter(writer)
-        try:
-            self.serializer.dump(value, hashing)
-            record = Record(self.serializer.name, hashing.hexdigest(), hashing.size)
-            if self.signing is not None:
-                record = self.signing.sign(record, key)
-            writer.commit(record.to_metadata())
-        except BaseException as exc:
-            with contextlib.suppress(Exception):  # the first error is the one to report
-                writer.abort()
-            sink = find_sink_error(exc)
-            if sink is not None:  # the storage failed while the serializer streamed
-                raise translate(location, "write", sink) from sink.cause
-            raise
-        return record
+        return store_pair(self, location, key, value)
 
     def _load(self, location: str, key: str, raw: bool = False) -> tuple[Any, Record | None]:
-        """Read, verify and deserialize the pair at ``key`` (``raw``: return the bytes).
-
-        A storage with two objects per pair (``atomic_pairs`` false) may be
-        read between a writer's two steps; the record it puts first vouches
-        for the old and the new payload, and a reader that still finds a
-        mismatch reads again. It reports damage only when two reads in a row
-        see the very same mismatch: evidence, not a timeout.
-        """
-        seen: object = None
-        for attempt in range(_MAX_READ_ATTEMPTS):
-            if attempt:
-                time.sleep(min(0.001 * 2**attempt, 0.05))  # let a concurrent publish finish
-            opened = self.storage.open_reader(key)
-            if opened is None:
-                raise ResultNotFoundError(f"nothing is stored at {location}", location=location)
-            stream, metadata = opened
-            try:
-                if not self.verify:
-                    return self._deserialize(location, stream.read()), None
-                if not metadata and not self.storage.atomic_pairs:
-                    stream.close()  # maybe between a delete's or a publish's two steps
-                    problem: object = ("no record",)
-                    if problem == seen:
-                        parse_record(location, metadata)  # raises: no integrity record
-                    seen = problem
-                    continue
-                record = parse_record(location, metadata)
-                data, size, digest = read_hashed(stream, record.size)
-            finally:
-                stream.close()
-            matched = matching_record(metadata, record, size, digest)
-            if matched is not None:
-                if self.signing is not None:
-                    self.signing.check(matched, key, location)
-                if not raw:
-                    check_serializer(location, matched, self.serializer)
-                return (data if raw else self._deserialize(location, data)), matched
-            problem = (tuple(sorted(metadata.items())), size, digest)
-            if self.storage.atomic_pairs or problem == seen:
-                raise corrupt_error(location, record, size, digest)
-            seen = problem
-        raise ResultCorruptError(
-            f"the payload at {location} kept changing while it was read "
-            f"({_MAX_READ_ATTEMPTS} reads); too many concurrent writers of one location",
-            location=location,
-        )
+        return load_pair(self, location, key, raw)
 
     def _deserialize(self, location: str, data: Any) -> Any:
         try:
