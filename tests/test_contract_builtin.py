@@ -27,12 +27,16 @@ class TestLocalResultFsync(ResultContract):
 
 
 class TestMemoryResult(ResultContract):
+    persists_across_processes = False  # one store per process
+
     @pytest.fixture
     def result(self):
         return MemoryResult(root=f"/contract-{uuid.uuid4().hex}")
 
 
 class TestFromUrlMemory(ResultContract):
+    persists_across_processes = False
+
     @pytest.fixture
     def result(self):
         return from_url(f"memory://contract-url-{uuid.uuid4().hex}")
