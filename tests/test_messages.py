@@ -125,3 +125,40 @@ def test_storage_errors_never_say_serializer_when_the_disk_fails(tmp_path):
     assert writer.aborted
     del r.storage.open_writer
     assert r.read("full.pkl").value == "old"
+
+
+def test_misspelt_serializer_and_task_keywords_name_the_near_one():
+    from resultkit import Task, task
+    from resultkit.serializers import CompressedSerializer, JSONSerializer, PickleSerializer
+
+    for build, near in (
+        (lambda: JSONSerializer(indnt=2), "indent"),
+        (lambda: PickleSerializer(protocl=5), "protocol"),
+        (lambda: CompressedSerializer(fromat="gzip"), "format"),
+        (lambda: Task(max_retry=2), "max_retries"),
+        (lambda: task(max_retry=2)(lambda: 1), "max_retries"),
+    ):
+        with pytest.raises(ConfigurationError, match=rf"did you mean '{near}'\?"):
+            build()
+
+
+def test_a_storage_without_root_url_is_refused_at_construction():
+    from resultkit.results import StorageResult
+    from resultkit.results.storage import Storage
+
+    class NoRoot(Storage):
+        def put(self, key, data, metadata): ...
+        def get(self, key): ...
+        def head(self, key): ...
+        def delete(self, key): ...
+        def list(self, prefix=""): ...
+
+    with pytest.raises(ConfigurationError, match="has no root_url: set self.root_url"):
+        StorageResult(NoRoot())
+
+
+def test_a_template_indexing_a_missing_key_is_a_template_error(tmp_path):
+    from resultkit.errors import TemplateError
+
+    with pytest.raises(TemplateError, match="has no key 'k'"):
+        LocalResult(dir=tmp_path).write(1, location="m/{x[k]}.txt", x={"j": 1})

@@ -106,6 +106,21 @@ def _env_flag(name: str, default: bool) -> bool:
     raise ConfigurationError(f"{name}={raw!r} is not a boolean; use true or false")
 
 
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(f"{name}={raw!r} is not a number of seconds > 0; e.g. {name}=30")
+    return value
+
+
 class Config:
     """Global settings. Attributes can be changed at run time.
 
@@ -113,13 +128,18 @@ class Config:
     whether tasks with ``checkpoint=None`` write their result. Turning it off
     also stops tasks that ask for ``checkpoint=True`` or a ``target`` from
     writing, and warns once for each such task: it never happens silently.
+
+    ``lock_lease`` (seconds, default 30, environment ``RESULTKIT_LOCK_LEASE``):
+    how long a single-flight lock outlives a holder that stopped renewing it
+    (killed, or cut off) before another run takes it over.
     """
 
     def __init__(self) -> None:
         self.checkpointing: bool = _env_flag("RESULTKIT_CHECKPOINTING", True)
+        self.lock_lease: float = _env_seconds("RESULTKIT_LOCK_LEASE", 30.0)
 
     def __repr__(self) -> str:
-        return f"Config(checkpointing={self.checkpointing})"
+        return f"Config(checkpointing={self.checkpointing}, lock_lease={self.lock_lease})"
 
 
 config = Config()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, overload
 
+from .._suggest import suggest_keywords
 from ..caching.validators import CacheValidator, duration_only
 from ..errors import FlowError, ResultKitWarning
 from ..results import Result
@@ -73,6 +74,11 @@ class Task:
         8
     """
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:  # a misspelt keyword names the near one
+            cls.__init__ = suggest_keywords(cls.__init__)  # type: ignore[method-assign]
+
     def __init__(
         self,
         name: str | None = None,
@@ -89,6 +95,7 @@ class Task:
         result: Result | None = None,
         target: str | Callable[..., str] | None = None,
         state_handlers: Iterable[Callable[[Task, Any, Any], Any]] | None = None,
+        single_flight: bool = True,
     ) -> None:
         self.name = name or type(self).__name__
         self.slug = slug or f"{self.name}-{next(_ids)}"
@@ -124,6 +131,10 @@ class Task:
             raise FlowError(f"task {self.name!r}: target must be a str template or a callable")
         self.target = target
         self.state_handlers = list(state_handlers or [])
+        #: With a target, concurrent runs (threads, processes, machines) that miss
+        #: it compute it once: one takes a lock on the result's storage, the
+        #: others wait and read its value. ``False`` opts the task out.
+        self.single_flight = bool(single_flight)
         self._check_signature()
 
     # -- the body -----------------------------------------------------------------
@@ -331,3 +342,6 @@ class Parameter(Task):
 
     def __repr__(self) -> str:
         return f"<Parameter: {self.name}>"
+
+
+Task.__init__ = suggest_keywords(Task.__init__)  # type: ignore[method-assign]

@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ..caching.locks import SingleFlightLock
 from ..errors import ResultError
-from ..results import ConstantResult, FormattedLocation, LocalResult, Result
+from ..results import ConstantResult, FormattedLocation, LocalResult, Result, StorageResult
 from ..signals import FAIL, PAUSE, SKIP
-from .context import context
+from .context import config, context
 from .flow import Flow
 from .output_cache import OutputCaching
 from .persist import persist
@@ -46,6 +47,12 @@ logger = logging.getLogger("resultkit")
 
 def _as_results(inputs: Mapping[str, Any]) -> dict[str, Result]:
     return {k: ConstantResult(v) for k, v in inputs.items()}
+
+
+def _counted(state: State, run_count: int) -> State:
+    """``state`` with the number of times the body ran (Prefect 1's ``run_count``)."""
+    state.run_count = run_count
+    return state
 
 
 def _enter(run: TaskRun, new: State) -> None:
@@ -138,19 +145,70 @@ class TaskRunner:
     ) -> State:
         task = unit.task
         result = self.result_for(task)
-        # 1. Target: a stored value at the formatted target wins.
+        # 1. Target: a stored value at the formatted target wins; on a miss, one
+        # run of all those that missed it computes it (single flight).
         target: FormattedLocation | None = None
         if task.target is not None and result is not None:
             if unit.target_failure is not None:
                 return transition(run, unit.target_failure)
+            lock = None
             try:
                 target = unit.target_location or format_target(task, result, keys)
                 hit = read_target(task, result, target, unit.target_exists, run.name)
+                if hit is None:
+                    lock, hit = self._single_flight(run, task, result, target)
             except ResultError as exc:
                 return transition(run, Failed(f"target: {exc}", exception=exc))
             if hit is not None:
                 return transition(run, hit)
+            if lock is not None:
+                try:
+                    return self._compute(run, unit, inputs, keys, result, target)
+                finally:
+                    lock.release()
+        return self._compute(run, unit, inputs, keys, result, target)
 
+    def _single_flight(
+        self, run: TaskRun, task: Task, result: Result, target: FormattedLocation
+    ) -> tuple[SingleFlightLock | None, State | None]:
+        """After a target miss: the lock to compute under, or the value another run made.
+
+        Only one of the runs that miss a target at once computes it; the
+        others wait for its lock and read the target it wrote. If the holder
+        failed (no target), the next waiter computes.
+        """
+        if not task.single_flight or not isinstance(result, StorageResult):
+            return None, None
+        if not result.storage.supports_put_if_absent:
+            return None, None
+        lock = SingleFlightLock(result, target, lease=config.lock_lease)
+        while True:
+            if lock.acquire():
+                # The previous holder may have written the target just before.
+                try:
+                    hit = read_target(task, result, target, None, run.name)
+                except BaseException:
+                    lock.release()
+                    raise
+                if hit is not None:
+                    lock.release()
+                return (None, hit) if hit is not None else (lock, None)
+            logger.info("Task '%s': waiting for another run computing %s", run.name, target)
+            lock.wait()
+            hit = read_target(task, result, target, None, run.name)
+            if hit is not None:
+                return None, hit
+
+    def _compute(
+        self,
+        run: TaskRun,
+        unit: RunUnit,
+        inputs: dict[str, Any],
+        keys: dict[str, Any],
+        result: Result | None,
+        target: FormattedLocation | None,
+    ) -> State:
+        task = unit.task
         # 2. Output cache.
         lookup = self.caching.prepare(task, inputs, unit.map_index, run.name)
         if lookup is not None:
@@ -183,11 +241,13 @@ class TaskRunner:
                 with context(task_run_count=run_count, task_loop_count=1):
                     value = task.run(**inputs)
             except SKIP as sig:
-                return transition(run, Skipped(str(sig) or "skipped"))
+                return transition(run, _counted(Skipped(str(sig) or "skipped"), run_count))
             except PAUSE as sig:
-                return transition(run, Paused(str(sig), cached_inputs=_as_results(inputs)))
+                paused = Paused(str(sig), cached_inputs=_as_results(inputs))
+                return transition(run, _counted(paused, run_count))
             except FAIL as sig:
-                return transition(run, Failed(str(sig) or "failed", exception=sig))
+                failed = Failed(str(sig) or "failed", exception=sig)
+                return transition(run, _counted(failed, run_count))
             except Exception as exc:
                 if run_count <= task.max_retries:
                     delay = task.retry_delay.total_seconds()

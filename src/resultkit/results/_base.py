@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._suggest import did_you_mean
+from .._suggest import suggest_keywords
 from ..errors import ConfigurationError
 from ..serializers import PickleSerializer, Serializer
 from ._location import FormattedLocation, LocationTemplate, default_location, render_location
@@ -15,49 +13,12 @@ from ._location import FormattedLocation, LocationTemplate, default_location, re
 if TYPE_CHECKING:
     from ._record import Record
 
-__all__ = ["Result", "suggest_keywords"]
+__all__ = ["Result"]
 
 R = TypeVar("R", bound="Result")
 
 #: What a Prefect-1-style subclass (one that does not sit on a Storage) must implement.
 _PREFECT_STYLE_METHODS = ("read", "write", "exists")
-
-
-def suggest_keywords(init: Callable[..., None]) -> Callable[..., None]:
-    """Wrap ``__init__`` so an unknown keyword names the near valid one.
-
-    ``LocalResult(directory="x")`` raises ``ConfigurationError: LocalResult got an
-    unknown keyword 'directory'; did you mean 'dir'?`` instead of a bare TypeError.
-    """
-    if getattr(init, "_suggests_keywords", False):
-        return init
-    signature = inspect.signature(init)
-
-    @functools.wraps(init)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
-        try:
-            init(self, *args, **kwargs)
-        except TypeError as exc:  # only then pay for the signature check
-            try:
-                signature.bind(self, *args, **kwargs)
-            except TypeError:
-                unknown = [k for k in kwargs if k not in signature.parameters]
-                takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-                if unknown and not takes_any:
-                    known = [
-                        name
-                        for name, p in signature.parameters.items()
-                        if name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-                    ]
-                    name = unknown[0]
-                    hint = did_you_mean(name, known, cutoff=0.5) or f" (valid keywords: {known})"
-                    raise ConfigurationError(
-                        f"{type(self).__name__} got an unknown keyword {name!r}{hint}"
-                    ) from exc
-            raise
-
-    wrapper._suggests_keywords = True  # type: ignore[attr-defined]
-    return wrapper
 
 
 class Result:

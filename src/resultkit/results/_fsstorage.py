@@ -20,17 +20,21 @@ from glob import has_magic
 from typing import Any, BinaryIO
 
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.spec import AbstractFileSystem
 
 from ..errors import ConfigurationError, ResultCorruptError
 from ._errors import is_missing_container, precondition_failed
 from ._fsclient import LazyFileSystem, filesystem_class_for
-from ._location import RECORD_SUFFIX, TEMP_MARKER
+from ._location import LOCKS_FOLDER, RECORD_SUFFIX, TEMP_MARKER
 from ._locks import publish_lock
 from ._record import metadata_from_bytes, with_previous
 from .storage import Metadata, Storage, StorageWriter
 
 __all__ = ["FileSystemStorage", "is_reserved_name"]
+
+
+_MEMORY_CREATE = threading.Lock()
 
 
 def is_reserved_name(name: str) -> bool:
@@ -207,11 +211,17 @@ class FileSystemStorage(LazyFileSystem, Storage):
         except FileNotFoundError:
             return []
         start = len(self.root.rstrip("/")) + 1 if self.root else 0
+        locks = prefix.startswith(LOCKS_FOLDER + "/")  # else locks are not keys of values
         keys = []
         for name in found:
             key = self._strip(str(name))[start:]
             # Some servers list a folder marker (the prefix itself): not a key.
-            if key and not key.endswith("/") and not is_reserved_name(key.rpartition("/")[2]):
+            if (
+                key
+                and not key.endswith("/")
+                and not is_reserved_name(key.rpartition("/")[2])
+                and (locks or not key.startswith(LOCKS_FOLDER + "/"))
+            ):
                 keys.append(key)
         return sorted(keys)
 
@@ -235,11 +245,34 @@ class FileSystemStorage(LazyFileSystem, Storage):
         self, key: str, data: bytes | bytearray | memoryview, metadata: Metadata
     ) -> bool:
         path = self.path(key)
+        if self.protocol.startswith(("s3", "gs", "gcs", "az", "abfs", "adl")):
+            return self._create_on_object_store(path, data)
         parent = path.rpartition("/")[0]
-        if parent and not self.protocol.startswith(("s3", "gs", "gcs", "az", "abfs", "adl")):
+        if parent:
             self.fs.makedirs(parent, exist_ok=True)
+        # "xb" is an exclusive create (O_EXCL on a disk below a DirFileSystem);
+        # fsspec's generic pipe_file(mode="create") checks, then writes: two can win.
+        # The memory filesystem checks and creates in one step, but threads can
+        # interleave: a process-wide lock makes it one.
+        guard = (
+            _MEMORY_CREATE if isinstance(self.fs, MemoryFileSystem) else contextlib.nullcontext()
+        )
+        with guard:
+            try:
+                with self.fs.open(path, "xb") as f:
+                    f.write(bytes(data))
+            except FileExistsError:
+                return False
+            except ValueError as exc:  # the filesystem has no exclusive mode
+                raise NotImplementedError(
+                    f"{type(self.fs).__name__} cannot create a file exclusively ('xb'), so "
+                    "put_if_absent (single-flight locks) is not available on it"
+                ) from exc
+        return True
+
+    def _create_on_object_store(self, path: str, data: bytes | bytearray | memoryview) -> bool:
         try:
-            self.fs.pipe_file(path, bytes(data), mode="create")
+            self.fs.pipe_file(path, bytes(data), mode="create")  # If-None-Match / generation 0
         except FileExistsError:
             return False
         except OSError as exc:

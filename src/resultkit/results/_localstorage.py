@@ -20,7 +20,7 @@ from fsspec.implementations.local import LocalFileSystem
 from ._fsstorage import FileSystemStorage
 from ._localio import PreallocatedFile, fsync_folder
 from ._localsafety import check_inside, sweep_dead_writers
-from ._location import RECORD_SUFFIX
+from ._location import LOCKS_FOLDER, RECORD_SUFFIX
 from ._locks import folder_lock, publish_lock
 from ._record import with_previous
 from .storage import Metadata, StorageWriter
@@ -79,6 +79,15 @@ class LocalFileStorage(FileSystemStorage):
             os.unlink(path)
         except FileNotFoundError:
             return False
+        locks = os.path.join(self.root, LOCKS_FOLDER)
+        if path.startswith(locks + os.sep):  # a released lock leaves no empty folders
+            folder = os.path.dirname(path)
+            while folder.startswith(locks):
+                try:
+                    os.rmdir(folder)
+                except OSError:  # not empty (another lock), or gone
+                    break
+                folder = os.path.dirname(folder)
         return True
 
     def put_if_absent(self, key: str, data: Any, metadata: Metadata) -> bool:

@@ -27,6 +27,7 @@ __all__ = [
     "short",
     "RECORD_SUFFIX",
     "TEMP_MARKER",
+    "LOCKS_FOLDER",
 ]
 
 LocationTemplate = str | Callable[..., str]
@@ -35,6 +36,8 @@ LocationTemplate = str | Callable[..., str]
 RECORD_SUFFIX = ".rkmeta"
 #: Marker in the names of temporary files written before an atomic publish.
 TEMP_MARKER = ".rktmp-"
+#: The folder under a root where single-flight locks live.
+LOCKS_FOLDER = ".rklocks"
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _FORMATTER = string.Formatter()
@@ -97,6 +100,11 @@ def render_location(template: LocationTemplate, keys: Mapping[str, Any]) -> str:
         raise TemplateError(
             f"location template {template!r} has a positional field ('{{}}' or '{{0}}'); "
             "name every field, e.g. '{task_name}', or double the braces for a literal '{{'"
+        ) from exc
+    except KeyError as exc:  # "{x[k]}": a key missing inside a given value
+        raise TemplateError(
+            f"location template {template!r} could not be formatted: a value has no key "
+            f"{exc.args[0]!r} (the template indexes into it, e.g. '{{x[k]}}')"
         ) from exc
     except (ValueError, AttributeError, TypeError) as exc:
         raise TemplateError(
@@ -180,6 +188,8 @@ def _check_relative(location: str, root_description: str) -> str:
         raise refuse("it contains a '..' component")
     if not parts:
         raise refuse("it names the root itself")
+    if parts[0].lower() == LOCKS_FOLDER:
+        raise refuse(f"the folder {LOCKS_FOLDER!r} is reserved for resultkit's locks")
     for part in parts:
         lowered = part.lower()
         if lowered.endswith(RECORD_SUFFIX) or TEMP_MARKER in lowered:

@@ -22,7 +22,13 @@ from ..errors import (
 from ..serializers import Serializer
 from ._base import Result
 from ._errors import is_transient, map_storage_errors, translate
-from ._location import FormattedLocation, LocationTemplate, check_relative, short
+from ._location import (
+    LOCKS_FOLDER,
+    FormattedLocation,
+    LocationTemplate,
+    check_relative,
+    short,
+)
 from ._pairs import load_pair, store_pair
 from ._record import Record
 from ._signing import SigningKeys
@@ -81,6 +87,12 @@ class StorageResult(Result):
             raise ConfigurationError(
                 f"StorageResult needs a resultkit.results.Storage, got {type(storage).__name__}"
             )
+        if not isinstance(storage.root_url, str) or "://" not in storage.root_url:
+            raise ConfigurationError(
+                f"{type(storage).__name__} has no root_url: set self.root_url to the URL its "
+                f"locations start with (e.g. 'sqlite:///data/results.db'), got "
+                f"{storage.root_url!r}"
+            )
         super().__init__(value=value, location=location, serializer=serializer)
         self.storage = storage
         self.verify = verify
@@ -104,6 +116,14 @@ class StorageResult(Result):
             return template
         formatted = super()._canonical_location(location, keys)
         return FormattedLocation(self.storage.url(self._key(formatted)))
+
+    def storage_key(self, location: LocationTemplate | None = None, **kwargs: Any) -> str:
+        """The storage key of a location (formatted and checked like any other)."""
+        return self._key(self._canonical_location(location, kwargs))
+
+    def lock_prefix(self, location: LocationTemplate | None = None, **kwargs: Any) -> str:
+        """The storage keys under which the single-flight locks of a location live."""
+        return f"{LOCKS_FOLDER}/{self.storage_key(location, **kwargs)}/"
 
     def _key(self, location: str) -> str:
         """The storage key of a formatted location, refusing any outside the root."""

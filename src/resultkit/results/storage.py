@@ -146,11 +146,18 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def get(self, key: str) -> tuple[bytes | bytearray | memoryview, Metadata] | None:
-        """Return the bytes and metadata stored under ``key`` (one consistent pair), or ``None``."""
+        """Return the bytes and metadata stored under ``key`` (one consistent pair), or ``None``.
+
+        The metadata must hold every key ``put`` stored, unchanged; a storage
+        may add keys of its own (resultkit's file storages add ``previous``).
+        """
 
     @abc.abstractmethod
     def head(self, key: str) -> Metadata | None:
-        """Return the metadata stored under ``key`` without its bytes, or ``None``."""
+        """Return the metadata stored under ``key`` without its bytes, or ``None``.
+
+        Same rule as :meth:`get`: the keys put come back unchanged, others may be added.
+        """
 
     @abc.abstractmethod
     def delete(self, key: str) -> bool:
@@ -158,7 +165,11 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def list(self, prefix: str = "") -> Iterable[str]:
-        """Iterate over the keys stored under ``prefix`` (a folder, ``""`` for all)."""
+        """Iterate over the keys stored under ``prefix``, at any depth.
+
+        ``prefix`` is ``""`` (every key) or a folder ending in ``/`` (``"a/"``
+        lists ``a/x`` and ``a/b/y``, never ``a-other/z``).
+        """
 
     # -- optional ----------------------------------------------------------------
     def put_if_absent(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from typing import Any, Protocol
 
+from .._suggest import suggest_keywords
 from ..errors import SerializationError
 
 __all__ = ["Serializer", "WritableStream"]
@@ -31,6 +32,11 @@ class Serializer(abc.ABC):
 
     #: Stable identifier recorded with every payload this serializer writes.
     name: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:  # a misspelt keyword names the near one
+            cls.__init__ = suggest_keywords(cls.__init__)  # type: ignore[method-assign]
 
     @abc.abstractmethod
     def serialize(self, value: Any) -> bytes:

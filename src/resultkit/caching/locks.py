@@ -1,0 +1,166 @@
+"""Single-flight locks on a Result's own storage: one run computes a target, others wait.
+
+A lock is a small object created with the storage's atomic create
+(``put_if_absent``: ``O_EXCL`` locally, ``If-None-Match: *`` on S3 and Azure,
+``ifGenerationMatch=0`` on GCS), so no server of ours is needed: the storage
+the results live on is the coordination point.
+
+Locks live under ``.rklocks/<target key>/`` (see ``StorageResult.lock_prefix``) as numbered *epochs*. The holder
+of the newest epoch holds the lock while its lease runs; a heartbeat thread
+renews the lease. When a holder dies, its lease runs out and the next
+contender creates the following epoch, which exactly one contender can
+create. A holder that lost its lease (it was stopped for longer than the
+lease) notices at its next renewal; its run finishes anyway, and since every
+publish is atomic the worst case is the same value written twice, never a
+mixed one. Lease times compare wall clocks: machines sharing a storage need
+clocks within a fraction of the lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+from ..errors import StorageError
+from ..results import StorageResult
+
+__all__ = ["SingleFlightLock", "DEFAULT_LEASE"]
+#: Seconds a lock is held without a heartbeat before another run may take it over.
+DEFAULT_LEASE = 30.0
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class SingleFlightLock:
+    """A lease-based lock named after a location of ``result``.
+
+    Example:
+        >>> lock = SingleFlightLock(MemoryResult(), "report.pkl", lease=5)   # doctest: +SKIP
+        >>> if lock.acquire():
+        ...     try: ...compute and write report.pkl...
+        ...     finally: lock.release()
+    """
+
+    def __init__(self, result: StorageResult, location: str, lease: float = DEFAULT_LEASE) -> None:
+        if lease <= 0:
+            raise ValueError(f"a lock lease must be positive, got {lease!r}")
+        self.result = result
+        self.storage = result.storage
+        self.location = str(location)
+        self.lease = float(lease)
+        self.owner = _owner()
+        self._prefix = result.lock_prefix(location)
+        self._epoch: int | None = None
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        #: Set when a renewal found that another run took the lock over.
+        self.lost = False
+
+    # -- the lock ----------------------------------------------------------------
+    def _key(self, epoch: int) -> str:
+        return f"{self._prefix}{epoch:010d}"
+
+    def _body(self) -> bytes:
+        return json.dumps(
+            {"owner": self.owner, "expires": time.time() + self.lease, "lease": self.lease}
+        ).encode()
+
+    def _epochs(self) -> list[int]:
+        found = []
+        for key in self.storage.list(self._prefix):
+            tail = key.rsplit("/", 1)[-1]
+            if tail.isdigit():
+                found.append(int(tail))
+        return sorted(found)
+
+    def holder(self) -> dict[str, Any] | None:
+        """The live holder's lock document (owner, expires), or None when nobody holds it."""
+        epochs = self._epochs()
+        if not epochs:
+            return None
+        found = self.storage.get(self._key(epochs[-1]))
+        if found is None:
+            return None  # released since the listing
+        try:
+            doc = json.loads(bytes(found[0]))
+            expires = float(doc["expires"])
+        except (ValueError, KeyError, TypeError):
+            return None  # a damaged lock holds nothing
+        if expires <= time.time():
+            return None
+        return dict(doc)
+
+    def acquire(self) -> bool:
+        """Take the lock if nobody holds it (or the holder's lease ran out); whether it did."""
+        try:
+            epochs = self._epochs()
+            if epochs and self.holder() is not None:
+                return False
+            epoch = epochs[-1] + 1 if epochs else 0
+            if not self.storage.put_if_absent(self._key(epoch), self._body(), {}):
+                return False  # another contender created this epoch first
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(
+                f"could not take the single-flight lock of {self.location}: "
+                f"{type(exc).__name__}: {exc}",
+                location=self.location,
+            ) from exc
+        self._epoch = epoch
+        for old in epochs:  # the dead holders' epochs
+            with contextlib.suppress(Exception):  # best effort: a leftover holds nothing
+                self.storage.delete(self._key(old))
+        self._stop.clear()
+        self._heartbeat = threading.Thread(
+            target=self._renew_loop, name=f"resultkit-lease {self.location}", daemon=True
+        )
+        self._heartbeat.start()
+        return True
+
+    def _renew_loop(self) -> None:
+        assert self._epoch is not None
+        while not self._stop.wait(self.lease / 3):
+            try:
+                if self.storage.exists(self._key(self._epoch + 1)):
+                    self.lost = True  # taken over: our lease had run out
+                    return
+                self.storage.put(self._key(self._epoch), self._body(), {})
+            except Exception:  # a failed renewal is retried at the next beat
+                continue
+
+    def release(self) -> None:
+        """Give the lock up (a no-op when not held)."""
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+            self._heartbeat = None
+        if self._epoch is not None:
+            epoch, self._epoch = self._epoch, None
+            with contextlib.suppress(Exception):  # else the lease runs out by itself
+                self.storage.delete(self._key(epoch))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until nobody holds the lock; whether that happened before ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.02
+        while self.holder() is not None:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(delay)  # polling backoff; the answer comes from the storage
+            delay = min(delay * 1.5, 0.5)
+        return True
+
+    def __enter__(self) -> SingleFlightLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

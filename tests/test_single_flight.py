@@ -1,0 +1,178 @@
+"""Runs that miss the same target at once compute it once (a lock on the result's storage)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from resultkit import Flow, task
+from resultkit.caching.locks import SingleFlightLock
+from resultkit.results import LocalResult, MemoryResult
+
+FLOW = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+    from resultkit import Flow, task, config
+    from resultkit.results import LocalResult
+
+    root, marks, barrier = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    config.lock_lease = float(sys.argv[4])
+    hold = float(sys.argv[5])
+
+    @task(target="shared.pkl", result=LocalResult(dir=root))
+    def expensive():
+        (marks / f"ran-{os.getpid()}").touch()
+        print("computing", flush=True)
+        time.sleep(hold)  # the work itself (other runs must wait, not redo it)
+        return "the value"
+
+    with Flow("single-flight") as flow:
+        ref = expensive()
+    print("ready", flush=True)
+    while not barrier.exists():  # every process starts the flow at the same instant
+        time.sleep(0.001)
+    state = flow.run().result[ref]
+    print("value", state.result, state.is_cached(), flush=True)
+    """
+)
+
+
+def _start(tmp_path: Path, lease: float, hold: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            FLOW,
+            str(tmp_path / "root"),
+            str(tmp_path / "marks"),
+            str(tmp_path / "go"),
+            str(lease),
+            str(hold),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_eight_processes_compute_a_target_once(tmp_path):
+    (tmp_path / "marks").mkdir()
+    procs = [_start(tmp_path, lease=5, hold=0.5) for _ in range(8)]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline() == "ready\n"
+    (tmp_path / "go").touch()
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for (out, err), p in zip(outputs, procs, strict=True):
+        assert p.returncode == 0, err
+        assert "value the value" in out, (out, err)
+    assert len(list((tmp_path / "marks").iterdir())) == 1, "the body ran more than once"
+    assert not (tmp_path / "root" / ".rklocks").exists()  # no lock, no empty folder left
+
+
+def test_a_killed_holder_is_taken_over_after_its_lease(tmp_path):
+    (tmp_path / "marks").mkdir()
+    holder = _start(tmp_path, lease=1.5, hold=60)
+    assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+    (tmp_path / "go").touch()
+    assert holder.stdout.readline() == "computing\n"  # it holds the lock now
+    waiter = _start(tmp_path, lease=1.5, hold=0)
+    assert waiter.stdout is not None and waiter.stdout.readline() == "ready\n"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    started = time.monotonic()
+    out, err = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0, err
+    assert "value the value False" in out  # it computed after taking the lock over
+    assert time.monotonic() - started < 30
+    assert len(list((tmp_path / "marks").iterdir())) == 2
+
+
+def test_threads_share_one_computation_and_the_lock_is_gone_after():
+    calls = []
+    errors: list[BaseException] = []
+    result = MemoryResult(root="/single-flight-threads")
+    gate = threading.Barrier(6)
+
+    @task(target="t.pkl", result=result)
+    def slow():
+        calls.append(1)
+        time.sleep(0.3)
+        return 42
+
+    with Flow("sf-threads") as flow:
+        ref = slow()
+    values = []
+
+    def run() -> None:
+        try:
+            gate.wait()
+            values.append(flow.run().result[ref].result)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and values == [42] * 6
+    assert calls == [1]
+    assert result.storage.list(result.lock_prefix("t.pkl")) == []
+
+
+def test_opting_out_runs_every_body(tmp_path):
+    calls = []
+    gate = threading.Barrier(3)
+
+    @task(target="o.pkl", result=LocalResult(dir=tmp_path), single_flight=False)
+    def work():
+        calls.append(1)
+        gate.wait(timeout=10)  # all three are inside the body at once
+        return 1
+
+    with Flow("sf-off") as flow:
+        ref = work()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            assert flow.run().result[ref].result == 1
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(calls) == 3
+
+
+def test_a_failed_holder_lets_the_next_waiter_compute(tmp_path):
+    r = LocalResult(dir=tmp_path)
+    first = SingleFlightLock(r, "x.pkl", lease=5)
+    second = SingleFlightLock(r, "x.pkl", lease=5)
+    assert first.acquire()
+    assert not second.acquire()
+    first.release()  # failed without writing the target
+    assert second.wait(timeout=5)
+    assert second.acquire()
+    second.release()
+    assert r.storage.list(r.lock_prefix("x.pkl")) == []
+
+
+def test_lock_folder_is_reserved(tmp_path):
+    from resultkit.errors import UnsafeLocationError
+
+    with pytest.raises(UnsafeLocationError, match="reserved for resultkit's locks"):
+        LocalResult(dir=tmp_path).write(1, location=".rklocks/x.pkl")
+    assert os.listdir(tmp_path) == []
