@@ -7,6 +7,7 @@ resultkit version
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from rich.console import Console
@@ -24,7 +25,8 @@ def _inspect(url: str, console: Console) -> int:
         result = from_url(folder or ".")
         record = result.stat(name)
         if record is None:
-            console.print(f"[red]nothing is stored at {url}[/red]")
+            hint = " (it is a folder; name a stored result in it)" if os.path.isdir(url) else ""
+            console.print(f"[red]nothing is stored at {url}{hint}[/red]")
             return 1
         result.read_bytes(name)  # verifies size and digest; deserializes nothing
     except ResultKitError as exc:
@@ -39,13 +41,17 @@ def _inspect(url: str, console: Console) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="resultkit", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="resultkit",
+        description="Inspect results stored by resultkit (any path or fsspec URL).",
+        epilog="example: resultkit inspect ~/.resultkit/results/weather/extract.pkl",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     inspect_cmd = sub.add_parser("inspect", help="show and verify a stored result")
     inspect_cmd.add_argument("url", help="the result's URL or local path")
     sub.add_parser("version", help="print the version")
     args = parser.parse_args(argv)
-    console = Console()
+    console = Console(soft_wrap=True)  # long digests and URLs stay on one line
     if args.command == "version":
         console.print(__version__)
         return 0
