@@ -65,6 +65,11 @@ class PreallocatedFile:
         step = max(needed, ahead)
         if _fallocate(self.fd, 0, self._allocated, step) != 0:
             err = ctypes.get_errno()
+            if err == errno.ENOSPC and step > needed:
+                # Reserving ahead must never fail a value that fits: from now on
+                # reserve exactly what each write needs.
+                self._prealloc = False
+                return
             if err in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, errno.ENOTTY):
                 self._prealloc = False
                 return

@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["publish_lock", "folder_lock"]
+from ..errors import StorageError
+from ._location import short
+
+__all__ = ["publish_lock", "folder_lock", "FOLDER_LOCK_TIMEOUT"]
 
 _publish_locks: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 _publish_locks_guard = threading.Lock()
@@ -25,22 +29,43 @@ def publish_lock(key: str) -> Any:
         return lock
 
 
-@contextlib.contextmanager
-def folder_lock(directory: str, shared: bool = False) -> Iterator[None]:
-    """Lock a local folder (POSIX flock): writers exclusively while they publish a
-    payload and its record, readers shared while they pick up the pair.
+#: Seconds a writer waits for another writer's publish in the same folder.
+FOLDER_LOCK_TIMEOUT = 60.0
 
-    Each call opens its own descriptor, so the lock also orders threads of one
-    process.
+
+@contextlib.contextmanager
+def folder_lock(directory: str, timeout: float | None = None) -> Iterator[None]:
+    """Lock a local folder (POSIX flock) while a writer publishes a record and its payload.
+
+    Only writers take it (readers never wait), and only for the two renames.
+    Each call opens its own descriptor, so it also orders threads of one
+    process. A lock that cannot be had within ``timeout`` (a writer stopped
+    mid-publish) is a :class:`~resultkit.errors.StorageError` naming the folder.
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: in-process lock only
         yield
         return
+    limit = FOLDER_LOCK_TIMEOUT if timeout is None else timeout
     fd = os.open(directory, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        deadline = time.monotonic() + limit
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StorageError(
+                        f"could not publish in {short(directory)}: another writer has held its "
+                        f"folder lock for over {limit:g} s (a writer stopped mid-publish?). "
+                        "Stop or resume that process, then write again.",
+                        location=directory,
+                    ) from None
+                time.sleep(delay)  # backoff while another writer renames
+                delay = min(delay * 2, 0.05)
         yield
     finally:
         os.close(fd)  # closing releases the lock
