@@ -19,6 +19,7 @@ from .flow import Edge, Flow, _Constant
 from .mapping import MappedRun, map_children
 from .output_cache import OutputCaching
 from .state import Failed, Finished, Mapped, Paused, Pending, State, Success
+from .targets import format_target
 from .task import Parameter, Task
 from .task_runner import TaskRunner
 from .transitions import TaskRun, describe, finish
@@ -27,6 +28,31 @@ from .unit import RunUnit, template_keys
 __all__ = ["FlowRunner"]
 
 logger = logging.getLogger("resultkit")
+
+
+def _refuse_shared_targets(flow: Flow, runner: TaskRunner) -> None:
+    """Fail before any task runs when two tasks' targets format to one location.
+
+    Only targets that can be formatted without inputs are known now; the
+    others are checked as their tasks run (the second task then fails).
+    """
+    seen: dict[str, Task] = {}
+    for task in flow.sorted_tasks():
+        result = runner.result_for(task) if task.target is not None else None
+        if result is None or any(e.mapped for e in flow.upstream_edges(task)):
+            continue  # mapped children: checked among themselves when they are made
+        try:
+            target = format_target(task, result, runner.keys_for(RunUnit(task, [], {})))
+        except Exception:  # needs an input, or broken: the run reports it
+            continue
+        other = seen.setdefault(str(target), task)
+        if other is not task:
+            raise FlowError(
+                f"flow {flow.name!r}: tasks {other.name!r} and {task.name!r} both have the "
+                f"target {target}; each would serve the other's value. Give each its own "
+                "target (e.g. include {task_name})."
+            )
+        runner.claim_target(task, target)
 
 
 class FlowRunner:
@@ -94,6 +120,8 @@ class FlowRunner:
 
         states: dict[Task, State] = {}
         runner = TaskRunner(flow, flow_keys, OutputCaching(store, flow.name, params))
+        with context(flow_keys):
+            _refuse_shared_targets(flow, runner)
         self.executor.start()
         try:
             with context(flow_keys):

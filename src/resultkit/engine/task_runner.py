@@ -9,6 +9,7 @@ through :func:`~resultkit.engine.transitions.transition`.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -49,6 +50,14 @@ def _as_results(inputs: Mapping[str, Any]) -> dict[str, Result]:
     return {k: ConstantResult(v) for k, v in inputs.items()}
 
 
+def _shared_target(target: FormattedLocation, other: Task) -> Failed:
+    return Failed(
+        f"target: {target} is also the target of task {other.name!r} in this flow; two tasks "
+        "sharing a target would serve each other's values. Give each its own target "
+        "(e.g. include {task_name})."
+    )
+
+
 def _counted(state: State, run_count: int) -> State:
     """``state`` with the number of times the body ran (Prefect 1's ``run_count``)."""
     state.run_count = run_count
@@ -70,6 +79,15 @@ class TaskRunner:
         self.flow_keys = flow_keys
         self.caching = caching
         self._default_result: Result | None = None
+        # Which task formatted each target in this flow run (two tasks must not share one).
+        self._targets: dict[str, Task] = {}
+        self._targets_lock = threading.Lock()
+
+    def claim_target(self, task: Task, target: FormattedLocation) -> Task | None:
+        """Record that ``task`` uses ``target``; the other task already using it, if any."""
+        with self._targets_lock:
+            owner = self._targets.setdefault(str(target), task)
+        return None if owner is task else owner
 
     def result_for(self, task: Task) -> Result | None:
         """The task's Result, else the flow's; a target with neither uses one LocalResult."""
@@ -154,6 +172,9 @@ class TaskRunner:
             lock = None
             try:
                 target = unit.target_location or format_target(task, result, keys)
+                other = self.claim_target(task, target)
+                if other is not None:
+                    return transition(run, _shared_target(target, other))
                 hit = read_target(task, result, target, unit.target_exists, run.name)
                 if hit is None:
                     lock, hit = self._single_flight(run, task, result, target)

@@ -92,13 +92,17 @@ class LocalFileStorage(FileSystemStorage):
 
     def put_if_absent(self, key: str, data: Any, metadata: Metadata) -> bool:
         path = self.path(key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        try:
-            with PreallocatedFile(path, fsync=self.fsync) as f:  # O_EXCL create
-                f.write(data)
-        except FileExistsError:
-            return False
-        return True
+        for _ in range(20):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:
+                with PreallocatedFile(path, fsync=self.fsync) as f:  # O_EXCL create
+                    f.write(data)
+            except FileExistsError:
+                return False
+            except FileNotFoundError:
+                continue  # the folder was pruned (a lock released) in between: again
+            return True
+        raise FileNotFoundError(f"the folder of {path} keeps disappearing")
 
 
 class _LocalWriter:
