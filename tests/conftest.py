@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 # Before any cloud client is imported: dummy credentials, no metadata-server
 # lookups, and no gRPC probe the GCS emulator lacks (see shared/EMULATORS.md).
@@ -11,6 +12,9 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
+# Output caches of the tests go to a folder of this session, never to the
+# developer's ~/.resultkit/cache (tests clear caches).
+os.environ.setdefault("RESULTKIT_CACHE_STORE", tempfile.mkdtemp(prefix="resultkit-test-cache-"))
 
 import pytest  # noqa: E402
 

@@ -38,9 +38,13 @@ def _entry(inputs, parameters, expires=None, value=None):
     )
 
 
-def test_context_caches_is_the_default_store():
-    assert isinstance(context.caches, OutputCache)
+def test_context_caches_is_the_default_store(monkeypatch):
+    from resultkit.caching import ResultCacheStore
+
+    assert isinstance(context.caches, ResultCacheStore)  # persistent by default
     assert isinstance(context.caches, CacheStore)
+    monkeypatch.setenv("RESULTKIT_CACHE_STORE", "memory")
+    assert isinstance(context.caches, OutputCache)  # the in-process store on request
     assert context.caches.max_entries > 0
 
 

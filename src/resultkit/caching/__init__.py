@@ -1,12 +1,24 @@
 """Output caching: validators, input hashing and cache stores (no knowledge of the engine).
 
 Public names: :func:`input_token` / :func:`inputs_token` (deterministic input
-hashes), :class:`OutputCache` (the in-process store), :class:`CacheStore`
-(the interface a store implements) and :class:`CacheKey`. The validators'
-public home is :mod:`resultkit.cache_validators`.
+hashes), :class:`OutputCache` (the in-process store), :class:`ResultCacheStore`
+(a persistent store on any Result backend, shared between processes),
+:class:`CacheStore` (the interface a store implements) and :class:`CacheKey`.
+The validators' public home is :mod:`resultkit.cache_validators`.
 """
 
 from .hashing import input_token, inputs_token
+from .result_store import ResultCacheStore, StoredEntry, as_cache_store
 from .store import CacheEntry, CacheKey, CacheStore, OutputCache
 
-__all__ = ["input_token", "inputs_token", "OutputCache", "CacheStore", "CacheKey", "CacheEntry"]
+__all__ = [
+    "input_token",
+    "inputs_token",
+    "OutputCache",
+    "ResultCacheStore",
+    "StoredEntry",
+    "as_cache_store",
+    "CacheStore",
+    "CacheKey",
+    "CacheEntry",
+]

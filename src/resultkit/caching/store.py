@@ -6,7 +6,9 @@ recently used entries go first), expired entries dropped when met, keyed
 per flow and task (or per ``cache_key``), and looked up by the tokens the
 validator compares, so a warm hit costs the same with 10 entries or 10,000.
 A store on a Result backend (shared between processes) can implement the
-same interface.
+same interface: :class:`~resultkit.caching.ResultCacheStore` does, and
+selects through :func:`first_valid` too, so expiry and validators behave
+the same in every store.
 """
 
 from __future__ import annotations
@@ -14,15 +16,24 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from ..errors import ConfigurationError
 from .validators import CacheValidator, MatchOn, match_on
 
-__all__ = ["CacheKey", "CacheEntry", "CacheStore", "OutputCache"]
+__all__ = [
+    "CacheKey",
+    "CacheEntry",
+    "CacheStore",
+    "OutputCache",
+    "first_valid",
+    "lookup_plan",
+    "is_expired",
+    "expired_at",
+]
 
 
 class CacheKey(NamedTuple):
@@ -44,7 +55,13 @@ class CacheKey(NamedTuple):
 
 
 class CacheEntry(Protocol):
-    """What a store keeps: a cached state with the tokens of the run that made it."""
+    """What a store keeps: a cached state with the tokens of the run that made it.
+
+    The runner puts :class:`~resultkit.states.Cached` states; a store may
+    return any object with these attributes and ``_result`` (the
+    :class:`~resultkit.results.Result` holding the value), as
+    :class:`~resultkit.caching.ResultCacheStore` does.
+    """
 
     cached_input_tokens: Mapping[str, str]
     cached_parameters: Mapping[str, str]
@@ -64,7 +81,10 @@ class CacheStore(Protocol):
     ) -> Any | None:
         """The newest entry under ``key`` that ``validator`` accepts, or ``None``.
 
-        Exceptions raised by ``validator`` must propagate unchanged.
+        Exceptions raised by ``validator`` must propagate unchanged. A store
+        whose class sets ``accepts_reader = True`` is also given
+        ``reader=``: the Result the task writes with (or ``None``), to read
+        values that live at the task's checkpoint rather than in the store.
         """
         ...
 
@@ -90,9 +110,51 @@ def _identity(entry: Any) -> Hashable:
     return (_IDENTITY[0].entry_digest(entry), _IDENTITY[1].entry_digest(entry))
 
 
-def _is_expired(entry: Any, now: datetime) -> bool:
-    expiration = getattr(entry, "cached_result_expiration", None)
+def is_expired(entry: Any, now: datetime) -> bool:
+    """Whether ``entry`` (anything with ``cached_result_expiration``) has expired at ``now``."""
+    return expired_at(getattr(entry, "cached_result_expiration", None), now)
+
+
+def expired_at(expiration: datetime | None, now: datetime) -> bool:
+    """Whether an entry expiring at ``expiration`` (``None``: never) has expired at ``now``."""
     return expiration is not None and expiration <= now
+
+
+def lookup_plan(validator: CacheValidator) -> tuple[bool, MatchOn | None]:
+    """How a store looks ``validator``'s entries up: (whether to look at all, the index).
+
+    The index is ``None`` when the validator declares nothing (a store calls
+    it on each entry of the key, newest first) and ``MatchOn("expiry")`` when
+    any unexpired entry will do (the newest wins).
+    """
+    match = match_on(validator)
+    return (match is None or match.kind != "never"), match
+
+
+K = TypeVar("K")
+
+
+def first_valid(
+    candidates: Iterable[tuple[K, Any]],
+    inputs: Mapping[str, str],
+    parameters: Mapping[str, str],
+    validator: CacheValidator,
+    expired: list[K],
+) -> tuple[K, Any] | None:
+    """The first ``(id, entry)`` of ``candidates`` (newest first) that ``validator`` accepts.
+
+    Expired entries are never offered to the validator; their ids are
+    appended to ``expired`` for the caller to drop (also when the validator
+    raises, which propagates unchanged). Every store selects through this
+    function, so expiry and validators behave the same in all of them.
+    """
+    now = datetime.now(timezone.utc)
+    for entry_id, entry in candidates:
+        if is_expired(entry, now):
+            expired.append(entry_id)
+        elif validator(entry, inputs, parameters):
+            return entry_id, entry
+    return None
 
 
 class OutputCache:
@@ -132,8 +194,8 @@ class OutputCache:
         validator: CacheValidator,
     ) -> Any | None:
         """The newest unexpired entry under ``key`` that ``validator`` accepts, or ``None``."""
-        match = match_on(validator)
-        if match is not None and match.kind == "never":
+        usable, match = lookup_plan(validator)
+        if not usable:
             return None
         with self._lock:
             slot = self._slots.get(key)
@@ -143,16 +205,15 @@ class OutputCache:
                 candidates = slot.entries  # scanned newest first; expiry: the newest wins
             else:
                 candidates = self._index(slot, match).get(match.digest(inputs, parameters), {})
-            now = datetime.now(timezone.utc)
             expired: list[int] = []
             try:
-                for entry_id, entry in reversed(candidates.items()):
-                    if _is_expired(entry, now):
-                        expired.append(entry_id)
-                    elif validator(entry, inputs, parameters):
-                        self._lru.move_to_end(entry_id)
-                        return entry
-                return None
+                found = first_valid(
+                    reversed(candidates.items()), inputs, parameters, validator, expired
+                )
+                if found is None:
+                    return None
+                self._lru.move_to_end(found[0])
+                return found[1]
             finally:
                 for entry_id in expired:  # after the loop: the candidates must not change in it
                     self._remove(entry_id)
@@ -183,7 +244,7 @@ class OutputCache:
                 entry_id
                 for slot in self._slots.values()
                 for entry_id, entry in slot.entries.items()
-                if _is_expired(entry, now)
+                if is_expired(entry, now)
             ]
             for entry_id in expired:
                 self._remove(entry_id)

@@ -5,25 +5,83 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from ..caching import OutputCache
+from ..caching import CacheStore, OutputCache, ResultCacheStore, as_cache_store
+from ..errors import ConfigurationError
+from ..results import LocalResult, from_url
 
-__all__ = ["Context", "context", "Config", "config", "default_cache_store"]
+__all__ = [
+    "Context",
+    "context",
+    "Config",
+    "config",
+    "default_cache_store",
+    "cache_store_from",
+    "MEMORY_CACHE",
+]
 
 _CURRENT: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "resultkit_context", default=MappingProxyType({})
 )
-# The process's output cache store, shared by every flow run that does not
-# bring its own (Prefect 1's "time travel" between runs). Bounded: see OutputCache.
-_DEFAULT_CACHE_STORE = OutputCache()
+#: The setting (``RESULTKIT_CACHE_STORE=memory``, ``config.cache_store = "memory"``,
+#: ``Flow(cache_store="memory")``) that keeps output caches in this process only.
+MEMORY_CACHE = "memory"
+# The process's in-memory output cache store ("memory"). Bounded: see OutputCache.
+_MEMORY_STORE = OutputCache()
+# Stores built from a URL or folder, by it: one per storage, shared by the runs using it.
+_BUILT: dict[str, CacheStore] = {}
+_BUILT_LOCK = threading.Lock()
 
 
-def default_cache_store() -> OutputCache:
-    """The output cache store of flow runs given no ``caches`` key."""
-    return _DEFAULT_CACHE_STORE
+def _built(name: str, make: Any) -> CacheStore:
+    with _BUILT_LOCK:
+        store = _BUILT.get(name)
+        if store is None:
+            store = _BUILT[name] = make()
+        return store
+
+
+def cache_store_from(value: Any, what: str) -> CacheStore:
+    """The cache store a setting names.
+
+    ``value`` is a :class:`~resultkit.caching.CacheStore` (used as it is), a
+    :class:`~resultkit.results.StorageResult` (entries kept on it, see
+    :class:`~resultkit.caching.ResultCacheStore`), a URL that
+    :func:`~resultkit.results.from_url` takes, or ``"memory"`` (this
+    process's :class:`~resultkit.caching.OutputCache`). ``what`` names the
+    setting in errors.
+    """
+    if isinstance(value, str):
+        url = value.strip()
+        if url == MEMORY_CACHE:
+            return _MEMORY_STORE
+        if not url:
+            raise ConfigurationError(f"{what} is empty; give a URL, a Result or 'memory'")
+        return _built(f"url:{url}", lambda: ResultCacheStore(from_url(url)))
+    return as_cache_store(value, what)
+
+
+def default_cache_store() -> CacheStore:
+    """The output cache store of flow runs given no ``caches`` key nor ``Flow(cache_store=)``.
+
+    ``config.cache_store`` if set, else the environment variable
+    ``RESULTKIT_CACHE_STORE`` (a URL, or ``memory``), else a
+    :class:`~resultkit.caching.ResultCacheStore` in the folder ``cache``
+    under ``RESULTKIT_HOME`` (default ``~/.resultkit``), which every process
+    of the machine shares with no setting. Read when a run starts.
+    """
+    if config.cache_store is not None:
+        return cache_store_from(config.cache_store, "config.cache_store")
+    env = os.environ.get("RESULTKIT_CACHE_STORE", "")
+    if env.strip():
+        return cache_store_from(env, "RESULTKIT_CACHE_STORE")
+    home = os.environ.get("RESULTKIT_HOME") or os.path.join("~", ".resultkit")
+    folder = os.path.abspath(os.path.expanduser(os.path.join(home, "cache")))
+    return _built(f"dir:{folder}", lambda: ResultCacheStore(LocalResult(dir=folder)))
 
 
 class Context(Mapping[str, Any]):
@@ -73,14 +131,15 @@ class Context(Mapping[str, Any]):
 
     @property
     def caches(self) -> Any:
-        """The output cache store in use: the ``caches`` key, else the process's.
+        """The ``caches`` key, else the default output cache store (:func:`default_cache_store`).
 
-        A :class:`~resultkit.caching.CacheStore` (by default a bounded
-        :class:`~resultkit.caching.OutputCache`); give a run its own with
-        ``flow.run(caches=OutputCache(...))`` or ``with context(caches=...)``.
+        A :class:`~resultkit.caching.CacheStore`: by default a
+        :class:`~resultkit.caching.ResultCacheStore` under ``RESULTKIT_HOME``.
+        Give a run its own with ``flow.run(caches=OutputCache())`` or
+        ``with context(caches=...)``, a flow with ``Flow(cache_store=...)``.
         """
         caches = _CURRENT.get().get("caches")
-        return caches if caches is not None else _DEFAULT_CACHE_STORE
+        return caches if caches is not None else default_cache_store()
 
     def to_dict(self) -> dict[str, Any]:
         return dict(_CURRENT.get())
@@ -101,8 +160,6 @@ def _env_flag(name: str, default: bool) -> bool:
         return True
     if value in ("0", "false", "no", "off"):
         return False
-    from ..errors import ConfigurationError
-
     raise ConfigurationError(f"{name}={raw!r} is not a boolean; use true or false")
 
 
@@ -115,8 +172,6 @@ def _env_seconds(name: str, default: float) -> float:
     except ValueError:
         value = -1.0
     if value <= 0:
-        from ..errors import ConfigurationError
-
         raise ConfigurationError(f"{name}={raw!r} is not a number of seconds > 0; e.g. {name}=30")
     return value
 
@@ -132,14 +187,24 @@ class Config:
     ``lock_lease`` (seconds, default 30, environment ``RESULTKIT_LOCK_LEASE``):
     how long a single-flight lock outlives a holder that stopped renewing it
     (killed, or cut off) before another run takes it over.
+
+    ``cache_store`` (default ``None``): the output cache store of flows that
+    set none: a Result (entries kept on it), a URL, ``"memory"`` or a
+    :class:`~resultkit.caching.CacheStore`. ``None`` uses the environment
+    variable ``RESULTKIT_CACHE_STORE`` (a URL or ``memory``), else the folder
+    ``cache`` under ``RESULTKIT_HOME`` (see :func:`default_cache_store`).
     """
 
     def __init__(self) -> None:
         self.checkpointing: bool = _env_flag("RESULTKIT_CHECKPOINTING", True)
         self.lock_lease: float = _env_seconds("RESULTKIT_LOCK_LEASE", 30.0)
+        self.cache_store: Any = None
 
     def __repr__(self) -> str:
-        return f"Config(checkpointing={self.checkpointing}, lock_lease={self.lock_lease})"
+        return (
+            f"Config(checkpointing={self.checkpointing}, lock_lease={self.lock_lease}, "
+            f"cache_store={self.cache_store!r})"
+        )
 
 
 config = Config()

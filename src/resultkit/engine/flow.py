@@ -8,8 +8,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..caching import CacheStore
 from ..errors import FlowError
 from ..results import Result
+from .context import cache_store_from
 from .task import Parameter, Task, Unmapped
 
 if TYPE_CHECKING:
@@ -54,6 +56,12 @@ class Flow:
         name: ``{flow_name}`` in templates.
         result: the default Result of its tasks (checkpoints and targets).
         executor: the default executor (``LocalExecutor``: in order).
+        cache_store: where the output caches (``cache_for``) of its tasks are
+            kept: a Result (e.g. ``S3Result(...)``: entries on it, shared by
+            every process using it), a URL, ``"memory"`` (this process only)
+            or a :class:`~resultkit.caching.CacheStore`. Default: the global
+            one (``config.cache_store``, ``RESULTKIT_CACHE_STORE``, else a
+            folder under ``RESULTKIT_HOME``); ``flow.run(caches=...)`` wins.
 
     Example:
         >>> with Flow("double") as flow:                       # doctest: +SKIP
@@ -69,10 +77,17 @@ class Flow:
         result: Result | None = None,
         executor: Executor | None = None,
         reference_tasks: Iterable[Task] | None = None,
+        cache_store: CacheStore | Result | str | None = None,
     ) -> None:
         self.name = name
         self.result = result
         self.executor = executor
+        #: This flow's output cache store, or None for the global one.
+        self.cache_store: CacheStore | None = (
+            None
+            if cache_store is None
+            else cache_store_from(cache_store, f"Flow({name!r}, cache_store=...)")
+        )
         self.tasks: list[Task] = []
         self._task_set: set[Task] = set()
         self.edges: list[Edge] = []
@@ -215,7 +230,8 @@ class Flow:
                 not rerun.
             executor: overrides the flow's executor.
             context_keys: extra keys for the context and templates; ``caches=`` gives
-                the run its own output cache store (a ``resultkit.caching.CacheStore``).
+                the run its own output cache store (a ``resultkit.caching.CacheStore``,
+                or a Result to keep entries on), over ``Flow(cache_store=...)``.
         """
         from .scheduler import FlowRunner
 

@@ -8,9 +8,10 @@ alone, which is shared between flows (Prefect 1's "time travel").
 
 from __future__ import annotations
 
+import functools
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from ..caching import CacheKey, CacheStore, inputs_token
 from ..caching.validators import CacheValidator, indexable, match_on
 from ..errors import ResultKitWarning, UnhashableInputError
+from ..results import Result
 from .state import Cached, State
 from .task import Task
 from .transitions import UserCodeError, call_user, name_of
@@ -45,12 +47,39 @@ def _checked(validator: CacheValidator) -> CacheValidator:
     return indexable(match)(checked) if match is not None else checked
 
 
-class OutputCaching:
-    """Output caching for the task runs of one flow run."""
+def _entry_parts(entry: Any) -> tuple[Result, dict[str, str], dict[str, str], Any] | None:
+    """A store's entry as (value's Result, input tokens, parameters, expiry), or None if not one.
 
-    def __init__(self, store: CacheStore, flow_name: str, parameters: Mapping[str, Any]) -> None:
+    A :class:`Cached` state (what ``put`` was given) or an object with the
+    same attributes, such as a :class:`~resultkit.caching.StoredEntry`.
+    """
+    result = getattr(entry, "_result", None)
+    try:
+        inputs = dict(entry.cached_input_tokens)
+        parameters = dict(entry.cached_parameters)
+        expiration = entry.cached_result_expiration
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return (result, inputs, parameters, expiration) if isinstance(result, Result) else None
+
+
+class OutputCaching:
+    """Output caching for the task runs of one flow run.
+
+    ``result`` is the flow's default Result: with the task's own, it reads
+    values a persistent store keeps as checkpoint locations.
+    """
+
+    def __init__(
+        self,
+        store: CacheStore,
+        flow_name: str,
+        parameters: Mapping[str, Any],
+        result: Result | None = None,
+    ) -> None:
         self.store = store
         self.flow_name = flow_name
+        self.result = result
         self._parameters = parameters
         self._parameter_tokens: dict[str, str] | None = None
         self._lock = threading.Lock()
@@ -90,9 +119,12 @@ class OutputCaching:
     def get(self, task: Task, lookup: Lookup) -> State | None:
         """The Cached state from the store, or None for a miss."""
         store = self.store
+        get: Callable[..., Any] = store.get
+        if getattr(store, "accepts_reader", False):  # values may live at checkpoints
+            get = functools.partial(get, reader=task.result or self.result)
         entry = call_user(
             f"cache store {type(store).__name__}.get",
-            store.get,
+            get,
             lookup.key,
             lookup.inputs,
             lookup.parameters,
@@ -100,17 +132,19 @@ class OutputCaching:
         )
         if entry is None:
             return None
-        if not isinstance(entry, Cached):
+        parts = _entry_parts(entry)
+        if parts is None:
             raise UserCodeError(
                 f"cache store {type(store).__name__}.get",
                 TypeError(f"it returned a {type(entry).__name__}; return what put() was given"),
             )
+        result, inputs, parameters, expiration = parts
         return Cached(
             f"from the output cache {lookup.key.label!r}",
-            entry._result,
-            input_tokens=entry.cached_input_tokens,
-            cached_parameters=entry.cached_parameters,
-            cached_result_expiration=entry.cached_result_expiration,
+            result,
+            input_tokens=inputs,
+            cached_parameters=parameters,
+            cached_result_expiration=expiration,
         )
 
     def put(self, task: Task, lookup: Lookup, state: State) -> None:

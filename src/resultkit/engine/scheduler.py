@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from ..caching import CacheStore
+from ..caching import CacheStore, ResultCacheStore
 from ..errors import FlowError
-from ..results import ConstantResult
+from ..results import ConstantResult, StorageResult
 from .context import context, default_cache_store
 from .executors import Executor, LocalExecutor
 from .flow import Edge, Flow, _Constant
@@ -84,14 +84,23 @@ class FlowRunner:
         return values
 
     def _cache_store(self, context_keys: Mapping[str, Any]) -> CacheStore:
-        """The output cache store of this run: the ``caches`` key, else the process's."""
+        """The output cache store of this run.
+
+        The ``caches`` key (``flow.run(caches=...)`` or ``with context(caches=...)``),
+        else ``Flow(cache_store=...)``, else the default: ``config.cache_store``,
+        ``RESULTKIT_CACHE_STORE``, the folder under ``RESULTKIT_HOME``.
+        """
         store = context_keys.get("caches", context.get("caches"))
         if store is None:
-            return default_cache_store()
+            own = getattr(self.flow, "cache_store", None)
+            return own if own is not None else default_cache_store()
+        if isinstance(store, StorageResult):
+            return ResultCacheStore(store)
         if not isinstance(store, CacheStore):
             raise FlowError(
                 f"flow {self.flow.name!r}: the 'caches' key must be a CacheStore (get/put), "
-                f"e.g. resultkit.caching.OutputCache(), got {type(store).__name__}"
+                "e.g. resultkit.caching.OutputCache(), or a Result to keep entries on, got "
+                f"{type(store).__name__}"
             )
         return store
 
@@ -119,7 +128,7 @@ class FlowRunner:
         logger.info("Flow '%s': run %s starting", flow.name, flow_run_id)
 
         states: dict[Task, State] = {}
-        runner = TaskRunner(flow, flow_keys, OutputCaching(store, flow.name, params))
+        runner = TaskRunner(flow, flow_keys, OutputCaching(store, flow.name, params, flow.result))
         with context(flow_keys):
             _refuse_shared_targets(flow, runner)
         self.executor.start()

@@ -19,13 +19,16 @@ from ..serializers import Serializer
 from ._fsstorage import FileSystemStorage
 from ._localstorage import LocalFileStorage
 from ._location import LocationTemplate
-from ._objectstore import ObjectStoreStorage
+from ._objectstore import object_store_class
 from ._storage_result import StorageResult
 from .retry import RetryPolicy
 
 __all__ = ["FSSpecResult", "from_url"]
 
-_OBJECT_STORE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"})
+
+def _protocols_of(fs: Any) -> tuple[str, ...]:
+    named = getattr(fs, "protocol", ())
+    return (named,) if isinstance(named, str) else tuple(named)
 
 
 class FSSpecResult(StorageResult):
@@ -85,9 +88,11 @@ class FSSpecResult(StorageResult):
             root = LocalFileSystem._strip_protocol(root) if root else ""
             storage = LocalFileStorage(root, fsync=fsync)
         else:
-            cls = self.storage_class or (
-                ObjectStoreStorage if protocol in _OBJECT_STORE_PROTOCOLS else FileSystemStorage
-            )
+            # The strategy is chosen once, by protocol (an instance's own protocols
+            # count too: an s3fs filesystem passed in gets the S3 storage).
+            named = (protocol,) if protocol else _protocols_of(fs)
+            found = [c for c in map(object_store_class, named) if c is not None]
+            cls = self.storage_class or (found[0] if found else FileSystemStorage)
             storage = cls(
                 fs,
                 root,
