@@ -148,20 +148,62 @@ def test_exists_is_one_metadata_request(proxied):
         assert "alt=media" not in proxy.requests[0][1]
 
 
-def test_read_is_one_get_plus_record(proxied):
+def test_read_is_one_consistent_get(proxied):
     kind, r, proxy = proxied
     written = r.write({"v": 1}, location="r.pkl")
     proxy.clear()
     assert r.read(written.location).value == {"v": 1}
-    assert proxy.methods() == ["GET", "GET"]
-    assert sum(path.endswith(".rkmeta") or ".rkmeta" in path for _, path in proxy.requests) == 1
+    # The record is the object's own metadata: no sidecar request.
+    assert not any(".rkmeta" in path for _, path in proxy.requests), proxy.requests
+    if kind == "gcs":
+        # The object's metadata, then the media of exactly that generation.
+        (m1, meta), (m2, media) = proxy.requests
+        assert (m1, m2) == ("GET", "GET") and "alt=media" not in meta
+        assert "alt=media" in media and "generation=" in media
+    else:  # S3 and Azure: one GET returns the body and its metadata together
+        assert proxy.methods() == ["GET"], proxy.requests
 
 
-def test_small_write_is_one_put_plus_record(proxied):
+def test_stat_is_one_metadata_request(proxied):
+    kind, r, proxy = proxied
+    written = r.write("s", location="s.pkl")
+    proxy.clear()
+    assert r.stat(written.location) == written.record
+    assert proxy.methods() == ["GET" if kind == "gcs" else "HEAD"], proxy.requests
+
+
+def test_small_write_is_one_request(proxied):
     kind, r, proxy = proxied
     r.write("small", location="w.pkl")
-    uploads = [m for m in proxy.methods() if m in ("PUT", "POST")]
-    assert len(uploads) == 2, proxy.requests
+    # One PUT (GCS: one multipart POST) carrying payload and record together.
+    assert proxy.methods() == ["POST" if kind == "gcs" else "PUT"], proxy.requests
+    assert not any(".rkmeta" in path for _, path in proxy.requests), proxy.requests
+
+
+def test_large_write_publishes_once_and_leaves_no_temp(proxied):
+    kind, r, proxy = proxied
+    r.storage.single_request_limit = 64 * 2**10  # an instance attribute: this test only
+    if kind == "azure":
+        r.storage.block_size = 64 * 2**10
+    value = bytes(range(256)) * 1200  # ~300 KB: past the limit
+    written = r.write(value, location="big/w.bin")
+    requests = list(proxy.requests)
+    temps = [path for _, path in requests if ".rktmp-" in path]
+    if kind == "azure":
+        # Blocks staged on the blob itself, then one Put Block List with the metadata.
+        assert not temps, requests
+        assert sum("comp=block&" in p or p.endswith("comp=block") for _, p in requests) >= 2
+        assert [p for _, p in requests if "comp=blocklist" in p], requests
+    else:
+        # Streamed to a temporary object, copied onto the key with the metadata, deleted.
+        assert temps, requests
+        assert "DELETE" in [m for m, p in requests if ".rktmp-" in p], requests
+    assert r.storage.list("big") == ["big/w.bin"]
+    names = [p.rsplit("/", 1)[-1] for p in r.fs.find(r.storage.root)]
+    assert names == ["w.bin"], names
+    proxy.clear()
+    assert r.read(written.location).value == value
+    assert len(proxy.requests) == (2 if kind == "gcs" else 1), proxy.requests
 
 
 # == errors: not found vs denied vs down ================================================================
@@ -297,9 +339,13 @@ def test_large_write_streams_multipart_with_bounded_memory(moto_server):
         assert any(m == "POST" and "uploads" in p for m, p in proxy.requests)
         # Bounded by a few parts in flight, not by the value's size.
         assert peak < len(value) / 2, f"peak {peak / 2**20:.0f} MiB"
+        # The parts went to a temporary object, copied onto the key with the record.
+        assert all(".rktmp-" in p for p in parts)
+        copies = [p for m, p in proxy.requests if m == "PUT" and p.endswith("/large.bin")]
+        assert len(copies) == 1, proxy.requests
         proxy.clear()
         assert r.read(written.location).value == value
-        assert proxy.methods() == ["GET", "GET"]  # record + payload, one request each
+        assert proxy.methods() == ["GET"]  # payload and record in one response
 
 
 # == crash mid-write ===================================================================
@@ -352,7 +398,7 @@ def test_server_killed_mid_write_leaves_no_partial_object(tmp_path):
         fresh = seaweed_result(server, prefix=r.storage.root.split("/", 1)[1])
         assert fresh.read("victim.pkl").value == "old"  # old value intact, no partial object
         names = [p.rsplit("/", 1)[-1] for p in fresh.fs.find(fresh.storage.root)]
-        assert sorted(names) == ["victim.pkl", "victim.pkl.rkmeta"]
+        assert sorted(names) == ["victim.pkl"]  # the record is the object's metadata
     finally:
         server.stop()
 

@@ -1,51 +1,298 @@
-"""Storage on object stores (S3, GCS, Azure): payloads uploaded in place.
+"""Storage on object stores (S3, GCS, Azure): a payload and its record are ONE object.
 
-An object appears only when its upload completes (one PUT, or a completed
-multipart upload), so writing in place is already atomic there; a rename
-would be a second full copy. The record goes up after its payload.
+The record travels as the object's own user metadata, written by the same
+request that publishes the payload and read back with it, so no writer,
+crash or concurrent reader can ever pair a payload with another write's
+record (``atomic_pairs`` is true):
+
+* S3: a small payload is one PUT with ``x-amz-meta-*``; a large one a
+  multipart upload of a temporary object, then one CopyObject onto the key
+  with the metadata (a multipart copy past 5 GiB). A read is one GET (body
+  and metadata of the same object).
+* GCS: a small payload is one multipart upload with the metadata; a large
+  one a resumable upload of a temporary object, then one rewrite onto the
+  key with the metadata. A read is a metadata GET, then the media GET of
+  exactly that generation.
+* Azure: a small payload is one Put Blob with the metadata; a large one
+  Put Block per part, then one Put Block List with the metadata. A read is
+  one GET (the SDK pins any further ranges to the first one's ETag).
+
+``exists`` is one HEAD (GCS: one metadata GET). Names of the metadata are
+``rk-<name>`` (S3, GCS; ``rk_<name>`` on Azure, where names must be C#
+identifiers) plus a marker ``rk``; values that are not plain ASCII tokens are
+percent-encoded behind a ``~`` (see :func:`encode_metadata`). The whole
+record stays well under S3's 2 KiB limit for user metadata.
+
+Objects written before (the payload, and its record in a ``P.rkmeta``
+sidecar object) still read: an object without the marker falls back to its
+sidecar. A write never touches an old sidecar (it is stale but harmless:
+the object's own metadata wins); ``delete`` removes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import re
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, BinaryIO, ClassVar
+from urllib.parse import quote, unquote
 
+from ._errors import is_missing_container
 from ._fsstorage import FileSystemStorage
-from ._location import RECORD_SUFFIX
-from ._locks import publish_lock
-from ._record import metadata_to_bytes
-from ._upload import SpillingUpload
+from ._location import RECORD_SUFFIX, TEMP_MARKER
+from ._record import PREVIOUS_KEY
+from ._upload import LargeUpload, SpillingUpload, TempObjectUpload, is_stale_temp
 from .storage import Metadata, StorageWriter
 
-__all__ = ["ObjectStoreStorage", "head_request"]
+__all__ = [
+    "ObjectStoreStorage",
+    "object_store_class",
+    "encode_metadata",
+    "decode_metadata",
+    "METADATA_MARKER",
+]
+
+#: Metadata name present on every object written with its record as metadata.
+METADATA_MARKER = "rk"
+_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+# Values sent as they are: header-safe printable ASCII, no '~' (the escape) or '%'.
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9._:+/=@,-]+\Z")
+_ESCAPE = "~"
+
+#: Storage classes of the protocols with a record-as-metadata implementation.
+_PROTOCOL_CLASSES = {
+    "s3": "s3:S3Storage",
+    "s3a": "s3:S3Storage",
+    "gs": "gcs:GCSStorage",
+    "gcs": "gcs:GCSStorage",
+    "az": "azure:AzureStorage",
+    "abfs": "azure:AzureStorage",
+    "abfss": "azure:AzureStorage",
+}
+
+
+def object_store_class(protocol: str | None) -> type[FileSystemStorage] | None:
+    """The storage class for an object-store protocol (``"s3"`` -> ``S3Storage``...).
+
+    ``None`` for other protocols (``adl``: Data Lake Gen1 is a filesystem
+    with renames; it gets the generic storage).
+    """
+    import importlib
+
+    target = _PROTOCOL_CLASSES.get(protocol or "")
+    if target is None:
+        return None
+    module, _, name = target.partition(":")
+    cls: type[FileSystemStorage] = getattr(importlib.import_module(f"{__package__}.{module}"), name)
+    return cls
+
+
+def _encode_value(value: str) -> str:
+    if _PLAIN_VALUE.match(value):
+        return value
+    return _ESCAPE + quote(value, safe="")
+
+
+def _decode_value(value: str) -> str:
+    if value.startswith(_ESCAPE):
+        return unquote(value[len(_ESCAPE) :], errors="replace")
+    return value
+
+
+def encode_metadata(metadata: Metadata, separator: str = "-", limit: int = 2048) -> dict[str, str]:
+    """A record as object metadata: ``{"rk": "1", "rk-digest": ..., "rk-written-at": ...}``.
+
+    Names must be lowercase identifiers (``[a-z][a-z0-9_]*``: S3 lowercases
+    names, Azure wants C# identifiers); ``_`` becomes ``separator``. Values
+    that are not plain ASCII tokens (a serializer's name in any script, a
+    space) are sent as ``~`` + percent-encoded UTF-8. The ``previous`` entry
+    of a two-object record is dropped: one object needs none. ``ValueError``
+    when a name is not allowed or the whole exceeds ``limit`` bytes.
+    """
+    out = {METADATA_MARKER: "1"}
+    prefix = METADATA_MARKER + separator
+    for name, value in metadata.items():
+        if name == PREVIOUS_KEY:
+            continue
+        if not _NAME.match(name):
+            raise ValueError(
+                f"metadata name {name[:40]!r} cannot be object metadata: use lowercase "
+                "letters, digits and '_' (starting with a letter)"
+            )
+        out[prefix + name.replace("_", separator)] = _encode_value(str(value))
+    size = sum(len(k) + len(v) for k, v in out.items())
+    if size > limit:
+        raise ValueError(
+            f"the integrity record is {size} bytes as object metadata, more than the "
+            f"{limit} an object store accepts; use a serializer with a shorter name"
+        )
+    return out
+
+
+def decode_metadata(raw: Mapping[str, str] | None, separator: str = "-") -> dict[str, str] | None:
+    """The record in an object's metadata, or ``None`` when the object carries none."""
+    if not raw:
+        return None
+    lowered = {str(k).lower(): str(v) for k, v in raw.items()}
+    if METADATA_MARKER not in lowered:
+        return None
+    prefix = METADATA_MARKER + separator
+    return {
+        name[len(prefix) :].replace(separator, "_"): _decode_value(value)
+        for name, value in lowered.items()
+        if name.startswith(prefix)
+    }
 
 
 class ObjectStoreStorage(FileSystemStorage):
-    """Pairs on an object store (S3, GCS, Azure): payload uploaded in place, then the record."""
+    """Pairs on an object store, each one object with its record as metadata.
 
-    #: Payloads up to this size go up in one request; larger ones stream as a
-    #: multipart (block) upload completed as one object.
+    Backends (``S3Storage``, ``GCSStorage``, ``AzureStorage``) implement the
+    few requests below (``_put_object``, ``_get_object``, ``_head_object``,
+    and ``_copy_object`` / ``_list_temps`` or ``_start_large_upload``);
+    everything else is here. Constructing ``ObjectStoreStorage`` itself (as
+    ``from_url("s3://...")`` does) builds the backend's class for the protocol.
+    """
+
+    atomic_pairs = True  # one object: payload and record are published together
+
+    #: Payloads up to this size go up in one request; larger ones stream.
     single_request_limit: ClassVar[int] = 5 * 2**20
+    #: Separator inside metadata names (``rk-written-at``; Azure: ``rk_written_at``).
+    metadata_separator: ClassVar[str] = "-"
+    #: Bytes of metadata an object may carry (S3: 2 KiB of user metadata).
+    metadata_limit: ClassVar[int] = 2048
+    #: A temporary object older than this (seconds) belongs to a dead writer.
+    stale_temp_age: float = 24 * 3600.0
 
-    def open_writer(self, key: str) -> StorageWriter:
-        return _InPlaceWriter(self, self.path(key))
+    # -- the requests a backend implements ----------------------------------------------
+    def _put_object(
+        self, path: str, data: bytes, metadata: dict[str, str], create: bool = False
+    ) -> bool:
+        """One request storing ``data`` with ``metadata``; ``create``: only if absent.
 
-    def open_reader(self, key: str) -> tuple[BinaryIO, Metadata] | None:
-        # One GET for the payload: a ranged file object would first ask for the
-        # size and could then read ranges of a newer object.
+        Returns ``False`` when ``create`` and something is there.
+        """
+        raise NotImplementedError
+
+    def _get_object(self, path: str) -> tuple[bytes, Mapping[str, str]] | None:
+        """The bytes and the raw metadata of ONE version of the object, or ``None``."""
+        raise NotImplementedError
+
+    def _head_object(self, path: str) -> Mapping[str, str] | None:
+        """The raw metadata of the object with one metadata request, or ``None``."""
+        raise NotImplementedError
+
+    def _copy_object(self, src: str, dst: str, metadata: dict[str, str], size: int) -> None:
+        """Copy ``src`` onto ``dst`` server-side with ``metadata``, atomically."""
+        raise NotImplementedError
+
+    def _list_temps(self, path: str) -> list[tuple[str, datetime | None]]:
+        """This key's temporary objects (path, last modified), one listing request."""
+        return []
+
+    def _start_large_upload(self, path: str) -> LargeUpload:
+        """The streamed upload of a large payload (default: temporary object + copy)."""
+        return TempObjectUpload(self, path)
+
+    def _temp_stem(self, path: str) -> str:
+        """What every temporary object of ``path`` starts with: ``folder/.NAME.rktmp-``."""
+        tmp = self._temp_names(path)[0]
+        return tmp[: tmp.rindex(TEMP_MARKER) + len(TEMP_MARKER)]
+
+    def _sweep_temps(self, path: str) -> int:
+        """Remove this key's temporary objects left by dead writers; how many."""
+        removed = 0
+        for name, modified in self._list_temps(path):
+            if is_stale_temp(name.rpartition("/")[2], modified, self.stale_temp_age):
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm_file(name)
+                    removed += 1
+        return removed
+
+    # -- metadata ------------------------------------------------------------------------
+    def _encode(self, metadata: Metadata) -> dict[str, str]:
+        return encode_metadata(metadata, self.metadata_separator, self.metadata_limit)
+
+    def _decode(self, raw: Mapping[str, str] | None) -> dict[str, str] | None:
+        return decode_metadata(raw, self.metadata_separator)
+
+    # -- the Storage API -----------------------------------------------------------------
+    def _head_path(self, path: str) -> bool:
+        return self._head_object(path) is not None
+
+    def head(self, key: str) -> Metadata | None:
         path = self.path(key)
-        raw = self._cat_or_none(path + RECORD_SUFFIX)
-        data = self._cat_or_none(path)
-        if data is None:
+        raw = self._head_object(path)
+        if raw is None:
             self._check_container()
             return None
-        return io.BytesIO(data), ({} if raw is None else self._parse_sidecar(key, raw))
+        metadata = self._decode(raw)
+        if metadata is not None:
+            return metadata
+        sidecar = self._cat_or_none(path + RECORD_SUFFIX)  # written before: a sidecar
+        if sidecar is not None:
+            return self._parse_sidecar(key, sidecar)
+        # No sidecar: deleted meanwhile (a delete removes the object first),
+        # or truly without a record.
+        now = self._head_object(path)
+        return None if now is None else (self._decode(now) or {})
+
+    def open_reader(self, key: str) -> tuple[BinaryIO, Metadata] | None:
+        path = self.path(key)
+        for _ in range(3):
+            found = self._get_object(path)
+            if found is None:
+                self._check_container()
+                return None
+            data, raw = found
+            metadata = self._decode(raw)
+            if metadata is not None:
+                return io.BytesIO(data), metadata
+            # Written before records were metadata: its record is a sidecar.
+            sidecar = self._cat_or_none(path + RECORD_SUFFIX)
+            if sidecar is not None:
+                return io.BytesIO(data), self._parse_sidecar(key, sidecar)
+            # No sidecar: deleted meanwhile (a delete removes the object first),
+            # replaced by a new write, or truly without a record. Look again.
+            now = self._head_object(path)
+            if now is None:
+                return None
+            if self._decode(now) is None:
+                return io.BytesIO(data), {}
+        return io.BytesIO(data), {}
+
+    def put(self, key: str, data: bytes | bytearray | memoryview, metadata: Metadata) -> None:
+        view = memoryview(data).cast("B")
+        if view.nbytes <= self.single_request_limit:
+            self._put_object(self.path(key), bytes(view), self._encode(metadata))
+        else:
+            super().put(key, view, metadata)
+
+    def put_if_absent(
+        self, key: str, data: bytes | bytearray | memoryview, metadata: Metadata
+    ) -> bool:
+        return self._put_object(self.path(key), bytes(data), self._encode(metadata), create=True)
+
+    def open_writer(self, key: str) -> StorageWriter:
+        return _ObjectWriter(self, self.path(key))
+
+    def delete(self, key: str) -> bool:
+        path = self.path(key)
+        found = self._remove(path)
+        # A sidecar of a pair written before (or left beside a newer object).
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(path + RECORD_SUFFIX)
+        return found
 
     def _remove(self, path: str) -> bool:
         # Object stores answer a DELETE of a missing key with success: ask first.
         if not self._head_path(path):
             return False
-        self.fs.rm_file(path)
+        with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+            self.fs.rm_file(path)
         return True
 
     def _check_container(self) -> None:
@@ -61,32 +308,29 @@ class ObjectStoreStorage(FileSystemStorage):
             raise FileNotFoundError(f"the bucket or container does not exist: {container}")
         self._container_seen = True
 
+    @staticmethod
+    def _missing(exc: FileNotFoundError) -> None:
+        """Re-raise a not-found error that is about the bucket, not the object."""
+        if is_missing_container(exc):
+            raise exc
 
-class _InPlaceWriter:
+
+class _ObjectWriter:
+    """``open_writer`` of an object store: one PUT when small, a streamed upload when large."""
+
     def __init__(self, storage: ObjectStoreStorage, path: str) -> None:
         self._storage = storage
-        self._path = path
-        self._upload = SpillingUpload(storage.fs, path, storage.single_request_limit)
+        self._upload = SpillingUpload(
+            storage.single_request_limit,
+            lambda data, metadata: storage._put_object(path, data, metadata),
+            lambda: storage._start_large_upload(path),
+        )
 
     def write(self, data: Any) -> int:
         return self._upload.write(data)
 
     def commit(self, metadata: Metadata) -> None:
-        # One writer at a time per key in this process: payload and record belong together.
-        with publish_lock(self._storage.url(self._path)):
-            self._upload.commit()
-            self._storage.fs.pipe_file(self._path + RECORD_SUFFIX, metadata_to_bytes(metadata))
+        self._upload.commit(self._storage._encode(metadata))
 
     def abort(self) -> None:
-        self._upload.discard()
-
-
-def head_request(fs: Any, request: Any, *args: Any, **kwargs: Any) -> bool:
-    """Run one async metadata request of an async filesystem; not found means ``False``."""
-    from fsspec.asyn import sync
-
-    try:
-        sync(fs.loop, request, *args, **kwargs)
-    except FileNotFoundError:
-        return False
-    return True
+        self._upload.abort()

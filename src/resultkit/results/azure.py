@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Any
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 from fsspec.asyn import sync
 from fsspec.spec import AbstractFileSystem
@@ -13,12 +16,44 @@ from ..serializers import Serializer
 from ._fsspec import FSSpecResult
 from ._location import LocationTemplate
 from ._objectstore import ObjectStoreStorage
+from ._upload import LargeUpload
 
 __all__ = ["AzureResult", "AzureStorage"]
 
+T = TypeVar("T")
+logger = logging.getLogger("resultkit")
+
+
+def _error_code(exc: BaseException) -> str:
+    """Azure's error code (``"BlobNotFound"``...) of an SDK error, or ``""``."""
+    code = getattr(exc, "error_code", None)
+    return str(getattr(code, "value", code) or "")
+
 
 class AzureStorage(ObjectStoreStorage):
-    """Blobs in an Azure container; ``exists`` is one HEAD; credentials resolved at first use."""
+    """Blobs in an Azure container, each with its record as metadata (``rk_*``).
+
+    ``exists`` and ``head`` are one HEAD; a read is one GET (the SDK pins any
+    further ranges of a large blob to the first response's ETag); a small
+    write is one Put Blob with the metadata. A large write stages its parts
+    as blocks of the blob itself (Put Block; uncommitted blocks are invisible)
+    and publishes them with Put Block List, which carries the metadata: one
+    atomic request, no temporary blob, no copy. A writer that dies leaves
+    only uncommitted blocks, which readers never see and Azure deletes after
+    a week.
+
+    Azure keeps one list of uncommitted blocks per blob and empties it at
+    every commit: when another write (or a delete) of the same blob completes
+    while a large write is uploading, the large write's blocks are gone. The
+    blob's ETag, taken when the large write started, shows it: the large
+    write then counts as superseded by the concurrent one (it succeeds and is
+    never seen, as the losing PUT of two racing on S3), and readers see the
+    old value or the winner's, never an error.
+    """
+
+    metadata_separator: ClassVar[str] = "_"  # Azure metadata names are C# identifiers
+    #: Bytes per staged block of a large payload.
+    block_size: ClassVar[int] = 8 * 2**20
 
     def _build_filesystem(
         self, cls: type[AbstractFileSystem], options: dict[str, Any]
@@ -39,21 +74,155 @@ class AzureStorage(ObjectStoreStorage):
                 )
         return cls(**options)
 
-    def _head_path(self, path: str) -> bool:
+    def _on_blob(self, path: str, action: Callable[[Any], Awaitable[T]]) -> T:
+        """Run ``action(blob_client)`` on the client's loop, with Azure's errors as OSError's."""
         fs: Any = self.fs
         container, key, _ = fs.split_path(path)
 
-        async def head() -> bool:
-            from azure.core.exceptions import ResourceNotFoundError
+        async def run() -> T:
+            from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
             try:
                 async with fs.service_client.get_blob_client(container, key) as blob:
-                    await blob.get_blob_properties()  # one HEAD
-            except ResourceNotFoundError:
-                return False
-            return True
+                    return await action(blob)
+            except ResourceNotFoundError as exc:
+                if _error_code(exc) == "ContainerNotFound":
+                    raise FileNotFoundError(f"the container does not exist: {container}") from exc
+                raise FileNotFoundError(f"{container}/{key}") from exc
+            except ResourceExistsError as exc:
+                raise FileExistsError(f"{container}/{key}") from exc
 
-        return bool(sync(fs.loop, head))
+        return sync(fs.loop, run)
+
+    def _put_object(
+        self, path: str, data: bytes, metadata: dict[str, str], create: bool = False
+    ) -> bool:
+        from azure.storage.blob import ContentSettings
+
+        async def put(blob: Any) -> None:
+            await blob.upload_blob(
+                data,
+                overwrite=not create,  # False: If-None-Match: *
+                metadata=metadata,
+                content_settings=ContentSettings(content_type="application/octet-stream"),
+            )
+
+        try:
+            self._on_blob(path, put)
+        except FileExistsError:
+            if create:
+                return False
+            raise
+        finally:
+            self.fs.invalidate_cache(path)
+        return True
+
+    def _head_object(self, path: str) -> Mapping[str, str] | None:
+        async def head(blob: Any) -> Mapping[str, str]:
+            properties = await blob.get_blob_properties()  # one HEAD
+            return dict(properties.metadata or {})
+
+        try:
+            return self._on_blob(path, head)
+        except FileNotFoundError:
+            return None
+
+    def _get_object(self, path: str) -> tuple[bytes, Mapping[str, str]] | None:
+        async def get(blob: Any) -> tuple[bytes, Mapping[str, str]]:
+            downloader = await blob.download_blob()
+            data = await downloader.readall()
+            return data, dict(downloader.properties.metadata or {})
+
+        try:
+            return self._on_blob(path, get)
+        except FileNotFoundError as exc:
+            self._missing(exc)
+            return None
+
+    def _etag(self, path: str) -> str | None:
+        """The blob's ETag (one HEAD), or ``None`` when there is no blob."""
+
+        async def head(blob: Any) -> str:
+            return str((await blob.get_blob_properties()).etag)
+
+        try:
+            return self._on_blob(path, head)
+        except FileNotFoundError:
+            return None
+
+    def _start_large_upload(self, path: str) -> LargeUpload:
+        return _BlockUpload(self, path)
+
+
+class _BlockUpload:
+    """A large payload staged as blocks of the blob, published by one Put Block List."""
+
+    def __init__(self, storage: AzureStorage, path: str) -> None:
+        self._storage = storage
+        self._path = path
+        # Block ids unique to this writer (all of one length, as Azure requires):
+        # another writer's blocks of the same blob never mix with these.
+        self._token = uuid.uuid4().hex
+        self._ids: list[str] = []
+        self._buffer = bytearray()
+        # The blob's version before this write: a commit that fails because
+        # another one emptied the uncommitted blocks is told apart by it.
+        self._etag_before = storage._etag(path)
+
+    def write(self, data: memoryview) -> None:
+        self._buffer += data
+        size = self._storage.block_size
+        while len(self._buffer) >= size:
+            self._stage(bytes(self._buffer[:size]))
+            del self._buffer[:size]
+
+    def _stage(self, data: bytes) -> None:
+        block_id = f"{self._token}-{len(self._ids):08d}"  # the SDK base64-encodes it
+
+        async def stage(blob: Any) -> None:
+            await blob.stage_block(block_id, data, length=len(data))
+
+        self._storage._on_blob(self._path, stage)
+        self._ids.append(block_id)
+
+    def commit(self, metadata: dict[str, str]) -> None:
+        from azure.core.exceptions import HttpResponseError
+        from azure.storage.blob import ContentSettings
+
+        if self._buffer or not self._ids:
+            self._stage(bytes(self._buffer))
+            self._buffer = bytearray()
+
+        async def commit(blob: Any) -> None:
+            await blob.commit_block_list(
+                self._ids,
+                metadata=metadata,
+                content_settings=ContentSettings(content_type="application/octet-stream"),
+            )
+
+        try:
+            self._storage._on_blob(self._path, commit)
+        except HttpResponseError as exc:
+            if _error_code(exc) != "InvalidBlockList":
+                raise
+            if self._storage._etag(self._path) == self._etag_before:
+                raise OSError(
+                    f"az://{self._path}: Azure no longer has this write's uncommitted blocks "
+                    "(they expire after a week); write it again"
+                ) from exc
+            # Another write (or a delete) of this blob completed while this one
+            # was uploading, and its commit emptied the uncommitted blocks. The
+            # two writes were concurrent: this one counts as the earlier of the
+            # two, replaced at once, as when two PUTs race on S3 (the loser's
+            # PUT succeeds and is never seen).
+            logger.info("az://%s: superseded by a concurrent write of the same blob", self._path)
+        finally:
+            self._storage.fs.invalidate_cache(self._path)
+
+    def abort(self) -> None:
+        # Uncommitted blocks are invisible and expire; deleting them would
+        # need a commit, which would also drop other writers' blocks.
+        self._buffer = bytearray()
 
 
 class AzureResult(FSSpecResult):
@@ -76,6 +245,8 @@ class AzureResult(FSSpecResult):
         credential: key, SAS token or token credential for ``account_name``.
         prefix: a folder inside the container.
         storage_options: any other :class:`adlfs.AzureBlobFileSystem` argument.
+        retries: a :class:`~resultkit.results.RetryPolicy` (or a number of
+            attempts) for transient failures of the service.
     """
 
     default_protocol = "az"
@@ -97,6 +268,7 @@ class AzureResult(FSSpecResult):
         value: Any = None,
         verify: bool = True,
         signing_key: Any = None,
+        retries: Any = None,
     ) -> None:
         options = dict(storage_options or {})
         if connection_string:
@@ -118,4 +290,5 @@ class AzureResult(FSSpecResult):
             value,
             verify,
             signing_key,
+            retries,
         )

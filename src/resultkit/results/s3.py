@@ -2,23 +2,182 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar
+
+from fsspec.asyn import sync
 
 from ..serializers import Serializer
+from ._errors import precondition_failed
 from ._fsspec import FSSpecResult
 from ._location import LocationTemplate
-from ._objectstore import ObjectStoreStorage, head_request
+from ._objectstore import ObjectStoreStorage
+from ._upload import is_stale_temp
 
 __all__ = ["S3Result", "S3Storage"]
 
 
 class S3Storage(ObjectStoreStorage):
-    """Objects in an S3 bucket; ``exists`` is exactly one HEAD request."""
+    """Objects in an S3 bucket, each with its record as ``x-amz-meta-rk-*`` metadata.
 
-    def _head_path(self, path: str) -> bool:
+    ``exists`` and ``head`` are one HEAD; a read is one GET (body and metadata
+    of the same object); a small write one PUT. A large write is a multipart
+    upload of a temporary object, then one CopyObject onto the key with the
+    metadata (past :attr:`copy_limit`, a multipart copy completed as one
+    object), then a DELETE of the temporary object.
+
+    Incomplete multipart uploads of a writer that died mid-upload are
+    invisible; the next large write of the key aborts those older than
+    ``stale_temp_age`` (a bucket lifecycle rule ``AbortIncompleteMultipartUpload``
+    does it for the whole bucket).
+    """
+
+    #: The largest object one CopyObject copies (S3: 5 GiB); larger ones are
+    #: copied in parts of at least :attr:`copy_part_size`.
+    copy_limit: ClassVar[int] = 5 * 2**30
+    copy_part_size: ClassVar[int] = 512 * 2**20
+
+    def _s3(self, method: str, **kwargs: Any) -> Any:
         fs: Any = self.fs
-        bucket, key, _ = fs.split_path(path)
-        return head_request(fs, fs._call_s3, "head_object", fs.kwargs, Bucket=bucket, Key=key)
+        return sync(fs.loop, fs._call_s3, method, fs.kwargs, **kwargs)
+
+    def _split(self, path: str) -> tuple[str, str]:
+        bucket, key, _ = self.fs.split_path(path)
+        return bucket, key
+
+    def _put_object(
+        self, path: str, data: bytes, metadata: dict[str, str], create: bool = False
+    ) -> bool:
+        bucket, key = self._split(path)
+        condition = {"IfNoneMatch": "*"} if create else {}
+        try:
+            self._s3(
+                "put_object", Bucket=bucket, Key=key, Body=data, Metadata=metadata, **condition
+            )
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            # Some S3 servers (SeaweedFS) answer 412 without the detail s3fs
+            # needs to call it FileExistsError.
+            if create and precondition_failed(exc):
+                return False
+            raise
+        finally:
+            self.fs.invalidate_cache(path)
+        return True
+
+    def _get_object(self, path: str) -> tuple[bytes, Mapping[str, str]] | None:
+        fs: Any = self.fs
+        bucket, key = self._split(path)
+
+        async def get() -> tuple[bytes, Mapping[str, str]]:
+            response = await fs._call_s3("get_object", fs.kwargs, Bucket=bucket, Key=key)
+            body = response["Body"]
+            try:
+                data = await body.read()
+            finally:
+                body.close()
+            return data, response.get("Metadata") or {}
+
+        try:
+            return sync(fs.loop, get)
+        except FileNotFoundError as exc:
+            self._missing(exc)
+            return None
+
+    def _head_object(self, path: str) -> Mapping[str, str] | None:
+        bucket, key = self._split(path)
+        try:
+            response = self._s3("head_object", Bucket=bucket, Key=key)
+        except FileNotFoundError:
+            return None
+        return response.get("Metadata") or {}
+
+    def _copy_object(self, src: str, dst: str, metadata: dict[str, str], size: int) -> None:
+        bucket, key = self._split(dst)
+        src_bucket, src_key = self._split(src)
+        source = {"Bucket": src_bucket, "Key": src_key}
+        if size <= self.copy_limit:
+            self._s3(
+                "copy_object",
+                Bucket=bucket,
+                Key=key,
+                CopySource=source,
+                MetadataDirective="REPLACE",
+                Metadata=metadata,
+                ContentType="application/octet-stream",
+            )
+        else:
+            self._multipart_copy(source, bucket, key, metadata, size)
+        self.fs.invalidate_cache(dst)
+
+    def _multipart_copy(
+        self, source: dict[str, str], bucket: str, key: str, metadata: dict[str, str], size: int
+    ) -> None:
+        """Copy a source past :attr:`copy_limit` in parts; visible only when complete."""
+        part = max(self.copy_part_size, -(-size // 10_000))  # S3: at most 10,000 parts
+        upload = self._s3(
+            "create_multipart_upload",
+            Bucket=bucket,
+            Key=key,
+            Metadata=metadata,
+            ContentType="application/octet-stream",
+        )["UploadId"]
+        try:
+            parts = []
+            for number, start in enumerate(range(0, size, part), 1):
+                end = min(start + part, size) - 1
+                out = self._s3(
+                    "upload_part_copy",
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload,
+                    PartNumber=number,
+                    CopySource=source,
+                    CopySourceRange=f"bytes={start}-{end}",
+                )
+                parts.append({"PartNumber": number, "ETag": out["CopyPartResult"]["ETag"]})
+            self._s3(
+                "complete_multipart_upload",
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):  # the copy's error is the one to report
+                self._s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload)
+            raise
+
+    def _temp_prefix(self, path: str) -> tuple[str, str]:
+        """The bucket, and the key prefix of every temporary object of ``path``."""
+        return self._split(self._temp_stem(path))
+
+    def _list_temps(self, path: str) -> list[tuple[str, datetime | None]]:
+        bucket, prefix = self._temp_prefix(path)
+        listing = self._s3("list_objects_v2", Bucket=bucket, Prefix=prefix)
+        return [
+            (f"{bucket}/{o['Key']}", o.get("LastModified")) for o in listing.get("Contents", [])
+        ]
+
+    def _sweep_temps(self, path: str) -> int:
+        removed = super()._sweep_temps(path)
+        # Multipart uploads of temporary objects that a dead writer never completed.
+        bucket, prefix = self._temp_prefix(path)
+        listing = self._s3("list_multipart_uploads", Bucket=bucket, Prefix=prefix)
+        for upload in listing.get("Uploads", []):
+            name = upload["Key"].rpartition("/")[2]
+            if is_stale_temp(name, upload.get("Initiated"), self.stale_temp_age):
+                self._s3(
+                    "abort_multipart_upload",
+                    Bucket=bucket,
+                    Key=upload["Key"],
+                    UploadId=upload["UploadId"],
+                )
+                removed += 1
+        return removed
 
 
 class S3Result(FSSpecResult):
@@ -37,6 +196,8 @@ class S3Result(FSSpecResult):
         prefix: a folder inside the bucket that every location is under.
         endpoint_url: an S3-compatible server (MinIO, SeaweedFS, moto...).
         storage_options: any other :class:`s3fs.S3FileSystem` argument.
+        retries: a :class:`~resultkit.results.RetryPolicy` (or a number of
+            attempts) for transient failures of the service.
 
     Example:
         >>> r = S3Result(bucket="my-bucket", location="{flow_name}/{task_name}.pkl")  # doctest: +SKIP
@@ -61,6 +222,7 @@ class S3Result(FSSpecResult):
         value: Any = None,
         verify: bool = True,
         signing_key: Any = None,
+        retries: Any = None,
     ) -> None:
         options = dict(storage_options or {})
         if endpoint_url:
@@ -70,5 +232,14 @@ class S3Result(FSSpecResult):
         options.setdefault("max_concurrency", 1)
         self.bucket = bucket
         self._init_bucket(
-            "bucket", bucket, prefix, options, location, serializer, value, verify, signing_key
+            "bucket",
+            bucket,
+            prefix,
+            options,
+            location,
+            serializer,
+            value,
+            verify,
+            signing_key,
+            retries,
         )
