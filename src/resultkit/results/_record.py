@@ -1,7 +1,8 @@
-"""The integrity record stored beside each payload, and the hashing stream.
+"""The integrity record stored with each payload, and the hashing stream.
 
-Mechanism (documented in the README): every payload ``P`` has a small JSON
-record ``P.rkmeta`` beside it holding the format version, the serializer's
+Mechanism (documented in the README): every payload ``P`` has a small
+record (a JSON sidecar ``P.rkmeta`` on file storages, the object's own
+metadata on S3, GCS and Azure) holding the format version, the serializer's
 name, the payload's size and digest (XXH3-128, written as ``xxh3_128:<hex>``;
 15 GB/s, so checking costs little next to the I/O), and the UTC time of the
 write. The
