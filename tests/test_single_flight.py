@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -27,8 +28,10 @@ FLOW = textwrap.dedent(
     root, marks, barrier = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
     config.lock_lease = float(sys.argv[4])
     hold = float(sys.argv[5])
+    # A Python expression for the result (a remote backend), else a folder.
+    result = eval(sys.argv[6]) if len(sys.argv) > 6 else LocalResult(dir=root)
 
-    @task(target="shared.pkl", result=LocalResult(dir=root))
+    @task(target="shared.pkl", result=result)
     def expensive():
         (marks / f"ran-{os.getpid()}").touch()
         print("computing", flush=True)
@@ -46,7 +49,9 @@ FLOW = textwrap.dedent(
 )
 
 
-def _start(tmp_path: Path, lease: float, hold: float) -> subprocess.Popen[str]:
+def _start(
+    tmp_path: Path, lease: float, hold: float, result: str | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -57,6 +62,7 @@ def _start(tmp_path: Path, lease: float, hold: float) -> subprocess.Popen[str]:
             str(tmp_path / "go"),
             str(lease),
             str(hold),
+            *([result] if result else []),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -176,3 +182,49 @@ def test_lock_folder_is_reserved(tmp_path):
     with pytest.raises(UnsafeLocationError, match="reserved for resultkit's locks"):
         LocalResult(dir=tmp_path).write(1, location=".rklocks/x.pkl")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.fixture(params=["moto", "seaweedfs", "gcs", "azure"])
+def remote_result(request, tmp_path):
+    """A Python expression building a fresh remote Result (evaluated in each process)."""
+    import uuid
+
+    import emulators
+    from conftest import SEAWEED_KEY, SEAWEED_SECRET
+
+    prefix = uuid.uuid4().hex
+    if request.param == "moto":
+        server = request.getfixturevalue("moto_server")
+        expr = f"__import__('resultkit.results').results.S3Result('rk-sf', prefix={prefix!r}, endpoint_url={server.url!r})"
+    elif request.param == "seaweedfs":
+        server = request.getfixturevalue("seaweed_server")
+        opts = {"key": SEAWEED_KEY, "secret": SEAWEED_SECRET}
+        expr = f"__import__('resultkit.results').results.S3Result('rk-sf', prefix={prefix!r}, endpoint_url={server.url!r}, storage_options={opts!r})"
+    elif request.param == "gcs":
+        server = request.getfixturevalue("gcs_server")
+        expr = f"__import__('resultkit.results').results.GCSResult('rk-sf', prefix={prefix!r}, endpoint_url={server.url!r}, token='anon', project='test')"
+    else:
+        server = request.getfixturevalue("azurite_server")
+        conn = emulators.azurite_connection_string(server.port)
+        expr = f"__import__('resultkit.results').results.AzureResult('rk-sf', prefix={prefix!r}, connection_string={conn!r})"
+    result = eval(expr)
+    name = result.storage.root.split("/", 1)[0]
+    if not result.fs.exists(name):
+        with contextlib.suppress(FileExistsError):  # made meanwhile
+            result.fs.mkdir(name)
+    return expr
+
+
+def test_eight_processes_compute_a_remote_target_once(tmp_path, remote_result):
+    (tmp_path / "marks").mkdir()
+    procs = [_start(tmp_path, lease=10, hold=0.5, result=remote_result) for _ in range(8)]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline() == "ready\n"
+    (tmp_path / "go").touch()
+    outputs = [p.communicate(timeout=180) for p in procs]
+    for (out, err), p in zip(outputs, procs, strict=True):
+        assert p.returncode == 0, err
+        assert "value the value" in out, (out, err)
+    assert len(list((tmp_path / "marks").iterdir())) == 1, "the body ran more than once"
+    result = eval(remote_result)
+    assert result.storage.list(result.lock_prefix("shared.pkl")) == []  # no lock left

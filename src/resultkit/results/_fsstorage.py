@@ -219,6 +219,7 @@ class FileSystemStorage(LazyFileSystem, Storage):
             if (
                 key
                 and not key.endswith("/")
+                and key != prefix.rstrip("/")  # the folder itself (a server's marker)
                 and not is_reserved_name(key.rpartition("/")[2])
                 and (locks or not key.startswith(LOCKS_FOLDER + "/"))
             ):
