@@ -46,7 +46,13 @@ def test_between_the_two_renames_readers_see_the_old_value_and_never_wait(tmp_pa
     r.write("old", location="k.pkl")
     new = pickle.dumps("new", protocol=5)
     record = Record("pickle", Record.digest_of(new), len(new))
-    sidecar = with_previous(record.to_metadata(), (tmp_path / "k.pkl.rkmeta").read_bytes())
+    old_payload = (tmp_path / "k.pkl").read_bytes()
+    sidecar = with_previous(
+        record.to_metadata(),
+        (tmp_path / "k.pkl.rkmeta").read_bytes(),
+        lambda: len(old_payload),
+        lambda: Record.digest_of(old_payload),
+    )
     # A writer stopped after its first rename, holding the folder lock.
     with folder_lock(str(tmp_path)):
         (tmp_path / "k.pkl.rkmeta").write_bytes(sidecar)

@@ -28,7 +28,7 @@ from ._errors import is_missing_container, precondition_failed
 from ._fsclient import LazyFileSystem, filesystem_class_for
 from ._location import LOCKS_FOLDER, RECORD_SUFFIX, TEMP_MARKER
 from ._locks import publish_lock
-from ._record import metadata_from_bytes, with_previous
+from ._record import Record, final_sidecar, metadata_from_bytes, with_previous
 from .storage import Metadata, Storage, StorageWriter
 
 __all__ = ["FileSystemStorage", "is_reserved_name"]
@@ -181,6 +181,10 @@ class FileSystemStorage(LazyFileSystem, Storage):
         return _RenameWriter(self, self.path(key))
 
     def delete(self, key: str) -> bool:
+        with publish_lock(self.url(key)):  # never between a writer's two moves
+            return self._delete_pair(key)
+
+    def _delete_pair(self, key: str) -> bool:
         path = self.path(key)
         # Payload first: a reader that still finds the record then finds no
         # payload, which is "not found", never "a payload without its record".
@@ -288,6 +292,19 @@ class FileSystemStorage(LazyFileSystem, Storage):
     def _strip(self, name: str) -> str:
         return name.split("://", 1)[1] if "://" in name else name
 
+    def _size_or_none(self, path: str) -> int | None:
+        try:
+            return int(self.fs.size(path))
+        except FileNotFoundError:
+            return None
+
+    def _digest_or_none(self, path: str) -> str | None:
+        try:
+            with self.fs.open(path, "rb") as f:
+                return Record.digest_of_stream(f)
+        except FileNotFoundError:
+            return None
+
     def _cat_or_none(self, path: str) -> bytes | None:
         try:
             return bytes(self.fs.cat_file(path))
@@ -333,9 +350,17 @@ class _RenameWriter:
         # One writer at a time per key in this process; the record goes first
         # and vouches for the old payload too (see with_previous).
         with publish_lock(storage.url(self._path)):
-            fs.pipe_file(self._tmp_record, with_previous(metadata, storage._cat_or_none(record)))
+            first = with_previous(
+                metadata,
+                storage._cat_or_none(record),
+                lambda: storage._size_or_none(self._path),
+                lambda: storage._digest_or_none(self._path),
+            )
+            fs.pipe_file(self._tmp_record, first)
             storage._move(self._tmp_record, record)
             storage._move(self._tmp, self._path)
+            fs.pipe_file(self._tmp_record, final_sidecar(metadata))
+            storage._move(self._tmp_record, record)
 
     def abort(self) -> None:
         fs = self._storage.fs

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ResultCorruptError, ResultNotFoundError
 from ._errors import translate
-from ._record import HashingWriter, Record
+from ._record import HashingWriter, Record, previous_record
 from ._verify import (
     check_serializer,
     corrupt_error,
@@ -82,7 +82,9 @@ def load_pair(
                 seen = problem
                 continue
             record = parse_record(location, metadata)
-            data, size, digest = read_hashed(stream, record.size)
+            prev = previous_record(metadata)
+            sizes = {record.size} if prev is None else {record.size, prev.size}
+            data, size, digest = read_hashed(stream, sizes)
         finally:
             stream.close()
         matched = matching_record(metadata, record, size, digest)

@@ -14,6 +14,7 @@ digest before deserializing anything.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "metadata_to_bytes",
     "metadata_from_bytes",
     "with_previous",
+    "final_sidecar",
     "previous_record",
     "PREVIOUS_KEY",
     "RECORD_VERSION",
@@ -116,6 +118,14 @@ class Record:
     def digest_of(data: bytes | bytearray | memoryview) -> str:
         return DIGEST_PREFIX + xxhash.xxh3_128(data).hexdigest()
 
+    @staticmethod
+    def digest_of_stream(stream: Any) -> str:
+        """The digest of everything left in a binary stream, read in chunks."""
+        hasher = xxhash.xxh3_128()
+        while chunk := stream.read(1 << 20):
+            hasher.update(chunk)
+        return DIGEST_PREFIX + hasher.hexdigest()
+
 
 def metadata_to_bytes(metadata: Any) -> bytes:
     """Metadata as a sidecar document (JSON, sorted keys)."""
@@ -137,24 +147,62 @@ def metadata_from_bytes(data: bytes | bytearray | memoryview) -> dict[str, str]:
 PREVIOUS_KEY = "previous"
 
 
-def with_previous(metadata: Any, current_sidecar: bytes | None) -> bytes:
-    """The sidecar for a new publish: its record, plus the record it replaces.
+def with_previous(
+    metadata: Any,
+    current_sidecar: bytes | None,
+    payload_size: Callable[[], int | None],
+    payload_digest: Callable[[], str | None],
+) -> bytes:
+    """The sidecar that goes in first for a new publish: its record, plus the
+    record that vouches for the payload on disk now.
 
-    Payload and record are two files (or objects). The new record goes into
-    place *before* the new payload and names both payloads, so a crash or a
-    reader between the two steps finds a record that vouches for whichever
-    payload is there: the old value stays readable, never "corrupt".
+    Payload and record are two files (or objects). This record goes into place
+    *before* the new payload and names both payloads, so a crash or a reader
+    between the two steps finds a record that vouches for whichever payload
+    is there. After the payload, :func:`final_sidecar` (no ``previous``) takes
+    its place. A sidecar that still names a ``previous`` is the mark of an
+    interrupted publish: which of its two records matches the payload on disk
+    is then decided by size and, only if both sizes agree, by its digest.
     """
     doc = dict(metadata)
-    if current_sidecar is not None:
-        try:
-            old = metadata_from_bytes(current_sidecar)
-        except ValueError:
-            old = {}
-        old.pop(PREVIOUS_KEY, None)
-        if old:
-            doc[PREVIOUS_KEY] = json.dumps(old, sort_keys=True)
+    vouching = _vouching(current_sidecar, payload_size, payload_digest)
+    if vouching:
+        doc[PREVIOUS_KEY] = json.dumps(vouching, sort_keys=True)
     return metadata_to_bytes(doc)
+
+
+def final_sidecar(metadata: Any) -> bytes:
+    """The sidecar of a completed publish: its record alone."""
+    doc = dict(metadata)
+    doc.pop(PREVIOUS_KEY, None)
+    return metadata_to_bytes(doc)
+
+
+def _vouching(
+    sidecar: bytes | None,
+    payload_size: Callable[[], int | None],
+    payload_digest: Callable[[], str | None],
+) -> dict[str, str]:
+    """The record (as metadata) that matches the payload on disk, or {} for none."""
+    if sidecar is None:
+        return {}
+    try:
+        current = metadata_from_bytes(sidecar)
+    except ValueError:
+        return {}
+    previous = current.pop(PREVIOUS_KEY, None)
+    if not previous:
+        return current  # the last publish completed: its record is the payload's
+    try:
+        candidates = [current, metadata_from_bytes(str(previous).encode("utf-8"))]
+    except ValueError:
+        candidates = [current]
+    size = payload_size()
+    fitting = [c for c in candidates if c.get("size") == str(size)]
+    if len(fitting) > 1:  # both sizes agree: only the bytes can tell
+        digest = payload_digest()
+        fitting = [c for c in fitting if c.get("digest") == digest]
+    return fitting[0] if fitting else {}
 
 
 def previous_record(metadata: Any) -> Record | None:

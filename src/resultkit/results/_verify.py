@@ -6,6 +6,9 @@ after these checks pass.
 
 from __future__ import annotations
 
+import io
+import os
+from collections.abc import Collection
 from typing import BinaryIO
 
 from ..errors import ResultCorruptError, SerializerMismatchError
@@ -79,9 +82,49 @@ def find_sink_error(exc: BaseException) -> SinkError | None:
     return None
 
 
-def read_hashed(stream: BinaryIO, expected: int) -> tuple[bytearray, int, str]:
-    """Read a whole payload into one buffer and hash it: (data, size, digest)."""
-    size = expected if expected <= _PREALLOCATE_LIMIT else 0
+def _actual_size(stream: BinaryIO) -> int | None:
+    """The stream's size without reading it (a file, a buffer), else None."""
+    try:
+        return os.fstat(stream.fileno()).st_size
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass
+    try:
+        here = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(here)
+        return int(end) - int(here)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+
+
+def _file_id(stream: BinaryIO) -> str | None:
+    """A file's identity (device, inode, change time), or None for other streams."""
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}"
+
+
+def read_hashed(stream: BinaryIO, sizes: Collection[int]) -> tuple[bytearray, int, str]:
+    """Read a whole payload into one buffer and hash it: (data, size, digest).
+
+    ``sizes`` are the sizes a record vouches for (its own, and the one it
+    replaces while a publish is under way). Never reads more than the largest
+    and one byte more: a payload longer than its record says is damaged
+    whatever follows (a damaged record, or a
+    payload swapped for a device that never ends, cannot make a read
+    allocate or hash without bound). A payload whose size is known up front
+    and differs is reported without reading it.
+    """
+    actual = _actual_size(stream)
+    file_id = _file_id(stream)
+    if actual is not None and actual not in sizes and file_id is not None:
+        # Not read, so not hashed: the file's identity stands in for its digest
+        # (a reader that sees "the same" mismatch twice must see the same file).
+        return bytearray(), actual, f"(not read: the size differs; file {file_id})"
+    expected: int = actual if actual is not None and actual in sizes else max(sizes)
+    size = expected if expected <= _PREALLOCATE_LIMIT else _PREALLOCATE_LIMIT
     buf = bytearray(size)
     view = memoryview(buf)
     filled = 0
@@ -99,9 +142,14 @@ def read_hashed(stream: BinaryIO, expected: int) -> tuple[bytearray, int, str]:
     view.release()
     if filled < size:
         del buf[filled:]
-    rest = stream.read()
-    if rest:
-        buf += rest
+    while len(buf) < expected:  # beyond the preallocated part: in chunks
+        chunk = stream.read(min(1 << 24, expected - len(buf)))
+        if not chunk:
+            break
+        buf += chunk
+    extra = stream.read(1)
+    if extra:
+        return buf, len(buf) + 1, "(more bytes than the record says)"
     return buf, len(buf), Record.digest_of(buf)
 
 
