@@ -162,3 +162,31 @@ def test_a_template_indexing_a_missing_key_is_a_template_error(tmp_path):
 
     with pytest.raises(TemplateError, match="has no key 'k'"):
         LocalResult(dir=tmp_path).write(1, location="m/{x[k]}.txt", x={"j": 1})
+
+
+def test_missing_bucket_is_never_an_empty_cache_for_exists(moto_server, gcs_server, azurite_server):
+    name = f"missing-{uuid.uuid4().hex[:12]}"
+    for r in (
+        S3Result(name, endpoint_url=moto_server.url),
+        GCSResult(name, endpoint_url=gcs_server.url, token="anon", project="test"),
+        AzureResult(
+            name, connection_string=emulators.azurite_connection_string(azurite_server.port)
+        ),
+    ):
+        for call in (lambda r=r: r.exists("a.pkl"), lambda r=r: r.exists_many(["a", "b"])):
+            with pytest.raises(StorageError, match=rf"{name}' does not exist"):
+                call()
+
+
+def test_verify_false_cannot_be_combined_with_a_signing_key(tmp_path):
+    with pytest.raises(ConfigurationError, match="cannot honour a signing key"):
+        LocalResult(dir=tmp_path, signing_key="k" * 32, verify=False)
+
+
+@pytest.mark.parametrize("bad", ["a\u2028b.pkl", "a\u0085b.pkl", "a\u202eb.pkl", "x" * 5000])
+def test_line_separators_bidi_overrides_and_huge_locations_are_refused(tmp_path, bad):
+    from resultkit.errors import UnsafeLocationError
+
+    with pytest.raises(UnsafeLocationError) as info:
+        LocalResult(dir=tmp_path).write(1, location=bad)
+    assert len(str(info.value)) < 800

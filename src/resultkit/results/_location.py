@@ -143,7 +143,11 @@ class _KeysView(Mapping[str, Any]):
 #: Locations longer than this are checked every time instead of remembered, so
 #: the cache of checked locations stays bounded in bytes (8192 x 512).
 _CACHED_LENGTH = 512
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls, line and paragraph separators, and bidirectional overrides
+# (which can forge or disguise a log line).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: Longer locations are refused (no filesystem or object store takes them).
+MAX_LOCATION = 4096
 
 
 def check_relative(location: str, root_description: str) -> str:
@@ -174,7 +178,12 @@ def _check_relative(location: str, root_description: str) -> str:
     if "\x00" in location:
         raise refuse("it contains a NUL byte")
     if _CONTROL.search(location):
-        raise refuse("it contains a control character (a newline, tab, ESC...)")
+        raise refuse(
+            "it contains a control character (a newline, tab, ESC, a line separator or a "
+            "bidirectional override)"
+        )
+    if len(location) > MAX_LOCATION:
+        raise refuse(f"it is longer than {MAX_LOCATION} characters")
     if location.startswith(("/", "\\")):
         raise refuse("it is an absolute path")
     if _DRIVE.match(location):

@@ -31,6 +31,7 @@ the object's own metadata wins); ``delete`` removes it.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import re
@@ -294,6 +295,18 @@ class ObjectStoreStorage(FileSystemStorage):
         with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
             self.fs.rm_file(path)
         return True
+
+    def exists(self, key: str) -> bool:
+        found = self._head_path(self.path(key))
+        if not found:
+            self._check_container()  # a missing bucket is not an empty cache
+        return found
+
+    def exists_many(self, keys: builtins.list[str]) -> builtins.list[bool]:
+        found = super().exists_many(keys)
+        if not all(found):
+            self._check_container()
+        return found
 
     def _check_container(self) -> None:
         """On a miss, make sure the bucket itself exists (once per storage).

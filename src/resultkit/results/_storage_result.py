@@ -98,6 +98,12 @@ class StorageResult(Result):
         self.verify = verify
         #: Keys that sign and verify records (``signing_key=`` or RESULTKIT_SIGNING_KEY).
         self.signing = SigningKeys.from_argument(signing_key)
+        if self.signing is not None and not verify:
+            raise ConfigurationError(
+                f"{type(self).__name__}(verify=False) reads payloads without checking them, so "
+                "it cannot honour a signing key (signing_key= or RESULTKIT_SIGNING_KEY): drop "
+                "one of the two"
+            )
         #: How transient storage failures (5xx, resets, timeouts) are retried.
         self.retries = RetryPolicy.coerce(retries)
 

@@ -102,9 +102,29 @@ _DECODERS = {
 }
 
 
+def _escape(value: Any) -> Any:
+    """``value`` with every dict that has a key named like our tag stored as tagged pairs.
+
+    Without it a user's ``{"__resultkit_type__": "date", "value": ...}`` would
+    read back as a date: user data must never be taken for our tags.
+    """
+    if isinstance(value, dict):
+        items = {k: _escape(v) for k, v in value.items()}
+        if _TAG in value:
+            return {_TAG: "dict", "value": [[k, v] for k, v in items.items()]}
+        return items
+    if isinstance(value, (list, tuple)):
+        return [_escape(v) for v in value]
+    return value
+
+
 def _decode_extra(obj: dict[str, Any]) -> Any:
-    if len(obj) == 2 and _TAG in obj and "value" in obj and obj[_TAG] in _DECODERS:
-        return _DECODERS[obj[_TAG]](obj["value"])
+    if len(obj) == 2 and _TAG in obj and "value" in obj:
+        tag = obj[_TAG]
+        if tag == "dict" and isinstance(obj["value"], list):
+            return {k: v for k, v in obj["value"]}
+        if isinstance(tag, str) and tag in _DECODERS:
+            return _DECODERS[tag](obj["value"])
     return obj
 
 
@@ -135,7 +155,9 @@ class JSONSerializer(Serializer):
 
     def serialize(self, value: Any) -> bytes:
         try:
-            text = json.dumps(value, default=_encode_extra, ensure_ascii=False, indent=self.indent)
+            text = json.dumps(
+                _escape(value), default=_encode_extra, ensure_ascii=False, indent=self.indent
+            )
         except Exception as exc:
             raise self._fail("serialize", value, exc) from exc
         return text.encode("utf-8")

@@ -1,0 +1,1 @@
+"""The stress tier (see conftest.py): reduced counts in CI, full counts with a flag."""
