@@ -21,7 +21,9 @@ def test_base_result_formats_like_prefect1():
 
 
 def test_results_compare_by_value(tmp_path):
-    assert LocalResult(dir=tmp_path, location="a.pkl") == LocalResult(dir=tmp_path, location="a.pkl")
+    assert LocalResult(dir=tmp_path, location="a.pkl") == LocalResult(
+        dir=tmp_path, location="a.pkl"
+    )
     assert LocalResult(dir=tmp_path, location="a") != LocalResult(dir=tmp_path, location="b")
     assert LocalResult(dir=tmp_path / "x") != LocalResult(dir=tmp_path / "y")
     assert MemoryResult(value=1) != LocalResult(dir=tmp_path, value=1)
