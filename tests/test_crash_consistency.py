@@ -20,7 +20,7 @@ import pytest
 
 from resultkit.errors import ResultNotFoundError, UnsafeLocationError
 from resultkit.results import LocalResult, MemoryResult
-from resultkit.results._localsafety import sweep_dead_writers
+from resultkit.results._localsafety import process_space, sweep_dead_writers
 from resultkit.results._location import TEMP_MARKER
 from resultkit.results._locks import folder_lock
 from resultkit.results._record import Record, with_previous
@@ -119,15 +119,25 @@ def test_the_next_writer_removes_a_dead_writers_temp_files(tmp_path):
         check=True,
     )
     pid = int(dead.stdout)
-    stale = tmp_path / f".k.pkl{TEMP_MARKER}{pid}-abc"
+    space = process_space()
+    stale = tmp_path / f".k.pkl{TEMP_MARKER}{pid}-{space}abc"
     stale.write_bytes(b"x" * 100)
     old = time.time() - 3600
     os.utime(stale, (old, old))
-    live = tmp_path / f".k.pkl{TEMP_MARKER}{os.getpid()}-def"  # ours: never touched
+    live = tmp_path / f".k.pkl{TEMP_MARKER}{os.getpid()}-{space}def"  # ours: never touched
+    # A writer in another PID namespace (a container) with a pid that means
+    # nothing here: kept until it is a day old.
+    foreign = tmp_path / f".k.pkl{TEMP_MARKER}{pid}-zzzzzzghi"
+    foreign.write_bytes(b"z")
+    os.utime(foreign, (old, old))
     live.write_bytes(b"y")
     os.utime(live, (old, old))
     r.write(1, location="k.pkl")
-    assert not stale.exists() and live.exists()
+    assert not stale.exists() and live.exists() and foreign.exists()
+    day_old = time.time() - 2 * 86400
+    os.utime(foreign, (day_old, day_old))
+    sweep_dead_writers(str(tmp_path), force=True)
+    assert not foreign.exists()
 
 
 def test_reads_racing_deletes_are_never_called_corrupt(tmp_path):

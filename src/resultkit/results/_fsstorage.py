@@ -26,6 +26,7 @@ from fsspec.spec import AbstractFileSystem
 from ..errors import ConfigurationError, ResultCorruptError
 from ._errors import is_missing_container, precondition_failed
 from ._fsclient import LazyFileSystem, filesystem_class_for
+from ._localsafety import process_space
 from ._location import LOCKS_FOLDER, RECORD_SUFFIX, TEMP_MARKER
 from ._locks import publish_lock
 from ._record import Record, final_sidecar, metadata_from_bytes, with_previous
@@ -120,9 +121,9 @@ class FileSystemStorage(LazyFileSystem, Storage):
     def _temp_names(self, path: str) -> tuple[str, str]:
         parent, _, name = path.rpartition("/")
         folder = f"{parent}/" if parent else ""
-        # The writer's pid in the name lets a later writer tell a dead writer's
-        # leftovers from a live one's.
-        token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        # The writer's pid (and PID namespace) in the name lets a later writer
+        # tell a dead writer's leftovers from a live one's.
+        token = f"{os.getpid()}-{process_space()}{uuid.uuid4().hex[:10]}"
         return (
             f"{folder}.{name}{TEMP_MARKER}{token}",
             f"{folder}.{name}{RECORD_SUFFIX}{TEMP_MARKER}{token}",

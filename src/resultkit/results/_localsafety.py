@@ -10,7 +10,9 @@ outside is refused, for reads as for writes. Checked folders are remembered
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -18,7 +20,7 @@ from collections import OrderedDict
 from ..errors import UnsafeLocationError
 from ._location import TEMP_MARKER, short
 
-__all__ = ["check_inside", "sweep_dead_writers"]
+__all__ = ["check_inside", "sweep_dead_writers", "process_space"]
 
 _CHECKED_MAX_BYTES = 4 << 20
 _checked: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -56,11 +58,33 @@ def check_inside(root: str, folder: str) -> None:
             _checked_bytes -= len(r) + len(f)
 
 
-def _writer_pid(name: str) -> int | None:
-    """The pid in a temp file's name (``.NAME.rktmp-PID-TOKEN``), if it has one."""
+def process_space() -> str:
+    """Six hex digits naming this machine and PID namespace.
+
+    Temp names carry it (``.NAME.rktmp-PID-SPACE...``): a process id means
+    something only in its own namespace, so leftovers of writers in another
+    container (or on another machine sharing the folder) are judged by age.
+    """
+    global _SPACE
+    if _SPACE is None:
+        try:
+            ns = str(os.stat("/proc/self/ns/pid").st_ino)
+        except OSError:
+            ns = ""
+        _SPACE = hashlib.sha256(f"{socket.gethostname()}|{ns}".encode()).hexdigest()[:6]
+    return _SPACE
+
+
+_SPACE: str | None = None
+#: A temp file of a writer in another PID namespace is garbage after this long.
+FOREIGN_WRITER_AGE = 24 * 3600.0
+
+
+def _writer(name: str) -> tuple[int, str] | None:
+    """The pid and process space in a temp file's name, if it has them."""
     tail = name.rpartition(TEMP_MARKER)[2]
-    pid, sep, _ = tail.partition("-")
-    return int(pid) if sep and pid.isdigit() else None
+    pid, sep, token = tail.partition("-")
+    return (int(pid), token[:6]) if sep and pid.isdigit() else None
 
 
 def _alive(pid: int) -> bool:
@@ -76,8 +100,9 @@ def _alive(pid: int) -> bool:
 def sweep_dead_writers(folder: str, now: float | None = None, force: bool = False) -> list[str]:
     """Remove temp files that writers killed mid-write left in ``folder``; return their names.
 
-    A temp file is removed when its writer's process no longer exists (on
-    this machine) and it is older than a few seconds. Runs at most once a
+    A temp file is removed when its writer's process no longer exists (in
+    this machine's PID namespace) and it is older than a few seconds; one of
+    a writer in another namespace or machine, when it is a day old. Runs at most once a
     minute per folder and process unless ``force``.
     """
     now = time.time() if now is None else now
@@ -96,11 +121,18 @@ def sweep_dead_writers(folder: str, now: float | None = None, force: bool = Fals
     for entry in entries:
         if TEMP_MARKER not in entry.name:
             continue
-        pid = _writer_pid(entry.name)
-        if pid is None or pid == os.getpid() or _alive(pid):
+        writer = _writer(entry.name)
+        if writer is None:
             continue
+        pid, space = writer
+        if space == process_space():
+            if pid == os.getpid() or _alive(pid):
+                continue
+            age = DEAD_WRITER_AGE
+        else:  # another machine or container: its pids mean nothing here
+            age = FOREIGN_WRITER_AGE
         with contextlib.suppress(OSError):
-            if now - entry.stat(follow_symlinks=False).st_mtime >= DEAD_WRITER_AGE:
+            if now - entry.stat(follow_symlinks=False).st_mtime >= age:
                 os.unlink(entry.path)
                 removed.append(entry.name)
     return removed
