@@ -224,6 +224,7 @@ def test_access_denied_is_one_request(proxy, op):
 
 def test_exists_of_a_missing_key_is_one_request(proxy):
     r = s3_through(proxy)
+    assert r.exists("first-miss.pkl") is False  # also checks the bucket, once
     proxy.clear()
     assert r.exists("missing.pkl") is False
     assert proxy.count() == 1, proxy.requests

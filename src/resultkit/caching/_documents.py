@@ -10,7 +10,9 @@ from typing import Any
 
 from ..errors import ResultError, ResultKitWarning, StorageError
 from ..results import StorageResult
-from ._layout import _parse_name
+from ._layout import _MAX_PER_DIGEST, _identity, _match_of, _parse_name, _tag
+from .store import expired_at
+from .validators import MatchOn
 
 logger = logging.getLogger("resultkit")
 
@@ -20,6 +22,9 @@ class Documents:
 
     result: StorageResult
     _docs: StorageResult
+    _matches: dict[str, MatchOn]
+
+    def _entry(self, doc: Mapping[str, Any] | None) -> Any: ...
 
     def _list(self, prefix: str) -> list[str]:
         try:
@@ -87,4 +92,27 @@ class Documents:
             if parsed is not None:
                 found.append((name, parsed))
         found.sort(reverse=True)
+        return found
+
+    def _live(self, docs: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+        """``docs`` (newest first) without the expired, damaged and replaced ones."""
+        kept: dict[str, dict[str, Any]] = {}
+        for doc in docs:
+            entry = self._entry(doc)
+            if entry is not None and not expired_at(entry.cached_result_expiration, now):
+                kept.setdefault(_identity(entry), doc)  # the newest of identical runs
+        return list(kept.values())[:_MAX_PER_DIGEST]
+
+    def _tags(self, slot: str) -> list[tuple[str, MatchOn]]:
+        """The indexes the slot keeps."""
+        found = []
+        for key in self._list(f"{slot}/tags/"):
+            tag = key.rpartition("/")[2].removesuffix(".json")
+            match = self._matches.get(tag)
+            if match is None:
+                match = _match_of(self._read(key))
+                if match is None or _tag(match) != tag:
+                    continue  # damaged or foreign: its index is not kept
+                self._matches[tag] = match
+            found.append((tag, match))
         return found

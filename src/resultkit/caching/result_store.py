@@ -47,12 +47,10 @@ from ..results import ConstantResult, FormattedLocation, Result, StorageResult
 from ..serializers import JSONSerializer
 from ._documents import Documents
 from ._layout import (
-    _MAX_PER_DIGEST,
     LAYOUT,
     StoredEntry,
     _hash,
     _identity,
-    _match_of,
     _parse_name,
     _pointer,
     _stamp,
@@ -330,29 +328,6 @@ class ResultCacheStore(Documents):
         for old, (old_expires, old_identity) in self._entry_names(slot):
             if expired_at(old_expires, now) or (old_identity == identity and old < name):
                 self._drop(slot, old)  # expired, or replaced by this one
-
-    def _live(self, docs: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-        """``docs`` (newest first) without the expired, damaged and replaced ones."""
-        kept: dict[str, dict[str, Any]] = {}
-        for doc in docs:
-            entry = self._entry(doc)
-            if entry is not None and not expired_at(entry.cached_result_expiration, now):
-                kept.setdefault(_identity(entry), doc)  # the newest of identical runs
-        return list(kept.values())[:_MAX_PER_DIGEST]
-
-    def _tags(self, slot: str) -> list[tuple[str, MatchOn]]:
-        """The indexes the slot keeps."""
-        found = []
-        for key in self._list(f"{slot}/tags/"):
-            tag = key.rpartition("/")[2].removesuffix(".json")
-            match = self._matches.get(tag)
-            if match is None:
-                match = _match_of(self._read(key))
-                if match is None or _tag(match) != tag:
-                    continue  # damaged or foreign: its index is not kept
-                self._matches[tag] = match
-            found.append((tag, match))
-        return found
 
 
 def as_cache_store(value: Any, what: str) -> CacheStore:

@@ -298,18 +298,23 @@ class ObjectStoreStorage(FileSystemStorage):
 
     def exists(self, key: str) -> bool:
         found = self._head_path(self.path(key))
-        if not found:
+        if found:
+            self._container_seen = True
+        else:
             self._check_container()  # a missing bucket is not an empty cache
         return found
 
     def exists_many(self, keys: builtins.list[str]) -> builtins.list[bool]:
         found = super().exists_many(keys)
-        if not all(found):
+        if any(found):
+            self._container_seen = True
+        elif found:
             self._check_container()
         return found
 
     def _check_container(self) -> None:
-        """On a miss, make sure the bucket itself exists (once per storage).
+        """On a miss, make sure the bucket itself exists (once per storage: any
+        hit or write proves it, so only a storage's first misses pay a request).
 
         Some clients (gcsfs, adlfs) say only "not found" for a missing bucket;
         a read must not report a missing bucket as an empty cache.
