@@ -93,6 +93,8 @@ class TestAzureContract(ResultContract):
 class TestSeaweedFSContract(ResultContract):
     """A second S3 server, one that checks SigV4 signatures."""
 
+    race_rounds = 5  # its conditional creates are slow (about 0.3 s a round of 12)
+
     @pytest.fixture
     def result(self, seaweed_server):
         r = seaweed_result(seaweed_server)

@@ -14,6 +14,7 @@ __all__ = ["OperationTests"]
 class OperationTests(RawAccess):
     supports_put_if_absent: bool
     supports_delete: bool
+    race_rounds: int
 
     def test_declared_capabilities_match_the_storage(self, result: StorageResult) -> None:
         storage = self.storage_of(result)
@@ -135,7 +136,7 @@ class OperationTests(RawAccess):
     # == put_if_absent =========================================================
     @applies_when(supports_put_if_absent=True)
     def test_put_if_absent_exactly_one_winner(self, result: StorageResult) -> None:
-        n, rounds = 12, 20
+        n, rounds = 12, self.race_rounds
         start = threading.Barrier(n, timeout=60)
         won: dict[tuple[int, int], bool] = {}
 

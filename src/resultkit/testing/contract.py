@@ -75,6 +75,8 @@ class ResultContract(ValueTests, LocationTests, IntegrityTests, OperationTests, 
     * capability flags (:data:`CAPABILITIES`): ``supports_put_if_absent``,
       ``supports_delete``, ``persists_across_processes`` (all ``True`` by default);
     * ``large_size``: bytes of the large round trip (lower it for a slow store).
+    * ``race_rounds``: rounds of the concurrent ``put_if_absent`` race (lower it
+      for a slow store).
     """
 
     supports_put_if_absent: bool = True
@@ -83,6 +85,7 @@ class ResultContract(ValueTests, LocationTests, IntegrityTests, OperationTests, 
 
     #: Size of the "large value" round trip; backends may lower it for slow stores.
     large_size: int = 50 * 2**20
+    race_rounds: int = 20
 
     #: The tests this class does not collect, and the flag(s) that removed each.
     not_applicable: ClassVar[dict[str, str]] = {}
