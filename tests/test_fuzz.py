@@ -1,6 +1,7 @@
 """Property-based fuzzing (hypothesis) of payloads, integrity records and locations.
 
-Promises checked (README "Guarantees"), 1000 generated examples each:
+Promises checked (README "Guarantees"), 1000 generated examples each with
+RESULTKIT_STRESS=full (300 in CI):
 
 - payloads: any picklable value round-trips through ``PickleSerializer`` and
   any JSON value through ``JSONSerializer``, exactly (type and value);
@@ -45,8 +46,11 @@ from resultkit.errors import (
 from resultkit.results import LocalResult, MemoryResult
 from resultkit.serializers import JSONSerializer
 
+# 1000 examples each with full counts (RESULTKIT_STRESS=full, as for tests/stress);
+# CI runs 300 of each to stay within its time.
+FULL = os.environ.get("RESULTKIT_STRESS", "").lower() == "full"
 FUZZ = settings(
-    max_examples=1000,
+    max_examples=1000 if FULL else 300,
     deadline=None,
     database=None,  # nothing written into the checkout
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -36,8 +36,9 @@ from resultkit.results._record import Record
 from resultkit.serializers import PickleSerializer
 
 WRITERS = 8
-ROUNDS = int(os.environ.get("RK_PAIR_ROUNDS", "20"))
-KILLS = int(os.environ.get("RK_PAIR_KILLS", "30"))
+# CI counts; tests/stress runs the long versions (100 rounds, 50 kills with --stress-full).
+ROUNDS = int(os.environ.get("RK_PAIR_ROUNDS", "8"))
+KILLS = int(os.environ.get("RK_PAIR_KILLS", "12"))
 SMALL_LIMIT = 64 * 2**10  # single_request_limit lowered so "large" stays fast
 
 
@@ -241,7 +242,7 @@ def test_eight_processes_write_one_key_at_once(kind, servers):
     r = _build(kind, servers)
     race = _race_rounds(r, ROUNDS, frozenset())
     _report(kind, "writing one key at once", race)
-    assert race.rounds >= 20 or ROUNDS < 20
+    assert race.rounds >= ROUNDS
     assert [o for o in _objects(r) if o != "hot.pkl"] == []  # no sidecar, no temp object
 
 
@@ -353,7 +354,7 @@ def test_sigkill_overwriting_writer_never_breaks_reads(moto_server):
         f"left by the kills: {len(left)} temporary objects, {incomplete} incomplete uploads; "
         f"after the next large write: {len(after)} and {len(uploads.get('Uploads', []))}"
     )
-    assert kills >= 30 or KILLS < 30
+    assert kills >= KILLS
     assert not bad, bad[:5]
     assert all(".rktmp-" in o for o in left), left  # never a sidecar or a stray object
     assert after == [] and not uploads.get("Uploads"), (after, uploads.get("Uploads"))

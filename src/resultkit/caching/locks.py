@@ -74,8 +74,18 @@ class SingleFlightLock:
         ).encode()
 
     def _epochs(self) -> list[int]:
+        try:
+            keys = list(self.storage.list(self._prefix))
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(
+                f"could not list the single-flight locks of {self.location}: "
+                f"{type(exc).__name__}: {exc}",
+                location=self.location,
+            ) from exc
         found = []
-        for key in self.storage.list(self._prefix):
+        for key in keys:
             tail = key.rsplit("/", 1)[-1]
             if tail.isdigit():
                 found.append(int(tail))

@@ -211,10 +211,15 @@ class FileSystemStorage(LazyFileSystem, Storage):
     def list(self, prefix: str = "") -> Iterable[str]:
         base = self.path(prefix.rstrip("/")) if prefix else self.root
         self.fs.invalidate_cache()
-        try:
-            found = self.fs.find(base)
-        except FileNotFoundError:
-            return []
+        for attempt in range(5):
+            try:
+                found = self.fs.find(base)
+                break
+            except FileNotFoundError:
+                return []
+            except RuntimeError:  # the memory filesystem's dict changed under its listing
+                if attempt == 4:
+                    raise
         start = len(self.root.rstrip("/")) + 1 if self.root else 0
         locks = prefix.startswith(LOCKS_FOLDER + "/")  # else locks are not keys of values
         keys = []
