@@ -13,39 +13,10 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
-PYTHON="${PYTHON:-python3}"
-VENV="${RESULTKIT_VENV:-$REPO/.venv}"
-PY="$VENV/bin/python"
-STAMP="$VENV/.resultkit-install"
 EXTRAS="all,test"
-
-# The sha256 of pyproject.toml (dependencies, extras, entry points).
-pyproject_hash() {
-    "$PY" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' \
-        "$REPO/pyproject.toml"
-}
-
-# Succeeds when $VENV has resultkit installed from this checkout for the
-# current pyproject.toml, with the extras in $1 ("" for none: any will do).
-install_is_current() {
-    local have_hash="" have_extras=""
-    [ -f "$STAMP" ] || return 1
-    read -r have_hash have_extras <"$STAMP" || true
-    [ "$have_hash" = "$(pyproject_hash)" ] || return 1
-    [ -z "$1" ] || [ "$have_extras" = "$1" ] || return 1
-    # The editable install points at this checkout (not at a moved or other copy).
-    "$PY" -I -c 'import importlib.util as u, os, sys
-s = u.find_spec("resultkit")
-ok = s and s.origin and os.path.realpath(s.origin).startswith(os.path.realpath(sys.argv[1]) + os.sep)
-sys.exit(0 if ok else 1)' "$REPO/src"
-}
-
-# Installs resultkit (editable) with the extras in $1, then writes the stamp.
-install() {
-    "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$PY" -m pip install --quiet --disable-pip-version-check -e "$REPO${1:+[$1]}"
-    printf '%s %s\n' "$(pyproject_hash)" "$1" >"$STAMP"
-}
+UPGRADE_PIP=1  # the test tools want a recent pip
+# shellcheck source=scripts/_venv.sh
+. "$REPO/scripts/_venv.sh"
 
 # Succeeds when node_modules holds exactly what package-lock.json pins (npm
 # records what it installed in node_modules/.package-lock.json) and the lock
@@ -66,14 +37,7 @@ sys.exit(0 if agree and installed(lock) and installed(lock) == installed(have) e
         package.json package-lock.json node_modules/.package-lock.json
 }
 
-if [ ! -x "$PY" ]; then
-    "$PYTHON" -m venv "$VENV"
-fi
-if install_is_current "$EXTRAS"; then
-    echo "== pip: resultkit[$EXTRAS] is installed for this pyproject.toml, skipping"
-else
-    install "$EXTRAS"
-fi
+ensure_installed "$EXTRAS"
 if [ -f package.json ]; then
     # Azurite (Azure Blob emulator), pinned in package.json / package-lock.json.
     if node_modules_current; then

@@ -114,7 +114,8 @@ def npm_repo(tmp_path: Path) -> Path:
     """A copy of the parts of the checkout that test.sh reads, with node_modules installed."""
     repo = tmp_path / "repo"
     (repo / "scripts").mkdir(parents=True)
-    shutil.copy2(REPO / "scripts" / "test.sh", repo / "scripts" / "test.sh")
+    for script in ("test.sh", "_venv.sh"):
+        shutil.copy2(REPO / "scripts" / script, repo / "scripts" / script)
     for name in ("pyproject.toml", "package.json", "package-lock.json"):
         shutil.copy2(REPO / name, repo / name)
     lock = json.loads((repo / "package-lock.json").read_text())
