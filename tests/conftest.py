@@ -52,3 +52,23 @@ def seaweed_server(tmp_path_factory):
     ).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def fresh_caches():
+    """The output cache store of the runs, emptied before and after the test."""
+    from resultkit import context
+
+    context.caches.clear()
+    yield
+    context.caches.clear()
+
+
+class Counter:
+    """Counts its calls (a task body's side effect)."""
+
+    def __init__(self):
+        self.n = 0
+
+    def __call__(self):
+        self.n += 1

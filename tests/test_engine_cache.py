@@ -7,25 +7,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from conftest import Counter
 from resultkit import Flow, Parameter, cache_validators, context, task
 from resultkit.caching import CacheKey, CacheStore, OutputCache
 from resultkit.errors import ConfigurationError, FlowError
 from resultkit.states import Cached
 
-
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    context.caches.clear()
-    yield
-    context.caches.clear()
-
-
-class Counter:
-    def __init__(self):
-        self.n = 0
-
-    def __call__(self):
-        self.n += 1
+pytestmark = pytest.mark.usefixtures("fresh_caches")
 
 
 def _entry(inputs, parameters, expires=None, value=None):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
+from conftest import Counter
 from resultkit import (
     Flow,
     Parameter,
@@ -41,20 +42,7 @@ from resultkit.triggers import (
     manual_only,
 )
 
-
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    context.caches.clear()
-    yield
-    context.caches.clear()
-
-
-class Counter:
-    def __init__(self):
-        self.n = 0
-
-    def __call__(self):
-        self.n += 1
+pytestmark = pytest.mark.usefixtures("fresh_caches")
 
 
 # == the seed's examples, with our names ==================================================
