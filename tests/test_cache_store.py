@@ -398,7 +398,10 @@ def test_a_hit_with_a_builtin_validator_is_two_reads_and_no_listing(tmp_path):
     counting.calls.clear()
     state = flow.run(parameters={"x": 13}, caches=store).result[ref]
     assert state.is_cached() and state.result == [13]
-    assert counting.calls == {"get": 2}  # the entry, then the value
+    assert counting.calls == {"get": 2, "put": 1}  # the entry, the value; the last-hit marker
+    counting.calls.clear()
+    assert flow.run(parameters={"x": 13}, caches=store).result[ref].is_cached()
+    assert counting.calls == {"get": 2}  # marked less than an hour ago: no write
 
 
 def test_a_front_serves_repeated_hits_from_memory(tmp_path):

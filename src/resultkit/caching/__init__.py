@@ -2,11 +2,13 @@
 
 Public names: :func:`input_token` / :func:`inputs_token` (deterministic input
 hashes), :class:`OutputCache` (the in-process store), :class:`ResultCacheStore`
-(a persistent store on any Result backend, shared between processes),
+(a persistent store on any Result backend, shared between processes;
+:meth:`ResultCacheStore.entries` lists it as :class:`CacheEntryInfo`),
 :class:`CacheStore` (the interface a store implements) and :class:`CacheKey`.
 The validators' public home is :mod:`resultkit.cache_validators`.
 """
 
+from ._inventory import HIT_MARK_INTERVAL, CacheEntryInfo
 from .hashing import input_token, inputs_token
 from .result_store import ResultCacheStore, StoredEntry, as_cache_store
 from .store import CacheEntry, CacheKey, CacheStore, OutputCache
@@ -21,4 +23,6 @@ __all__ = [
     "CacheStore",
     "CacheKey",
     "CacheEntry",
+    "CacheEntryInfo",
+    "HIT_MARK_INTERVAL",
 ]

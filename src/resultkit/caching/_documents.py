@@ -57,9 +57,11 @@ class Documents:
         self._docs.write(dict(doc), key)
 
     def _drop(self, slot: str, name: str) -> None:
-        """Delete an entry and its value (best effort: another process may have done it)."""
+        """Delete an entry, its value and its last-hit marker (best effort: another
+        process may have done it)."""
         self._delete(f"{slot}/entries/{name}")
         self._delete(f"{slot}/values/{name.removesuffix('.json')}.val")
+        self._delete(f"{slot}/hits/{name}")
 
     def _delete(self, key: str) -> None:
         try:

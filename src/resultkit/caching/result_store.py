@@ -10,6 +10,7 @@ the Result has a signing key. Layout, under the Result's root::
     v1/<slot>/values/<created>_<expires>_<identity>.val    its value, if it has no checkpoint
     v1/<slot>/tags/<tag>.json                  an index the slot keeps (what it compares)
     v1/<slot>/index/<tag>/<digest>.json        the live entries with those tokens, newest first
+    v1/<slot>/hits/<created>_<expires>_<identity>.json  its last hit (see _inventory)
 
 ``<slot>`` is ``<label>-<hash of (name, flow, map_index)>``, one per
 :class:`~resultkit.caching.CacheKey`. Times are UTC ``YYYYmmddTHHMMSSffffffZ``
@@ -45,7 +46,7 @@ from typing import Any
 from ..errors import ConfigurationError, ResultError, ResultKitWarning
 from ..results import ConstantResult, FormattedLocation, Result, StorageResult
 from ..serializers import JSONSerializer
-from ._documents import Documents
+from ._inventory import Inventory
 from ._layout import (
     LAYOUT,
     StoredEntry,
@@ -64,7 +65,7 @@ __all__ = ["ResultCacheStore", "StoredEntry", "as_cache_store"]
 logger = logging.getLogger("resultkit")
 
 
-class ResultCacheStore(Documents):
+class ResultCacheStore(Inventory):
     """An output cache store on a Result backend, shared by every process that uses it.
 
     Args:
@@ -111,6 +112,17 @@ class ResultCacheStore(Documents):
         self._docs = self._values.copy()
         self._docs.serializer = JSONSerializer()
         self._matches: dict[str, MatchOn] = {}  # tag -> what it compares (a tag never changes)
+        self._init_inventory()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to remote (Dask) workers with the task runs: locks are made anew there.
+        state = dict(self.__dict__)
+        state.pop("_marks_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_inventory()
 
     # -- the CacheStore interface -----------------------------------------------------
     def get(
@@ -142,6 +154,7 @@ class ResultCacheStore(Documents):
                     return None
                 entry = found[1]
                 if self._load(entry, reader, gone):
+                    self._mark_hit(slot, entry.name)
                     if self.front is not None:
                         self.front.put(key, entry)
                     return entry
