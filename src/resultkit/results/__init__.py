@@ -11,6 +11,7 @@ Public names (this module is their one home):
 """
 
 from ._base import Result
+from ._batch import BatchError
 from ._fsspec import FSSpecResult, from_url
 from ._location import FormattedLocation
 from ._record import Record
@@ -40,5 +41,6 @@ __all__ = [
     "FormattedLocation",
     "Record",
     "RetryPolicy",
+    "BatchError",
     "from_url",
 ]

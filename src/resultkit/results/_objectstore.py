@@ -158,6 +158,8 @@ class ObjectStoreStorage(FileSystemStorage):
     """
 
     atomic_pairs = True  # one object: payload and record are published together
+    #: write_many / read_many requests in flight (each waits on the client's event loop).
+    batch_concurrency = 32
 
     #: Payloads up to this size go up in one request; larger ones stream.
     single_request_limit: ClassVar[int] = 5 * 2**20

@@ -21,6 +21,7 @@ from ..errors import (
 )
 from ..serializers import Serializer
 from ._base import Result
+from ._batch import BatchOperations
 from ._errors import is_transient, map_storage_errors, translate
 from ._location import (
     LOCKS_FOLDER,
@@ -44,7 +45,7 @@ R = TypeVar("R", bound="StorageResult")
 T = TypeVar("T")
 
 
-class StorageResult(Result):
+class StorageResult(BatchOperations, Result):
     """A Result stored on a :class:`~resultkit.results.Storage`.
 
     Args:

@@ -129,6 +129,11 @@ class Storage(abc.ABC):
     #: that finds a mismatched pair then reads again before calling it corrupt.
     atomic_pairs: bool = True
 
+    #: Items of a ``write_many`` / ``read_many`` in flight at once by default.
+    #: Each is a thread waiting on its request; object stores raise it (their
+    #: requests are coroutines on one event loop, so many cost little).
+    batch_concurrency: int = 8
+
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         missing = sorted(getattr(cls, "__abstractmethods__", ()))
         if missing:

@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 import pytest
 
 from ..results import Result
+from ._batch import BatchTests
 from ._concurrency import ConcurrencyTests
 from ._integrity import IntegrityTests
 from ._locations import LocationTests
@@ -67,7 +68,9 @@ _FLAG_PREFIXES = ("supports_", "persists_")
 
 
 @pytest.mark.result_contract
-class ResultContract(ValueTests, LocationTests, IntegrityTests, OperationTests, ConcurrencyTests):
+class ResultContract(
+    ValueTests, LocationTests, IntegrityTests, OperationTests, ConcurrencyTests, BatchTests
+):
     """Base class of the contract suite; override :meth:`result`.
 
     Class attributes a subclass may set:
