@@ -29,8 +29,9 @@ from typing import Any
 
 from ..errors import StorageError
 from ..results import StorageResult
+from ..results._location import LOCKS_FOLDER
 
-__all__ = ["SingleFlightLock", "DEFAULT_LEASE"]
+__all__ = ["SingleFlightLock", "DEFAULT_LEASE", "lock_holders", "remove_stale_lock"]
 #: Seconds a lock is held without a heartbeat before another run may take it over.
 DEFAULT_LEASE = 30.0
 
@@ -174,3 +175,57 @@ class SingleFlightLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def lock_holders(result: StorageResult) -> dict[str, dict[str, Any] | None]:
+    """Every single-flight lock under ``result``'s root: target key -> its live holder.
+
+    The value is the holder's lock document (``owner``, ``expires``) while its
+    lease runs, ``None`` for a stale lock (the holder died or released it
+    without removing it): :func:`remove_stale_lock` may remove those.
+
+    Example:
+        >>> from resultkit.results import MemoryResult
+        >>> r = MemoryResult()
+        >>> lock = SingleFlightLock(r, "report.pkl", lease=60)
+        >>> lock.acquire()
+        True
+        >>> sorted(lock_holders(r))
+        ['report.pkl']
+        >>> lock.release()
+    """
+    prefix = f"{LOCKS_FOLDER}/"
+    try:
+        keys = list(result.storage.list(prefix))
+    except StorageError:
+        raise
+    except Exception as exc:
+        raise StorageError(
+            f"could not list the single-flight locks under {result.root_url}: "
+            f"{type(exc).__name__}: {exc}",
+            location=result.root_url,
+        ) from exc
+    targets = set()
+    for key in keys:
+        target, _, epoch = key[len(prefix) :].rpartition("/")
+        if target and epoch.isdigit():
+            targets.add(target)
+    return {target: SingleFlightLock(result, target).holder() for target in sorted(targets)}
+
+
+def remove_stale_lock(result: StorageResult, location: str) -> int:
+    """Delete the epochs of ``location``'s lock if nobody holds it; how many were deleted.
+
+    A lock whose newest epoch's lease still runs is held by a live run and is
+    left alone (0). Only the epochs listed before the check are deleted, so a
+    contender that takes the lock meanwhile (a higher epoch) keeps it.
+    """
+    lock = SingleFlightLock(result, location)
+    epochs = lock._epochs()
+    if not epochs or lock.holder() is not None:
+        return 0
+    removed = 0
+    for epoch in epochs:
+        if result.storage.delete(lock._key(epoch)):
+            removed += 1
+    return removed

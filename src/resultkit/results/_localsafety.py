@@ -20,7 +20,7 @@ from collections import OrderedDict
 from ..errors import UnsafeLocationError
 from ._location import TEMP_MARKER, short
 
-__all__ = ["check_inside", "sweep_dead_writers", "process_space"]
+__all__ = ["check_inside", "sweep_dead_writers", "process_space", "is_dead_writer_temp"]
 
 _CHECKED_MAX_BYTES = 4 << 20
 _checked: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -136,3 +136,29 @@ def sweep_dead_writers(folder: str, now: float | None = None, force: bool = Fals
                 os.unlink(entry.path)
                 removed.append(entry.name)
     return removed
+
+
+def is_dead_writer_temp(name: str, modified: float, now: float | None = None) -> bool:
+    """Whether :func:`sweep_dead_writers` would remove the temp file ``name`` now.
+
+    ``modified`` is its modification time (seconds since the epoch). The same
+    rule: a writer of this machine and PID namespace whose process is gone,
+    after a few seconds; another namespace's, after a day; never this
+    process's own. ``resultkit gc --dry-run`` uses it to say what would go.
+
+    Example:
+        >>> is_dead_writer_temp(f".x.pkl.rktmp-{os.getpid()}-{process_space()}ab", 0.0)
+        False
+    """
+    if TEMP_MARKER not in name:
+        return False
+    writer = _writer(name)
+    if writer is None:
+        return False
+    pid, space = writer
+    now = time.time() if now is None else now
+    if space == process_space():
+        if pid == os.getpid() or _alive(pid):
+            return False
+        return now - modified >= DEAD_WRITER_AGE
+    return now - modified >= FOREIGN_WRITER_AGE

@@ -1,0 +1,7 @@
+"""``python -m resultkit``: the ``resultkit`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The commands of ``resultkit`` (one module per group); ``resultkit.cli`` parses and dispatches."""

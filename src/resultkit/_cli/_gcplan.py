@@ -1,0 +1,175 @@
+"""What ``resultkit gc`` removes: a plan made from one listing, before anything is deleted."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ..caching._layout import _parse_name
+from ..caching.locks import lock_holders
+from ..results import FSSpecResult
+from ..results._localsafety import is_dead_writer_temp
+from ..results._upload import is_stale_temp
+from ._common import failures
+from ._inventory import Inventory, Item
+from .listing import describe_all
+
+__all__ = ["Removal", "Plan", "make_plan", "ORPHAN_RECORD_AGE"]
+
+#: A record without its payload is left alone this long: a writer publishing
+#: a new key renames its record into place just before its payload.
+ORPHAN_RECORD_AGE = timedelta(hours=1)
+#: A temporary object on a filesystem without its own rule is a dead writer's after a day.
+TEMP_AGE = 24 * 3600.0
+_CACHE = re.compile(r"^(v1/[^/]+)/(entries|values|tags|index)/(.+)$")
+
+
+@dataclass
+class Removal:
+    """One thing gc removes: what it is, its key(s), why, and the bytes it frees."""
+
+    kind: str  # temp file, stale lock, expired entry, old result, over size, orphan...
+    key: str
+    size: int = 0
+    keys: list[str] = field(default_factory=list)  # everything deleted with it (an entry's value)
+    written_at: datetime | None = None  # checked again just before a result is deleted
+
+
+@dataclass
+class Plan:
+    removals: list[Removal] = field(default_factory=list)
+    kept: list[dict[str, Any]] = field(default_factory=list)  # locked, with the holder
+    total: int = 0  # bytes stored under the root before gc
+    cache_store: bool = False
+
+
+def _temp_is_garbage(result: FSSpecResult, item: Item) -> bool:
+    name = item.key.rpartition("/")[2]
+    if result.storage.protocol == "file":  # type: ignore[attr-defined]
+        if item.modified is None:
+            return False
+        return is_dead_writer_temp(name, item.modified.timestamp())
+    age = getattr(result.storage, "stale_temp_age", TEMP_AGE)
+    return is_stale_temp(name, item.modified, age)
+
+
+def _units(inventory: Inventory, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """What gc may remove as one piece: a result, or a cache entry with its stored value."""
+    units: list[dict[str, Any]] = []
+    values: dict[str, Item] = {}
+    for key, item in inventory.payloads.items():
+        found = _CACHE.match(key)
+        if found and found.group(2) == "values" and key.endswith(".val"):
+            values[f"{found.group(1)}/entries/{found.group(3)[: -len('.val')]}.json"] = item
+    for key, item in inventory.payloads.items():
+        found = _CACHE.match(key)
+        if found is None:
+            row = rows.get(key, {})
+            units.append({
+                "kind": "result", "key": key, "keys": [key],
+                "size": row.get("size") or item.size or 0,
+                "used": row.get("written_at") or item.modified,
+                "written_at": row.get("written_at"), "record": row.get("record", "ok"),
+            })  # fmt: skip
+            continue
+        parsed = _parse_name(found.group(3)) if found.group(2) == "entries" else None
+        if parsed is None:
+            continue  # values go with their entry; tags and indexes are the store's own
+        created = _created(found.group(3))
+        value = values.get(key)
+        units.append({
+            "kind": "entry", "key": key, "expires": parsed[0], "used": created,
+            "keys": [key] + ([value.key] if value else []),
+            "size": (item.size or 0) + (value.size or 0 if value else 0),
+        })  # fmt: skip
+    return units
+
+
+def _created(name: str) -> datetime | None:
+    try:
+        return datetime.strptime(name[:22], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def make_plan(
+    result: FSSpecResult,
+    url: str,
+    inventory: Inventory,
+    *,
+    expired: bool = False,
+    older_than: float | None = None,
+    max_size: int | None = None,
+    orphans: bool = False,
+) -> Plan:
+    """Decide what gc removes; nothing is deleted here."""
+    now = datetime.now(timezone.utc)
+    plan = Plan()
+    plan.total = sum(i.size or 0 for i in inventory.payloads.values())
+    plan.cache_store = any(_CACHE.match(k) for k in inventory.payloads)
+    for item in inventory.temps:
+        if _temp_is_garbage(result, item):
+            plan.removals.append(Removal("temp file", item.key, item.size or 0))
+    with failures(url, "list the locks of"):
+        holders = lock_holders(result)
+    for target, holder in holders.items():
+        if holder is None:
+            plan.removals.append(Removal("stale lock", target))
+    held = {t: h for t, h in holders.items() if h is not None}
+
+    needs_records = orphans or older_than is not None or max_size is not None
+    plain = [i for k, i in inventory.payloads.items() if not _CACHE.match(k)]
+    rows = {r["key"]: r for r in describe_all(result, plain)} if needs_records else {}
+    units = _units(inventory, rows)
+    chosen: set[str] = set()
+
+    def take(unit: dict[str, Any], kind: str) -> None:
+        if unit["key"] in chosen:
+            return
+        holder = held.get(unit["key"])
+        if holder is not None:
+            plan.kept.append(
+                {"location": result.storage.url(unit["key"]), "reason": "its lock is held",
+                 "owner": holder.get("owner")}
+            )  # fmt: skip
+            chosen.add(unit["key"])
+            return
+        chosen.add(unit["key"])
+        extra = [k for k in unit["keys"] if k != unit["key"]]
+        plan.removals.append(
+            Removal(kind, unit["key"], unit["size"], extra, unit.get("written_at"))
+        )
+
+    if orphans:
+        for unit in units:
+            if unit["kind"] == "result" and unit["record"] in ("missing", "unreadable"):
+                take(unit, "payload without record")
+        for key, item in inventory.sidecars.items():
+            old = item.modified is not None and now - item.modified >= ORPHAN_RECORD_AGE
+            if key not in inventory.payloads and old:
+                take({"key": key, "keys": [key], "size": item.size or 0}, "record without payload")
+    if expired:
+        for unit in units:
+            if unit["kind"] == "entry" and unit["expires"] is not None and unit["expires"] <= now:
+                take(unit, "expired entry")
+    if older_than is not None:
+        cutoff = now - timedelta(seconds=older_than)
+        for unit in units:
+            if unit["used"] is not None and unit["used"] < cutoff:
+                take(unit, "old " + unit["kind"])
+    if max_size is not None:
+        housekeeping = ("temp file", "stale lock", "record without payload")
+        freed = sum(r.size for r in plan.removals if r.kind not in housekeeping)
+        left = plan.total - freed
+        oldest_first = sorted(units, key=lambda u: u["used"] or now)
+        for unit in oldest_first:
+            if left <= max_size:
+                break
+            if unit["key"] in chosen:
+                continue
+            take(unit, "over size")
+            if plan.removals and plan.removals[-1].key == unit["key"]:
+                left -= unit["size"]
+    return plan

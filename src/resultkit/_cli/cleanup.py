@@ -1,0 +1,158 @@
+"""``resultkit rm`` and ``resultkit gc``: delete results, and clean what is no longer needed."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from typing import Any
+
+from ..caching import ResultCacheStore
+from ..caching.locks import remove_stale_lock
+from ..errors import ResultKitError
+from ..results import FSSpecResult
+from ..results._localsafety import sweep_dead_writers
+from ._common import (
+    OK,
+    PROBLEMS,
+    USAGE,
+    CliError,
+    Output,
+    failures,
+    human_size,
+    open_target,
+    parse_duration,
+    parse_size,
+    shown,
+)
+from ._gcplan import Plan, Removal, make_plan
+from ._inventory import take_inventory
+
+__all__ = ["run_rm", "run_gc"]
+
+
+def run_rm(args: argparse.Namespace, out: Output) -> int:
+    removed: list[str] = []
+    failed: list[dict[str, str]] = []
+    for url in args.urls:
+        try:
+            target = open_target(url, args.endpoint_url, args.storage_option)
+            if target.name is not None:
+                keys = [target.name]
+            elif not args.recursive:
+                raise CliError(
+                    f"nothing is stored at {shown(url)} (to delete every result in a folder, "
+                    "use rm -r)"
+                )
+            else:
+                inventory = take_inventory(target.result, url)
+                keys = sorted(set(inventory.payloads) | set(inventory.sidecars))
+                if not keys:
+                    raise CliError(f"nothing is stored under {shown(url)}")
+            for key in keys:
+                with failures(target.key_url(key), "delete"):
+                    if target.result.delete(key):
+                        removed.append(target.key_url(key))
+                        out.line(f"removed {shown(target.key_url(key))}")
+        except CliError as exc:
+            failed.append({"url": url, "error": str(exc)})
+            out.errors.print(f"resultkit rm: {exc}")
+    if out.as_json:
+        out.json({"removed": removed, "failed": failed})
+    return USAGE if failed else OK
+
+
+def _delete_result(result: FSSpecResult, removal: Removal) -> bool:
+    """Delete a result unless it was written again since the plan (a writer raced gc)."""
+    if removal.written_at is not None:
+        with contextlib.suppress(ResultKitError):
+            record = result.stat(removal.key)
+            if record is not None and record.written_at != removal.written_at:
+                return False
+    removed = result.delete(removal.key)
+    for key in removal.keys:
+        removed = result.delete(key) or removed
+    return removed
+
+
+def _apply(
+    result: FSSpecResult, url: str, plan: Plan
+) -> tuple[list[Removal], list[dict[str, str]]]:
+    """Carry the plan out; what was removed and what failed."""
+    done: list[Removal] = []
+    failed: list[dict[str, str]] = []
+    storage: Any = result.storage
+    local = storage.protocol == "file"
+    swept: set[str] = set()
+    for removal in plan.removals:
+        where = storage.url(removal.key)
+        try:
+            with failures(where, "remove"):
+                if removal.kind == "temp file" and local:
+                    folder = os.path.dirname(storage.path(removal.key))
+                    if folder not in swept:  # the writers' own sweep: the same rule
+                        swept.update({folder})
+                        gone = set(sweep_dead_writers(folder, force=True))
+                        done += [r for r in plan.removals if r.kind == "temp file"
+                                 and os.path.dirname(storage.path(r.key)) == folder
+                                 and r.key.rpartition("/")[2] in gone]  # fmt: skip
+                elif removal.kind == "temp file":
+                    with contextlib.suppress(FileNotFoundError):
+                        storage.fs.rm_file(storage.path(removal.key))
+                        done.append(removal)
+                elif removal.kind == "stale lock":
+                    if remove_stale_lock(result, removal.key):
+                        done.append(removal)
+                elif _delete_result(result, removal):
+                    done.append(removal)
+        except CliError as exc:
+            failed.append({"location": where, "error": str(exc)})
+    if any(r.kind in ("expired entry", "old entry", "over size") for r in done):
+        with contextlib.suppress(Exception):  # tidy the indexes of the entries removed
+            ResultCacheStore(result).prune()
+    return done, failed
+
+
+def run_gc(args: argparse.Namespace, out: Output) -> int:
+    older = parse_duration(args.older_than) if args.older_than is not None else None
+    cap = parse_size(args.max_size) if args.max_size is not None else None
+    target = open_target(args.url, args.endpoint_url, args.storage_option)
+    if target.name is not None:
+        raise CliError(f"{shown(args.url)} is one result; gc takes the folder it is in (or rm it)")
+    result = target.result
+    inventory = take_inventory(result, args.url)
+    if not inventory.payloads and not inventory.sidecars and not inventory.temps:
+        with failures(args.url, "list"):
+            result.exists(".resultkit-probe")  # a missing bucket raises; an empty one not
+    plan = make_plan(
+        result, args.url, inventory,
+        expired=args.expired, older_than=older, max_size=cap, orphans=args.orphans,
+    )  # fmt: skip
+    if args.dry_run:
+        done, failed = plan.removals, list[dict[str, str]]()
+    else:
+        done, failed = _apply(result, args.url, plan)
+    freed = sum(r.size for r in done)
+    verb = "would remove" if args.dry_run else "removed"
+    if out.as_json:
+        out.json({
+            "url": target.url, "dry_run": args.dry_run,
+            "removed": [{"kind": r.kind, "location": result.storage.url(r.key), "bytes": r.size}
+                        for r in done],
+            "kept": plan.kept, "failed": failed, "bytes_freed": freed,
+            "bytes_before": plan.total,
+        })  # fmt: skip
+        return PROBLEMS if failed else OK
+    for r in done:
+        out.line(f"{verb} {r.kind}: {shown(result.storage.url(r.key))} ({human_size(r.size)})")
+    for kept in plan.kept:
+        owner = f" by {shown(str(kept['owner']))}" if kept.get("owner") else ""
+        out.line(f"kept {shown(kept['location'])}: its lock is held{owner}")
+    for f in failed:
+        out.errors.print(f"resultkit gc: could not remove {shown(f['location'])}: {f['error']}")
+    out.line(
+        f"{len(done)} {verb}, {human_size(freed)} freed of {human_size(plan.total)}"
+        + (f"; {len(plan.kept)} kept (locked)" if plan.kept else "")
+        + ("; nothing changed (dry run)" if args.dry_run else "")
+    )
+    return PROBLEMS if failed else OK
