@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextvars
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .state import State
+    from .task_runner import TaskRunner
+    from .unit import RunUnit
 
 __all__ = ["Executor", "LocalExecutor", "ThreadExecutor"]
 
 
 class Executor:
     """Runs submitted callables and hands back futures."""
+
+    #: Whether task runs happen in other processes that keep their values
+    #: (the flow process then sees deferred values, see ``engine.deferred``).
+    remote = False
 
     def start(self) -> None:
         """Prepare (called once per flow run)."""
@@ -21,6 +30,13 @@ class Executor:
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future[Any]:
         raise NotImplementedError
+
+    def submit_unit(self, runner: TaskRunner, unit: RunUnit) -> cf.Future[State]:
+        """Run one task run (or mapped child) to its state."""
+        return self.submit(runner.run, unit)
+
+    def gather(self, states: Mapping[Any, State]) -> None:
+        """Bring values kept elsewhere into ``states`` (called before :meth:`shutdown`)."""
 
 
 class LocalExecutor(Executor):
