@@ -8,21 +8,31 @@
   without ``fsync=True`` a power loss may leave a payload that fails its
   checksum, which resultkit reports (and a target recomputes), never a
   wrong value.
-* :class:`HashingReader` hashes what the deserializer reads, so a payload is
-  loaded and verified in one pass with one copy.
+* :func:`exchange` swaps two names atomically (Linux ``renameat2`` with
+  ``RENAME_EXCHANGE``) and :func:`overwrite_spare` rewrites a spare file in
+  place: a small publish then reuses the replaced file as the next spare
+  instead of creating and freeing an inode per write (on ext4 with
+  ``discard`` freeing one costs about 0.2 ms; an exchange about 10 us).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
+import stat
 import sys
 from typing import Any
 
-from ._record import DIGEST_PREFIX, new_hasher
-
-__all__ = ["PreallocatedFile", "HashingReader", "fsync_folder"]
+__all__ = [
+    "PreallocatedFile",
+    "fsync_folder",
+    "exchange",
+    "exchange_available",
+    "overwrite_spare",
+    "discard_spare",
+]
 
 _MIN_STEP = 1 << 16
 _MAX_STEP = 64 << 20
@@ -36,6 +46,25 @@ if sys.platform.startswith("linux"):
         _fallocate.restype = ctypes.c_int
     except (OSError, AttributeError):  # pragma: no cover - exotic libc
         _fallocate = None
+
+_renameat2: Any = None
+if sys.platform.startswith("linux"):
+    try:
+        _renameat2 = ctypes.CDLL(None, use_errno=True).renameat2  # glibc 2.28+
+        _renameat2.argtypes = [
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_uint,
+        ]
+        _renameat2.restype = ctypes.c_int
+    except (OSError, AttributeError):  # pragma: no cover - older libc: the rename path
+        _renameat2 = None
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+# The call exists but this kernel or filesystem cannot exchange (NFS, FUSE, old kernels).
+_NO_EXCHANGE = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV})
 
 
 class PreallocatedFile:
@@ -121,39 +150,73 @@ def fsync_folder(path: str) -> None:
         os.close(fd)
 
 
-class HashingReader:
-    """Reads a binary file, hashing and counting every byte handed out."""
+def exchange_available() -> bool:
+    """Whether this system has ``renameat2`` (a filesystem may still refuse it)."""
+    return _renameat2 is not None
 
-    def __init__(self, raw: Any) -> None:
-        self._raw = raw
-        self._hash = new_hasher()
-        self.size = 0
 
-    def read(self, n: int = -1) -> bytes:
-        data: bytes = self._raw.read(n)
-        self._hash.update(data)
-        self.size += len(data)
-        return data
+def exchange(first: str, second: str) -> bool:
+    """Swap the files at two paths in one atomic step; both must exist.
 
-    def readinto(self, buffer: Any) -> int:
-        n: int = self._raw.readinto(buffer)
-        view = memoryview(buffer).cast("B")[:n]
-        self._hash.update(view)
-        self.size += n
-        return n
+    Returns False, changing nothing, where the call is missing or the
+    filesystem cannot exchange (``EINVAL``, ``ENOSYS``...): the caller
+    falls back to a rename. Other failures raise ``OSError``.
+    """
+    if _renameat2 is None:
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE):
+        err = ctypes.get_errno()
+        if err in _NO_EXCHANGE:
+            return False
+        raise OSError(err, os.strerror(err), second)
+    return True
 
-    def readline(self, limit: int = -1) -> bytes:
-        data: bytes = self._raw.readline(limit)
-        self._hash.update(data)
-        self.size += len(data)
-        return data
 
-    def drain(self) -> None:
-        """Read (and hash) whatever the deserializer left unread."""
-        while True:
-            chunk = self.read(1 << 20)
-            if not chunk:
-                return
+_SPARE_FLAGS = (
+    os.O_WRONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 
-    def hexdigest(self) -> str:
-        return DIGEST_PREFIX + str(self._hash.hexdigest())
+
+def overwrite_spare(path: str, data: Any, fsync: bool = False) -> bool:
+    """Write ``data`` over the spare file at ``path`` in place; False if it is not usable.
+
+    Writes from the start, then trims what is left of the old bytes: never a
+    truncation to zero first, which on ext4 frees the blocks and costs as
+    much as a new file. A spare that is missing, a symlink, not a regular
+    file or linked from elsewhere (a hard link planted to make us write
+    into another file) is not written; one that is not a regular file is
+    removed if it can be, so the caller's next publish makes a fresh one.
+    """
+    try:
+        fd = os.open(path, _SPARE_FLAGS)
+    except FileNotFoundError:
+        return False
+    except OSError:  # a symlink (ELOOP), a folder (EISDIR), a FIFO (ENXIO)
+        discard_spare(path)
+        return False
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            discard_spare(path)
+            return False
+        view = memoryview(data).cast("B")
+        n = view.nbytes
+        done = 0
+        while done < n:
+            done += os.pwrite(fd, view[done:], done)
+        if st.st_size > n:
+            os.ftruncate(fd, n)
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def discard_spare(path: str) -> None:
+    """Remove a spare (a file or link; a folder planted there is left, and never used)."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)

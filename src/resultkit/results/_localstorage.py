@@ -11,21 +11,24 @@ folder.
 
 from __future__ import annotations
 
-import contextlib
+import builtins
+import collections
 import errno
+import io
 import os
 import stat
 from typing import Any, BinaryIO
 
 from fsspec.implementations.local import LocalFileSystem
 
-from ..errors import UnsafeLocationError
+from ..errors import StorageError, UnsafeLocationError
 from ._fsstorage import FileSystemStorage
-from ._localio import PreallocatedFile, fsync_folder
-from ._localsafety import check_inside, sweep_dead_writers
+from ._localio import PreallocatedFile, exchange_available
+from ._localsafety import check_inside
+from ._localwrite import LocalWriter, remove_spares
 from ._location import LOCKS_FOLDER, RECORD_SUFFIX, short
 from ._locks import folder_lock, publish_lock
-from ._record import Record, final_sidecar, with_previous
+from ._record import Record, metadata_from_bytes
 from .storage import Metadata, StorageWriter
 
 __all__ = ["LocalFileStorage"]
@@ -38,11 +41,19 @@ class LocalFileStorage(FileSystemStorage):
         root: the absolute folder.
         fsync: flush the payload, its record and the folder to the disk at
             each publish, so a value survives a power loss.
+        exchange: swap spare files into place (``renameat2``) where the
+            system can; ``False`` always renames temp files. Default: true
+            unless the environment variable ``RESULTKIT_LOCAL_EXCHANGE`` is ``0``.
     """
 
-    def __init__(self, root: str, *, fsync: bool = False) -> None:
+    def __init__(self, root: str, *, fsync: bool = False, exchange: bool | None = None) -> None:
         super().__init__(LocalFileSystem(), root)
         self.fsync = fsync
+        if exchange is None:
+            exchange = os.environ.get("RESULTKIT_LOCAL_EXCHANGE", "1") != "0"
+        #: Whether publishes swap spare files into place (turned off for good
+        #: when the filesystem refuses an exchange).
+        self.exchange = exchange and exchange_available()
 
     def path(self, key: str) -> str:
         path = super().path(key)
@@ -54,6 +65,22 @@ class LocalFileStorage(FileSystemStorage):
 
     def _head_path(self, path: str) -> bool:
         return os.path.isfile(path)
+
+    def exists_many(self, keys: builtins.list[str]) -> builtins.list[bool]:
+        """Per-key ``stat`` (about 1 us each); a folder is listed only when that is
+        cheaper: many of the keys are in it and it holds few other entries."""
+        paths = [self.path(k) for k in keys]
+        listed: dict[str, set[str] | None] = {}
+        if len(paths) >= _LIST_FROM:
+            counts = collections.Counter(os.path.dirname(p) for p in paths)
+            for folder, count in counts.items():
+                if count >= _LIST_FROM and count * 4 >= _entries_estimate(folder):
+                    listed[folder] = _regular_files(folder)
+        found = []
+        for p in paths:
+            names = listed.get(os.path.dirname(p))
+            found.append(os.path.isfile(p) if names is None else os.path.basename(p) in names)
+        return found
 
     def _cat_or_none(self, path: str) -> bytes | None:
         stream = _open_regular(path)
@@ -77,14 +104,28 @@ class LocalFileStorage(FileSystemStorage):
         # Record first, then the payload: a publish renames in the same order,
         # so the record read vouches for the payload opened after it (an open
         # descriptor keeps its file whatever is renamed later).
-        raw = self._cat_or_none(path + RECORD_SUFFIX)
-        stream = _open_regular(path)
-        if stream is None:
-            return None
-        return stream, ({} if raw is None else self._parse_sidecar(key, raw))
+        seen: bytes | None = None
+        for _ in range(8):
+            raw = self._cat_or_none(path + RECORD_SUFFIX)
+            stream = _open_regular(path)
+            if stream is None:
+                return None
+            if raw is None:
+                return stream, {}
+            try:
+                return stream, metadata_from_bytes(raw)
+            except ValueError:
+                # A record file that became a writer's spare after it was opened
+                # is rewritten in place: read it again, and call it damaged only
+                # when the same bytes come twice.
+                stream.close()
+                if raw == seen:
+                    self._parse_sidecar(key, raw)  # raises: the record is damaged
+                seen = raw
+        raise StorageError(f"the record of {self.url(key)} keeps changing while it is read")
 
     def open_writer(self, key: str) -> StorageWriter:
-        return _LocalWriter(self, self.path(key))
+        return LocalWriter(self, self.path(key))
 
     def delete(self, key: str) -> bool:
         path = self.path(key)
@@ -94,7 +135,9 @@ class LocalFileStorage(FileSystemStorage):
         # A writer's two renames and a delete never interleave: a delete between
         # them would leave a payload without its record.
         with publish_lock(self.url(key)), folder_lock(folder):
-            return self._delete_pair(key)
+            found = self._delete_pair(key)
+            remove_spares(folder)
+            return found
 
     def _remove(self, path: str) -> bool:
         try:
@@ -127,6 +170,27 @@ class LocalFileStorage(FileSystemStorage):
         raise FileNotFoundError(f"the folder of {path} keeps disappearing")
 
 
+#: Fewer keys of one folder than this are always checked one by one.
+_LIST_FROM = 64
+
+
+def _entries_estimate(folder: str) -> int:
+    """About how many entries a folder holds, from its size (ext4, xfs, tmpfs: tens
+    of bytes an entry); 0 when it is not there."""
+    try:
+        return os.stat(folder).st_size // 32
+    except OSError:
+        return 0
+
+
+def _regular_files(folder: str) -> set[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return {e.name for e in entries if e.is_file()}
+    except OSError:
+        return set()
+
+
 #: No record is larger than this (a few hundred bytes, two records at most).
 _MAX_RECORD = 64 * 1024
 
@@ -149,63 +213,20 @@ def _open_regular(path: str) -> BinaryIO | None:
                 f"{short(path)} is a symlink; results never follow links", location=path
             ) from None
         raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         raise UnsafeLocationError(
             f"{short(path)} is not a regular file (a FIFO, a device or a folder was put in "
             "its place); remove it and write the result again",
             location=path,
         )
-    return os.fdopen(fd, "rb", buffering=0)
+    stream = _RegularFile(fd, "rb")
+    stream.stat = st  # read_hashed needs it: spares it an fstat
+    return stream
 
 
-def _size(path: str) -> int | None:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return None
+class _RegularFile(io.FileIO):
+    """An open regular file and its status when it was opened."""
 
-
-class _LocalWriter:
-    """The serializer writes into a preallocated temp file; commit renames record, then payload."""
-
-    def __init__(self, storage: LocalFileStorage, path: str) -> None:
-        self._storage = storage
-        self._path = path
-        self._parent = os.path.dirname(path)
-        self._tmp, self._tmp_record = storage._temp_names(path)
-        os.makedirs(self._parent, exist_ok=True)
-        sweep_dead_writers(self._parent)
-        self._file = PreallocatedFile(self._tmp, fsync=storage.fsync)
-
-    def write(self, data: Any) -> int:
-        return self._file.write(data)
-
-    def commit(self, metadata: Metadata) -> None:
-        fsync = self._storage.fsync
-        self._file.close()
-        record = self._path + RECORD_SUFFIX
-        storage = self._storage
-        with publish_lock(storage.url(self._path)), folder_lock(self._parent):
-            first = with_previous(
-                metadata,
-                storage._cat_or_none(record),
-                lambda: _size(self._path),
-                lambda: storage._digest_or_none(self._path),
-            )
-            with PreallocatedFile(self._tmp_record, fsync=fsync) as f:
-                f.write(first)
-            os.replace(self._tmp_record, record)  # vouches for the old and the new payload
-            os.replace(self._tmp, self._path)
-            with PreallocatedFile(self._tmp_record, fsync=fsync) as f:
-                f.write(final_sidecar(metadata))
-            os.replace(self._tmp_record, record)  # the publish is complete
-            if fsync:
-                fsync_folder(self._parent)
-
-    def abort(self) -> None:
-        with contextlib.suppress(OSError):
-            self._file.close()
-        for leftover in (self._tmp, self._tmp_record):
-            with contextlib.suppress(OSError):
-                os.unlink(leftover)
+    stat: os.stat_result

@@ -84,7 +84,8 @@ def load_pair(
             record = parse_record(location, metadata)
             prev = previous_record(metadata)
             sizes = {record.size} if prev is None else {record.size, prev.size}
-            data, size, digest = read_hashed(stream, sizes)
+            allocate = bytearray if raw else result.serializer.allocate
+            data, size, digest = read_hashed(stream, sizes, allocate)
         finally:
             stream.close()
         matched = matching_record(metadata, record, size, digest)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Collection
-from typing import BinaryIO
+from collections.abc import Callable, Collection
+from typing import Any, BinaryIO
 
 from ..errors import ResultCorruptError, SerializerMismatchError
 from ..serializers import Serializer
 from ._errors import SinkError
-from ._record import Record, previous_record
+from ._record import DIGEST_PREFIX, Record, new_hasher, previous_record
 from .storage import Metadata
 
 __all__ = [
@@ -82,12 +82,19 @@ def find_sink_error(exc: BaseException) -> SinkError | None:
     return None
 
 
-def _actual_size(stream: BinaryIO) -> int | None:
-    """The stream's size without reading it (a file, a buffer), else None."""
+def _fstat(stream: BinaryIO) -> os.stat_result | None:
+    """The stream's file status (one ``fstat``), or None for streams that are not files."""
+    known = getattr(stream, "stat", None)  # the local storage's reader has it already
+    if isinstance(known, os.stat_result):
+        return known
     try:
-        return os.fstat(stream.fileno()).st_size
+        return os.fstat(stream.fileno())
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        pass
+        return None
+
+
+def _remaining(stream: BinaryIO) -> int | None:
+    """What is left in a seekable stream (a buffer) without reading it, else None."""
     try:
         here = stream.tell()
         end = stream.seek(0, io.SEEK_END)
@@ -97,17 +104,14 @@ def _actual_size(stream: BinaryIO) -> int | None:
         return None
 
 
-def _file_id(stream: BinaryIO) -> str | None:
-    """A file's identity (device, inode, change time), or None for other streams."""
-    try:
-        st = os.fstat(stream.fileno())
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        return None
-    return f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}"
+#: Bytes read (then hashed while they are still in the CPU cache) per step.
+_CHUNK = 1 << 20
 
 
-def read_hashed(stream: BinaryIO, sizes: Collection[int]) -> tuple[bytearray, int, str]:
-    """Read a whole payload into one buffer and hash it: (data, size, digest).
+def read_hashed(
+    stream: BinaryIO, sizes: Collection[int], allocate: Callable[[int], Any] = bytearray
+) -> tuple[Any, int, str]:
+    """Read a whole payload into one buffer and hash it on the way: (data, size, digest).
 
     ``sizes`` are the sizes a record vouches for (its own, and the one it
     replaces while a publish is under way). Never reads more than the largest
@@ -115,41 +119,57 @@ def read_hashed(stream: BinaryIO, sizes: Collection[int]) -> tuple[bytearray, in
     whatever follows (a damaged record, or a
     payload swapped for a device that never ends, cannot make a read
     allocate or hash without bound). A payload whose size is known up front
-    and differs is reported without reading it.
+    and differs is reported without reading it. ``allocate(n)`` makes the
+    writable buffer the bytes are read into (a serializer's own, so it can
+    use the verified bytes in place).
     """
-    actual = _actual_size(stream)
-    file_id = _file_id(stream)
-    if actual is not None and actual not in sizes and file_id is not None:
+    st = _fstat(stream)
+    actual = st.st_size if st is not None else _remaining(stream)
+    if actual is not None and actual not in sizes and st is not None:
         # Not read, so not hashed: the file's identity stands in for its digest
         # (a reader that sees "the same" mismatch twice must see the same file).
+        file_id = f"{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}"
         return bytearray(), actual, f"(not read: the size differs; file {file_id})"
     expected: int = actual if actual is not None and actual in sizes else max(sizes)
-    size = expected if expected <= _PREALLOCATE_LIMIT else _PREALLOCATE_LIMIT
-    buf = bytearray(size)
-    view = memoryview(buf)
-    filled = 0
+    if expected > _PREALLOCATE_LIMIT:
+        return _read_growing(stream, expected)
+    buf = allocate(expected)
+    view = memoryview(buf).cast("B")
+    hasher = new_hasher()
     readinto = getattr(stream, "readinto", None)
-    while filled < size:
+    filled = 0
+    while filled < expected:
+        part = view[filled : min(expected, filled + _CHUNK)]
         if readinto is not None:
-            n = readinto(view[filled:])
+            n = readinto(part) or 0
         else:
-            chunk = stream.read(size - filled)
+            chunk = stream.read(len(part))
             n = len(chunk)
-            view[filled : filled + n] = chunk
+            part[:n] = chunk
         if not n:
             break
+        hasher.update(part[:n])
         filled += n
+    if filled < expected:  # shorter than any record says: damaged, or being replaced
+        short = bytearray(view[:filled])
+        view.release()
+        return short, filled, DIGEST_PREFIX + str(hasher.hexdigest())
     view.release()
-    if filled < size:
-        del buf[filled:]
-    while len(buf) < expected:  # beyond the preallocated part: in chunks
+    if stream.read(1):
+        return buf, expected + 1, "(more bytes than the record says)"
+    return buf, expected, DIGEST_PREFIX + str(hasher.hexdigest())
+
+
+def _read_growing(stream: BinaryIO, expected: int) -> tuple[bytearray, int, str]:
+    """A record claiming over ``_PREALLOCATE_LIMIT``: the buffer grows as bytes come."""
+    buf = bytearray()
+    while len(buf) < expected:
         chunk = stream.read(min(1 << 24, expected - len(buf)))
         if not chunk:
             break
         buf += chunk
-    extra = stream.read(1)
-    if extra:
-        return buf, len(buf) + 1, "(more bytes than the record says)"
+    if len(buf) == expected and stream.read(1):
+        return buf, expected + 1, "(more bytes than the record says)"
     return buf, len(buf), Record.digest_of(buf)
 
 

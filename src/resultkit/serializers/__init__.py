@@ -7,6 +7,7 @@ each payload it writes.
 from ._base import Serializer
 from ._basic import DateTimeSerializer, JSONSerializer, PickleSerializer
 from ._compressed import CompressedSerializer
+from ._numpy import NumpySerializer
 from ._pandas import PandasSerializer
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "DateTimeSerializer",
     "PandasSerializer",
     "CompressedSerializer",
+    "NumpySerializer",
 ]

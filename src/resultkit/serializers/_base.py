@@ -50,6 +50,15 @@ class Serializer(abc.ABC):
         """Write ``value`` to a binary ``stream``. Streams when the format allows it."""
         stream.write(self.serialize(value))
 
+    def allocate(self, size: int) -> Any:
+        """A writable buffer of ``size`` bytes that a verified payload is read into.
+
+        It is then passed to :meth:`deserialize`. The default is a
+        ``bytearray``; a serializer that can use the bytes in place (a numpy
+        array's memory) returns a buffer it can keep.
+        """
+        return bytearray(size)
+
     def load(self, stream: Any) -> Any:
         """Read a value from a binary ``stream`` (with ``read``/``readinto``/``readline``).
 

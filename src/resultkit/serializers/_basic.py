@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as _dt
 import decimal
 import json
@@ -56,6 +57,14 @@ class PickleSerializer(Serializer):
         except Exception as exc:
             raise self._fail("serialize", value, exc) from exc
 
+    def allocate(self, size: int) -> Any:
+        # The bytes are unpickled and dropped: large ones go into fresh pages
+        # (huge where the kernel allows), never zero-filled first as a
+        # bytearray would be.
+        if size < _MAP_FROM:
+            return bytearray(size)
+        return anonymous_buffer(size)
+
     def deserialize(self, data: bytes) -> Any:
         try:
             return pickle.loads(data)
@@ -67,6 +76,22 @@ class PickleSerializer(Serializer):
             return pickle.load(stream)
         except Exception as exc:
             raise self._fail("deserialize", None, exc) from exc
+
+
+#: Buffers of at least this many bytes are mapped (see ``anonymous_buffer``).
+_MAP_FROM = 4 << 20
+
+
+def anonymous_buffer(size: int) -> Any:
+    """A writable buffer of ``size`` bytes in fresh private pages (huge pages if allowed)."""
+    import mmap
+
+    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    hugepage = getattr(mmap, "MADV_HUGEPAGE", None)
+    if hugepage is not None:
+        with contextlib.suppress(OSError):
+            buf.madvise(hugepage)
+    return buf
 
 
 _TAG = "__resultkit_type__"
