@@ -79,11 +79,17 @@ class Output:
             self.console.print(text)
 
     def json(self, document: Any) -> None:
-        sys.stdout.write(json.dumps(document, indent=2, default=str, ensure_ascii=True) + "\n")
+        sys.stdout.write(
+            json.dumps(document, indent=2, default=_jsonable, ensure_ascii=True) + "\n"
+        )
 
     @property
     def interactive(self) -> bool:
         return not self.as_json and self.errors.is_terminal
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def parse_options(pairs: Sequence[str]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..caching._layout import _parse_name
+from ..caching import CacheEntryInfo, ResultCacheStore
 from ..caching.locks import lock_holders
 from ..results import FSSpecResult
 from ..results._localsafety import is_dead_writer_temp
@@ -23,7 +23,8 @@ __all__ = ["Removal", "Plan", "make_plan", "ORPHAN_RECORD_AGE"]
 ORPHAN_RECORD_AGE = timedelta(hours=1)
 #: A temporary object on a filesystem without its own rule is a dead writer's after a day.
 TEMP_AGE = 24 * 3600.0
-_CACHE = re.compile(r"^(v1/[^/]+)/(entries|values|tags|index)/(.+)$")
+#: The objects of a ResultCacheStore (see resultkit.caching.result_store).
+_CACHE = re.compile(r"^(v1/[^/]+)/(entries|values|tags|index|hits)/(.+)$")
 
 
 @dataclass
@@ -33,8 +34,9 @@ class Removal:
     kind: str  # temp file, stale lock, expired entry, old result, over size, orphan...
     key: str
     size: int = 0
-    keys: list[str] = field(default_factory=list)  # everything deleted with it (an entry's value)
+    keys: list[str] = field(default_factory=list)  # deleted with it
     written_at: datetime | None = None  # checked again just before a result is deleted
+    entry: CacheEntryInfo | None = None  # a cache entry: the store removes it
 
 
 @dataclass
@@ -55,17 +57,13 @@ def _temp_is_garbage(result: FSSpecResult, item: Item) -> bool:
     return is_stale_temp(name, item.modified, age)
 
 
-def _units(inventory: Inventory, rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """What gc may remove as one piece: a result, or a cache entry with its stored value."""
+def _units(
+    result: FSSpecResult, inventory: Inventory, rows: dict[str, dict[str, Any]], entries: bool
+) -> list[dict[str, Any]]:
+    """What gc may remove as one piece: a result, or a cache entry (``entries``: read them)."""
     units: list[dict[str, Any]] = []
-    values: dict[str, Item] = {}
     for key, item in inventory.payloads.items():
-        found = _CACHE.match(key)
-        if found and found.group(2) == "values" and key.endswith(".val"):
-            values[f"{found.group(1)}/entries/{found.group(3)[: -len('.val')]}.json"] = item
-    for key, item in inventory.payloads.items():
-        found = _CACHE.match(key)
-        if found is None:
+        if _CACHE.match(key) is None:
             row = rows.get(key, {})
             units.append({
                 "kind": "result", "key": key, "keys": [key],
@@ -73,25 +71,19 @@ def _units(inventory: Inventory, rows: dict[str, dict[str, Any]]) -> list[dict[s
                 "used": row.get("written_at") or item.modified,
                 "written_at": row.get("written_at"), "record": row.get("record", "ok"),
             })  # fmt: skip
-            continue
-        parsed = _parse_name(found.group(3)) if found.group(2) == "entries" else None
-        if parsed is None:
-            continue  # values go with their entry; tags and indexes are the store's own
-        created = _created(found.group(3))
-        value = values.get(key)
+    if not entries:
+        return units
+    for info in ResultCacheStore(result).entries():
+        stem = info.name.removesuffix(".json")
+        own = [f"{info.slot}/entries/{info.name}", f"{info.slot}/hits/{stem}.json"]
+        if info.value_kind == "stored":
+            own.append(info.value_at)  # a copy under the store (a checkpoint is the task's)
         units.append({
-            "kind": "entry", "key": key, "expires": parsed[0], "used": created,
-            "keys": [key] + ([value.key] if value else []),
-            "size": (item.size or 0) + (value.size or 0 if value else 0),
+            "kind": "entry", "key": own[0], "keys": [], "info": info,
+            "expires": info.expires, "used": info.last_hit or info.created,
+            "size": sum(inventory.payloads[k].size or 0 for k in own if k in inventory.payloads),
         })  # fmt: skip
     return units
-
-
-def _created(name: str) -> datetime | None:
-    try:
-        return datetime.strptime(name[:22], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=timezone.utc)
-    except ValueError:
-        return None
 
 
 def make_plan(
@@ -108,7 +100,7 @@ def make_plan(
     now = datetime.now(timezone.utc)
     plan = Plan()
     plan.total = sum(i.size or 0 for i in inventory.payloads.values())
-    plan.cache_store = any(_CACHE.match(k) for k in inventory.payloads)
+    plan.cache_store = any("/entries/" in k and _CACHE.match(k) for k in inventory.payloads)
     for item in inventory.temps:
         if _temp_is_garbage(result, item):
             plan.removals.append(Removal("temp file", item.key, item.size or 0))
@@ -122,7 +114,8 @@ def make_plan(
     needs_records = orphans or older_than is not None or max_size is not None
     plain = [i for k, i in inventory.payloads.items() if not _CACHE.match(k)]
     rows = {r["key"]: r for r in describe_all(result, plain)} if needs_records else {}
-    units = _units(inventory, rows)
+    wants_entries = expired or older_than is not None or max_size is not None
+    units = _units(result, inventory, rows, wants_entries and plan.cache_store)
     chosen: set[str] = set()
 
     def take(unit: dict[str, Any], kind: str) -> None:
@@ -139,12 +132,14 @@ def make_plan(
         chosen.add(unit["key"])
         extra = [k for k in unit["keys"] if k != unit["key"]]
         plan.removals.append(
-            Removal(kind, unit["key"], unit["size"], extra, unit.get("written_at"))
+            Removal(
+                kind, unit["key"], unit["size"], extra, unit.get("written_at"), unit.get("info")
+            )
         )
 
     if orphans:
         for unit in units:
-            if unit["kind"] == "result" and unit["record"] in ("missing", "unreadable"):
+            if unit["kind"] == "result" and unit["record"] == "missing":
                 take(unit, "payload without record")
         for key, item in inventory.sidecars.items():
             old = item.modified is not None and now - item.modified >= ORPHAN_RECORD_AGE

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..results import FSSpecResult
 from ..results._location import LOCKS_FOLDER, RECORD_SUFFIX, TEMP_MARKER
-from ._common import failures
+from ._common import CliError, failures, shown
 
 __all__ = ["Item", "Inventory", "take_inventory"]
 
@@ -39,6 +39,10 @@ class Inventory:
     sidecars: dict[str, Item] = field(default_factory=dict)  # key of its payload -> record file
     temps: list[Item] = field(default_factory=list)  # temp files of writers
     locks: list[Item] = field(default_factory=list)  # lock epochs under .rklocks/
+
+    @property
+    def empty(self) -> bool:
+        return not (self.payloads or self.sidecars or self.temps or self.locks)
 
     def add(self, item: Item) -> None:
         name = item.key.rpartition("/")[2]
@@ -123,4 +127,17 @@ def take_inventory(result: FSSpecResult, url: str, prefix: str = "") -> Inventor
             items = [i for i in _walk_fs(result) if i.key.startswith(prefix)]
     for item in sorted(items, key=lambda i: i.key):
         inventory.add(item)
+    if not items:
+        _check_there(result, url)
     return inventory
+
+
+def _check_there(result: FSSpecResult, url: str) -> None:
+    """Tell a folder or bucket that is not there from an empty one."""
+    storage: Any = result.storage
+    if storage.protocol == "file":
+        if not os.path.isdir(storage.root):
+            raise CliError(f"nothing is stored at {shown(url)}: no such file or folder")
+        return
+    with failures(url, "list"):
+        result.exists(".resultkit-probe")  # a missing bucket raises; an empty prefix does not

@@ -24,8 +24,6 @@ def run_adopt(args: argparse.Namespace, out: Output) -> int:
         inventory = take_inventory(result, args.url)
         keys = [k for k in inventory.payloads if args.recursive or "/" not in k]
         if not keys:
-            with failures(args.url, "list"):
-                result.exists(".resultkit-probe")  # a missing bucket raises; an empty one not
             raise CliError(f"nothing is stored under {shown(args.url)}")
     adopted: list[str] = []
     had_record: list[str] = []

@@ -84,6 +84,7 @@ def _apply(
     storage: Any = result.storage
     local = storage.protocol == "file"
     swept: set[str] = set()
+    store: ResultCacheStore | None = None
     for removal in plan.removals:
         where = storage.url(removal.key)
         try:
@@ -103,13 +104,14 @@ def _apply(
                 elif removal.kind == "stale lock":
                     if remove_stale_lock(result, removal.key):
                         done.append(removal)
+                elif removal.entry is not None:
+                    store = store or ResultCacheStore(result)
+                    store.remove(removal.entry)  # its indexes, hit mark and stored copy too
+                    done.append(removal)
                 elif _delete_result(result, removal):
                     done.append(removal)
         except CliError as exc:
             failed.append({"location": where, "error": str(exc)})
-    if any(r.kind in ("expired entry", "old entry", "over size") for r in done):
-        with contextlib.suppress(Exception):  # tidy the indexes of the entries removed
-            ResultCacheStore(result).prune()
     return done, failed
 
 
@@ -121,9 +123,6 @@ def run_gc(args: argparse.Namespace, out: Output) -> int:
         raise CliError(f"{shown(args.url)} is one result; gc takes the folder it is in (or rm it)")
     result = target.result
     inventory = take_inventory(result, args.url)
-    if not inventory.payloads and not inventory.sidecars and not inventory.temps:
-        with failures(args.url, "list"):
-            result.exists(".resultkit-probe")  # a missing bucket raises; an empty one not
     plan = make_plan(
         result, args.url, inventory,
         expired=args.expired, older_than=older, max_size=cap, orphans=args.orphans,

@@ -9,9 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
+from rich.markup import escape
+
 from ..caching._layout import _parse_name
 from ..errors import ResultCorruptError, ResultKitError
 from ..results import FSSpecResult, Record
+from ..results._location import short
 from ._common import (
     OK,
     PROBLEMS,
@@ -111,9 +114,6 @@ def run_ls(args: argparse.Namespace, out: Output) -> int:
         rows = describe_all(result, items)
     else:
         inventory = take_inventory(result, args.url)
-        if not inventory.payloads and not inventory.sidecars:
-            with failures(args.url, "list"):
-                result.exists(".resultkit-probe")  # a missing bucket raises; an empty one not
         rows = describe_all(result, list(inventory.payloads.values()))
         rows += [
             {"location": result.storage.url(k), "key": k, "size": None, "written_at": i.modified,
@@ -161,7 +161,8 @@ def run_ls(args: argparse.Namespace, out: Output) -> int:
 
 
 def _print_table(out: Output, table: Sequence[Sequence[str]]) -> None:
-    cells = [[shown(c, 200) for c in row] for row in table]
+    # Widths of the text as printed; markup is escaped after padding.
+    cells = [[short(c, 200) for c in row] for row in table]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     right = {1, 2}  # sizes and ages line up on the right
     for row in cells:
@@ -169,7 +170,7 @@ def _print_table(out: Output, table: Sequence[Sequence[str]]) -> None:
             c.rjust(w) if i in right else c.ljust(w)
             for i, (c, w) in enumerate(zip(row, widths, strict=True))
         ]
-        out.line("  ".join(parts).rstrip())
+        out.line(escape("  ".join(parts).rstrip()))
 
 
 def _record_json(record: Record) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from ._common import (
     OK,
     PROBLEMS,
     Output,
-    failures,
     human_size,
     one_line,
     open_target,
@@ -47,9 +46,6 @@ def _items(args: argparse.Namespace) -> tuple[FSSpecResult, list[Item], list[dic
     if target.name is not None:
         return target.result, [Item(target.name, None, None)], [], target.url
     inventory = take_inventory(target.result, args.url)
-    if not inventory.payloads and not inventory.sidecars:
-        with failures(args.url, "list"):
-            target.result.exists(".resultkit-probe")  # a missing bucket raises; an empty one not
 
     def wanted(key: str) -> bool:
         return args.recursive or "/" not in key
