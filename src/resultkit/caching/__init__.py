@@ -5,10 +5,15 @@ hashes), :class:`OutputCache` (the in-process store), :class:`ResultCacheStore`
 (a persistent store on any Result backend, shared between processes;
 :meth:`ResultCacheStore.entries` lists it as :class:`CacheEntryInfo`),
 :class:`CacheStore` (the interface a store implements) and :class:`CacheKey`.
+:func:`code_fingerprint` tokens a task's code (:mod:`.fingerprint`);
+:class:`CacheMiss` says why a cache missed and :func:`compare_last_entries`
+shows a key's two newest entries side by side (:mod:`.explain`).
 The validators' public home is :mod:`resultkit.cache_validators`.
 """
 
 from ._inventory import HIT_MARK_INTERVAL, CacheEntryInfo
+from .explain import CacheMiss, KeyComparison, compare_last_entries
+from .fingerprint import CodeFingerprint, code_fingerprint
 from .hashing import input_token, inputs_token
 from .result_store import ResultCacheStore, StoredEntry, as_cache_store
 from .store import CacheEntry, CacheKey, CacheStore, OutputCache
@@ -25,4 +30,9 @@ __all__ = [
     "CacheEntry",
     "CacheEntryInfo",
     "HIT_MARK_INTERVAL",
+    "CacheMiss",
+    "KeyComparison",
+    "compare_last_entries",
+    "CodeFingerprint",
+    "code_fingerprint",
 ]

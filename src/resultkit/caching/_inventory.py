@@ -23,7 +23,7 @@ from urllib.request import url2pathname
 from ..errors import ResultError
 from ._documents import Documents
 from ._layout import LAYOUT, StoredEntry, _hash, _parse_name
-from .store import CacheKey
+from .store import CacheKey, expired_at
 
 __all__ = ["CacheEntryInfo", "Inventory", "HIT_MARK_INTERVAL"]
 
@@ -78,6 +78,10 @@ class Inventory(Documents):
 
     _marks: dict[str, datetime]
     _marks_lock: threading.Lock
+
+    @staticmethod
+    def _slot(key: CacheKey) -> str:
+        raise NotImplementedError
 
     def _init_inventory(self) -> None:
         self._marks = {}  # hit key -> when this process last wrote it
@@ -142,6 +146,37 @@ class Inventory(Documents):
         front = getattr(self, "front", None)
         if front is not None:
             front.clear()  # it may hold this entry; the store is the truth
+
+    def recent(self, key: CacheKey, n: int = 2) -> list[StoredEntry]:
+        """The ``n`` newest entries under ``key`` (expired ones included), newest first."""
+        slot = self._slot(key)
+        try:
+            names = self._entry_names(slot)
+        except ResultError:
+            return []
+        found = []
+        for name, _ in names:
+            entry = self._entry(self._read(f"{slot}/entries/{name}"))
+            if entry is not None:
+                found.append(entry)
+            if len(found) >= n:
+                break
+        return found
+
+    def prune(self) -> int:
+        """Delete every expired entry (with its value) and index; how many entries."""
+        now = datetime.now(timezone.utc)
+        dropped = 0
+        for key in self._list(f"{LAYOUT}/"):
+            slot, _, rest = key[len(LAYOUT) + 1 :].partition("/")
+            folder, _, name = rest.partition("/")
+            parsed = _parse_name(name) if folder == "entries" else None
+            if parsed is not None and expired_at(parsed[0], now):
+                self._drop(f"{LAYOUT}/{slot}", name)
+                dropped += 1
+            elif folder == "index" and not self._live(self._index_docs(key), now):
+                self._delete(key)
+        return dropped
 
     # -- last-hit markers ------------------------------------------------------------------
     def _mark_hit(self, slot: str, name: str) -> None:

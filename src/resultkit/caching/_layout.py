@@ -92,6 +92,8 @@ class StoredEntry:
         self.cached_parameters: dict[str, str] = _tokens(doc["parameters"])
         self.cached_result_expiration: datetime | None = expires
         self.created: datetime = created
+        #: The task's code components when it was made (code validators), path -> token.
+        self.cached_code: dict[str, str] = _tokens(doc.get("code") or {})
         #: The entry's file name in its slot's ``entries/`` folder.
         self.name = str(doc["name"])
         value = doc["value"]

@@ -57,7 +57,15 @@ from ._layout import (
     _stamp,
     _tag,
 )
-from .store import CacheKey, CacheStore, OutputCache, expired_at, first_valid, lookup_plan
+from .store import (
+    CacheKey,
+    CacheStore,
+    OutputCache,
+    expired_at,
+    expired_reason,
+    first_valid,
+    lookup_plan,
+)
 from .validators import CacheValidator, MatchOn
 
 __all__ = ["ResultCacheStore", "StoredEntry", "as_cache_store"]
@@ -93,6 +101,8 @@ class ResultCacheStore(Inventory):
 
     #: The runner passes ``reader=`` (the task's Result) to :meth:`get`.
     accepts_reader = True
+    #: ... and ``why=`` (a list the store appends the reasons of its own misses to).
+    explains_misses = True
 
     def __init__(self, result: StorageResult, *, front: OutputCache | None = None) -> None:
         if not isinstance(result, StorageResult):
@@ -132,8 +142,14 @@ class ResultCacheStore(Inventory):
         parameters: Mapping[str, str],
         validator: CacheValidator,
         reader: Result | None = None,
+        why: list[str] | None = None,
     ) -> Any | None:
-        """The newest unexpired entry under ``key`` that ``validator`` accepts, with its value."""
+        """The newest unexpired entry under ``key`` that ``validator`` accepts, with its value.
+
+        A valid entry whose value has gone (deleted by a lifecycle rule, say)
+        is a miss, not an error: the entry is deleted and, when ``why`` is
+        given, a reason appended to it.
+        """
         usable, match = lookup_plan(validator)
         if not usable:
             return None
@@ -149,11 +165,15 @@ class ResultCacheStore(Inventory):
         gone: list[str] = []
         try:
             while True:  # past entries whose value has gone, to the next candidate
+                met = len(gone)
                 found = first_valid(candidates, inputs, parameters, validator, gone)
                 if found is None:
+                    if why is not None and len(gone) > met:  # the newest expired one met
+                        parsed = _parse_name(gone[met])
+                        why.append(expired_reason(parsed[0] if parsed else None))
                     return None
                 entry = found[1]
-                if self._load(entry, reader, gone):
+                if self._load(entry, reader, gone, why):
                     self._mark_hit(slot, entry.name)
                     if self.front is not None:
                         self.front.put(key, entry)
@@ -177,21 +197,6 @@ class ResultCacheStore(Inventory):
             )
 
     # -- maintenance --------------------------------------------------------------------
-    def prune(self) -> int:
-        """Delete every expired entry (with its value) and index; how many entries."""
-        now = datetime.now(timezone.utc)
-        dropped = 0
-        for key in self._list(f"{LAYOUT}/"):
-            slot, _, rest = key[len(LAYOUT) + 1 :].partition("/")
-            folder, _, name = rest.partition("/")
-            parsed = _parse_name(name) if folder == "entries" else None
-            if parsed is not None and expired_at(parsed[0], now):
-                self._drop(f"{LAYOUT}/{slot}", name)
-                dropped += 1
-            elif folder == "index" and not self._live(self._index_docs(key), now):
-                self._delete(key)
-        return dropped
-
     def clear(self) -> None:
         """Delete every entry, value and index of this store."""
         if self.front is not None:
@@ -267,7 +272,9 @@ class ResultCacheStore(Inventory):
             self._write({"entries": found[digest]}, f"{slot}/index/{tag}/{digest}.json")
         return found
 
-    def _load(self, entry: StoredEntry, reader: Result | None, gone: list[str]) -> bool:
+    def _load(
+        self, entry: StoredEntry, reader: Result | None, gone: list[str], why: list[str] | None
+    ) -> bool:
         """Read the entry's value into it; a value that has gone adds the entry to ``gone``."""
         if entry._where == "stored":
             source: Result | None = self._values
@@ -294,6 +301,8 @@ class ResultCacheStore(Inventory):
         except FileNotFoundError:  # ResultNotFoundError too: deleted behind our back
             logger.info("Output cache: the value at %s has gone; a miss", entry._at)
             gone.append(entry.name)
+            if why is not None:
+                why.append(f"the cached value at {entry._at} has gone (its entry is deleted)")
             return False
         except (ResultError, OSError) as exc:
             self._warn("read the cached value", entry._at, exc)
@@ -329,6 +338,7 @@ class ResultCacheStore(Inventory):
             "key": {"name": key.name, "flow": key.flow, "map_index": key.map_index},
             "inputs": dict(entry.cached_input_tokens),
             "parameters": dict(entry.cached_parameters),
+            "code": dict(getattr(entry, "cached_code", None) or {}),
             "created": now,
             "expires": expires,
             "name": name,

@@ -33,6 +33,7 @@ __all__ = [
     "lookup_plan",
     "is_expired",
     "expired_at",
+    "expired_reason",
 ]
 
 
@@ -108,6 +109,11 @@ _IDENTITY = (MatchOn("inputs"), MatchOn("parameters"))
 
 def _identity(entry: Any) -> Hashable:
     return (_IDENTITY[0].entry_digest(entry), _IDENTITY[1].entry_digest(entry))
+
+
+def expired_reason(expiration: datetime | None) -> str:
+    """How a miss names an expiry: ``expired at 2026-11-25 17:00:00 UTC``."""
+    return "expired" if expiration is None else f"expired at {expiration:%Y-%m-%d %H:%M:%S %Z}"
 
 
 def is_expired(entry: Any, now: datetime) -> bool:
@@ -186,12 +192,16 @@ class OutputCache:
         self._slots: dict[CacheKey, _Slot] = {}
         self._ids = itertools.count()
 
+    #: :meth:`get` takes ``why=``: a list it appends the reason of an expiry miss to.
+    explains_misses = True
+
     def get(
         self,
         key: CacheKey,
         inputs: Mapping[str, str],
         parameters: Mapping[str, str],
         validator: CacheValidator,
+        why: list[str] | None = None,
     ) -> Any | None:
         """The newest unexpired entry under ``key`` that ``validator`` accepts, or ``None``."""
         usable, match = lookup_plan(validator)
@@ -211,6 +221,9 @@ class OutputCache:
                     reversed(candidates.items()), inputs, parameters, validator, expired
                 )
                 if found is None:
+                    if expired and why is not None:  # the newest expired one met
+                        entry = slot.entries[expired[0]]
+                        why.append(expired_reason(entry.cached_result_expiration))
                     return None
                 self._lru.move_to_end(found[0])
                 return found[1]
@@ -255,6 +268,12 @@ class OutputCache:
         with self._lock:
             self._lru.clear()
             self._slots.clear()
+
+    def recent(self, key: CacheKey, n: int = 2) -> list[Any]:
+        """The ``n`` newest entries under ``key`` (expired ones included), newest first."""
+        with self._lock:
+            slot = self._slots.get(key)
+            return [] if slot is None else list(reversed(slot.entries.values()))[:n]
 
     def keys(self) -> list[CacheKey]:
         """The keys that hold at least one entry."""

@@ -28,15 +28,22 @@ __all__ = [
     "all_parameters",
     "partial_inputs_only",
     "partial_parameters_only",
+    "code_only",
+    "all_inputs_and_code",
     "CacheValidator",
     "MatchOn",
     "match_on",
     "indexable",
+    "uses_code",
+    "CODE_INPUT",
 ]
 
 CacheValidator = Callable[[Any, Mapping[str, str] | None, Mapping[str, str] | None], bool]
 
 _MATCH_ATTR = "__resultkit_match_on__"
+_CODE_ATTR = "__resultkit_uses_code__"
+#: The name of the code token among a run's input tokens (not an identifier: never an input's).
+CODE_INPUT = "<code>"
 
 
 @dataclass(frozen=True)
@@ -178,3 +185,48 @@ def partial_parameters_only(validate_on: Iterable[str] | None = None) -> CacheVa
         )
 
     return partial_parameters_validator
+
+
+def uses_code(validator: Callable[..., Any]) -> bool:
+    """Whether ``validator`` compares the task's code (the runner then puts its
+    fingerprint, or its ``code_version``, among the input tokens as ``CODE_INPUT``)."""
+    return getattr(validator, _CODE_ATTR, None) is validator
+
+
+def _compares_code(fn: Callable[..., bool]) -> Callable[..., bool]:
+    setattr(fn, _CODE_ATTR, fn)
+    return fn
+
+
+@_compares_code
+@indexable(MatchOn("inputs", (CODE_INPUT,)))
+def code_only(
+    state: Any, inputs: Mapping[str, str] | None, parameters: Mapping[str, str] | None
+) -> bool:
+    """Reuse while unexpired and the task's code is unchanged (its fingerprint, see
+    :mod:`resultkit.caching.fingerprint`, or its ``code_version``); inputs are not compared.
+
+    Example:
+        ``@task(cache_for=timedelta(days=7), cache_validator=code_only)``
+    """
+    if inputs is None or CODE_INPUT not in inputs or _expired(state):
+        return False
+    return (
+        _subset(getattr(state, "cached_input_tokens", None), None).get(CODE_INPUT)
+        == inputs[CODE_INPUT]
+    )
+
+
+@_compares_code
+@indexable(MatchOn("inputs"))
+def all_inputs_and_code(
+    state: Any, inputs: Mapping[str, str] | None, parameters: Mapping[str, str] | None
+) -> bool:
+    """Reuse while unexpired, every input equals the cached run's and the code is unchanged.
+
+    Example:
+        ``@task(cache_for=timedelta(days=7), cache_validator=all_inputs_and_code)``
+    """
+    if inputs is None or CODE_INPUT not in inputs:
+        return False
+    return all_inputs(state, inputs, parameters)

@@ -232,6 +232,9 @@ class Flow:
             context_keys: extra keys for the context and templates; ``caches=`` gives
                 the run its own output cache store (a ``resultkit.caching.CacheStore``,
                 or a Result to keep entries on), over ``Flow(cache_store=...)``.
+                ``refresh=True`` (or ``refresh=[task, "name"]``) recomputes and
+                overwrites the caches and targets of every task (of those tasks);
+                so does the environment variable ``RESULTKIT_REFRESH=1``.
         """
         from .scheduler import FlowRunner
 

@@ -128,7 +128,8 @@ class FlowRunner:
         logger.info("Flow '%s': run %s starting", flow.name, flow_run_id)
 
         states: dict[Task, State] = {}
-        runner = TaskRunner(flow, flow_keys, OutputCaching(store, flow.name, params, flow.result))
+        caching = OutputCaching(store, flow.name, params, flow.result, flow_keys.get("refresh"))
+        runner = TaskRunner(flow, flow_keys, caching)
         with context(flow_keys):
             _refuse_shared_targets(flow, runner)
         self.executor.start()

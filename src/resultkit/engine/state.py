@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ..caching.explain import CacheMiss
 from ..results import ConstantResult, Result
 
 __all__ = [
@@ -31,7 +32,11 @@ class State:
     ``result`` is the value (for a flow: a dict mapping each task reference
     to its State); ``message`` says why; a failed state carries the exception
     in ``exception``. ``location`` is where the value is stored, if anywhere.
+    ``cache_miss`` says why a task with a cache or a target ran (a
+    :class:`~resultkit.caching.explain.CacheMiss`), else ``None``.
     """
+
+    cache_miss: CacheMiss | None = None
 
     def __init__(
         self,

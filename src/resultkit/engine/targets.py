@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ..caching.explain import CacheMiss
+from ..caching.store import expired_reason
 from ..errors import (
     ResultCorruptError,
     ResultError,
@@ -24,6 +26,7 @@ from ..errors import (
 )
 from ..results import FormattedLocation, Result, StorageResult
 from .context import context
+from .output_cache import OutputCaching
 from .state import Cached, Failed, State
 from .task import Task
 from .transitions import UserCodeError, call_user
@@ -60,21 +63,42 @@ def format_target(task: Task, result: Result, keys: Mapping[str, Any]) -> Format
     return location if isinstance(location, FormattedLocation) else FormattedLocation(location)
 
 
+def _missed(
+    misses: list[CacheMiss] | None,
+    target: FormattedLocation,
+    name: str,
+    reason: str,
+    changed: tuple[str, ...] = (),
+) -> None:
+    """Log a target miss in one line and keep it for ``state.cache_miss``."""
+    logger.info("Task '%s': target miss (%s): %s", name, target, reason)
+    if misses is not None:
+        misses.append(CacheMiss("target", str(target), reason, changed))
+
+
 def read_target(
     task: Task,
     result: Result,
     target: FormattedLocation,
     exists_hint: bool | None,
     name: str,
+    caching: OutputCaching | None = None,
+    misses: list[CacheMiss] | None = None,
 ) -> State | None:
-    """The Cached state from the target, or None for a miss.
+    """The Cached state from the target, or None for a miss (its reason in ``misses``).
 
     Missing is a miss; an unreadable target (corrupt, written by another
     serializer, undeserializable) is a miss with a warning, and is then
     recomputed and overwritten. Storage failures (access denied, network)
-    are not misses: they raise and fail the task.
+    are not misses: they raise and fail the task. With ``caching``, a
+    refresh is a miss, and so is a target whose code record
+    ``task.target_validator`` refuses.
     """
+    if caching is not None and caching.refreshing(task):
+        _missed(misses, target, name, "refresh requested")
+        return None
     if exists_hint is False:
+        _missed(misses, target, name, "no target")
         return None
     if exists_hint is None and not isinstance(result, StorageResult):
         # A Prefect-1-style Result (its own read/write/exists) may not raise
@@ -83,12 +107,14 @@ def read_target(
             _hook(result, "exists"), result.exists, target, passthrough=(ResultError,)
         )
         if not exists:
+            _missed(misses, target, name, "no target")
             return None
     try:
         # On a StorageResult, a missing target costs what exists() would and a hit is
         # one round trip.
         stored = call_user(_hook(result, "read"), result.read, target, passthrough=(ResultError,))
     except ResultNotFoundError:
+        _missed(misses, target, name, "no target")
         return None
     except (ResultCorruptError, SerializerMismatchError, SerializationError) as exc:
         warnings.warn(
@@ -97,12 +123,18 @@ def read_target(
             ResultKitWarning,
             stacklevel=2,
         )
+        _missed(misses, target, name, f"the target could not be used ({type(exc).__name__})")
         return None
     record = getattr(stored, "record", None)  # a Prefect-1-style Result may have none
     if task.cache_for is not None and record is not None:
         expires = record.written_at + task.cache_for
         if expires <= datetime.now(timezone.utc):
-            logger.info("Task '%s': target %s expired at %s", name, target, expires)
+            _missed(misses, target, name, expired_reason(expires))
+            return None
+    if task.target_validator is not None and caching is not None:
+        stale = caching.check_target(task, str(target))
+        if stale is not None:
+            _missed(misses, target, name, stale[0], stale[1])
             return None
     return Cached(f"target {target} exists", stored)
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ..caching.explain import CacheMiss
 from ..caching.locks import SingleFlightLock
 from ..errors import ResultError
 from ..results import ConstantResult, FormattedLocation, LocalResult, Result, StorageResult
@@ -166,6 +167,7 @@ class TaskRunner:
         # 1. Target: a stored value at the formatted target wins; on a miss, one
         # run of all those that missed it computes it (single flight).
         target: FormattedLocation | None = None
+        misses: list[CacheMiss] = []  # why the target or the cache did not serve it
         if task.target is not None and result is not None:
             if unit.target_failure is not None:
                 return transition(run, unit.target_failure)
@@ -175,8 +177,10 @@ class TaskRunner:
                 other = self.claim_target(task, target)
                 if other is not None:
                     return transition(run, _shared_target(target, other))
-                hit = read_target(task, result, target, unit.target_exists, run.name)
-                if hit is None:
+                hit = read_target(
+                    task, result, target, unit.target_exists, run.name, self.caching, misses
+                )
+                if hit is None and not self.caching.refreshing(task):
                     lock, hit = self._single_flight(run, task, result, target)
             except ResultError as exc:
                 return transition(run, Failed(f"target: {exc}", exception=exc))
@@ -184,10 +188,10 @@ class TaskRunner:
                 return transition(run, hit)
             if lock is not None:
                 try:
-                    return self._compute(run, unit, inputs, keys, result, target)
+                    return self._compute(run, unit, inputs, keys, result, target, misses)
                 finally:
                     lock.release()
-        return self._compute(run, unit, inputs, keys, result, target)
+        return self._compute(run, unit, inputs, keys, result, target, misses)
 
     def _single_flight(
         self, run: TaskRun, task: Task, result: Result, target: FormattedLocation
@@ -207,7 +211,7 @@ class TaskRunner:
             if lock.acquire():
                 # The previous holder may have written the target just before.
                 try:
-                    hit = read_target(task, result, target, None, run.name)
+                    hit = read_target(task, result, target, None, run.name, self.caching)
                 except BaseException:
                     lock.release()
                     raise
@@ -216,7 +220,7 @@ class TaskRunner:
                 return (None, hit) if hit is not None else (lock, None)
             logger.info("Task '%s': waiting for another run computing %s", run.name, target)
             lock.wait()
-            hit = read_target(task, result, target, None, run.name)
+            hit = read_target(task, result, target, None, run.name, self.caching)
             if hit is not None:
                 return None, hit
 
@@ -228,17 +232,20 @@ class TaskRunner:
         keys: dict[str, Any],
         result: Result | None,
         target: FormattedLocation | None,
+        misses: list[CacheMiss] | None = None,
     ) -> State:
         task = unit.task
+        misses = [] if misses is None else misses
         # 2. Output cache.
         lookup = self.caching.prepare(task, inputs, unit.map_index, run.name)
         if lookup is not None:
-            cached = self.caching.get(task, lookup)
+            cached = self.caching.get(task, lookup, misses)
             if cached is not None:
                 return transition(run, cached)
 
         # 3. The body, with retries. A final state other than Success is already recorded.
         state = self._run_body(run, task, inputs, first_run_count(unit.prior))
+        state.cache_miss = misses[-1] if misses else None
         if not isinstance(state, Success) or isinstance(state, Skipped):
             return state
 
@@ -248,10 +255,13 @@ class TaskRunner:
         except ResultError as exc:
             return transition(run, Failed(f"could not write the result: {exc}", exception=exc))
         state = transition(run, state)
+        state.cache_miss = misses[-1] if misses else None
 
         # 5. Remember in the output cache (what a handler made of the success).
         if lookup is not None and isinstance(state, Success):
             self.caching.put(task, lookup, state)
+        if target is not None and task.target_validator is not None and state.is_successful():
+            self.caching.remember_target(task, str(target), state)  # the code that wrote it
         return state
 
     def _run_body(self, run: TaskRun, task: Task, inputs: dict[str, Any], run_count: int) -> State:
