@@ -49,6 +49,7 @@ class LocalFileStorage(FileSystemStorage):
     def __init__(self, root: str, *, fsync: bool = False, exchange: bool | None = None) -> None:
         super().__init__(LocalFileSystem(), root)
         self.fsync = fsync
+        self._url_prefix = f"{self.protocol}://{self.root.rstrip('/')}/"
         if exchange is None:
             exchange = os.environ.get("RESULTKIT_LOCAL_EXCHANGE", "1") != "0"
         #: Whether publishes swap spare files into place (turned off for good
@@ -59,6 +60,16 @@ class LocalFileStorage(FileSystemStorage):
         path = super().path(key)
         check_inside(self.root, os.path.dirname(path))
         return path
+
+    def key_of(self, url: str) -> str | None:
+        # A canonical URL of this root (what every write returns) needs no
+        # normalising: only other spellings go through fsspec's.
+        prefix = self._url_prefix
+        if url.startswith(prefix):
+            rest = url[len(prefix) :]
+            if rest and "\\" not in rest and not _ODD_PARTS.intersection(rest.split("/")):
+                return rest
+        return super().key_of(url)
 
     def exists(self, key: str) -> bool:
         return os.path.isfile(self.path(key))
@@ -170,6 +181,7 @@ class LocalFileStorage(FileSystemStorage):
         raise FileNotFoundError(f"the folder of {path} keeps disappearing")
 
 
+_ODD_PARTS = frozenset({"", ".", ".."})
 #: Fewer keys of one folder than this are always checked one by one.
 _LIST_FROM = 64
 
