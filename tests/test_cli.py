@@ -218,9 +218,10 @@ def _expired_entries(tmp_path: Path) -> tuple[Path, int]:
 def test_gc_of_a_cache_store_expired_and_max_size(tmp_path):
     cache, count = _expired_entries(tmp_path)
     assert count == 3
-    code, listing = rk_json("ls", "-r", str(cache))
-    expires = [e["expires"] for e in listing["entries"] if "/entries/" in e["key"]]
-    assert sum(e is not None and e.startswith("2020") for e in expires) == 1
+    code, listing = rk_json("ls", str(cache))  # a cache store lists its entries
+    assert code == 0 and sorted(e["task"] for e in listing["cache_entries"]) == ["mid", "new", "old"]
+    assert [e["task"] for e in listing["cache_entries"] if e["expires"] < "2021"] == ["old"]
+    assert listing["totals"]["expired"] == 1
     done = rk("gc", str(cache), "--expired")
     assert done.returncode == 0, done.stderr
     assert "removed expired entry" in done.stdout and "/v1/old-" in done.stdout

@@ -156,6 +156,15 @@ def parse_duration(text: str) -> float:
     return float(found.group(1)) * _SECONDS[found.group(2).lower()]
 
 
+def plural(n: int, word: str) -> str:
+    """``n`` and ``word``, with an ``s`` unless ``n`` is 1 (``1 entry`` is spelt by the caller).
+
+    >>> plural(1, "result"), plural(3, "problem")
+    ('1 result', '3 problems')
+    """
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def human_size(n: int | None) -> str:
     """Bytes in the largest unit that keeps a number >= 1 (powers of 1000).
 

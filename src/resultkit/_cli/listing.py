@@ -25,10 +25,12 @@ from ._common import (
     human_size,
     one_line,
     open_target,
+    plural,
     shown,
 )
 from ._inventory import Inventory, Item, take_inventory
 from ._serializers import serializer_named
+from .cachels import is_cache_store, list_cache_store
 
 __all__ = ["run_ls", "run_inspect", "run_cat", "describe_all", "expiry_of"]
 
@@ -114,6 +116,8 @@ def run_ls(args: argparse.Namespace, out: Output) -> int:
         rows = describe_all(result, items)
     else:
         inventory = take_inventory(result, args.url)
+        if not args.recursive and is_cache_store(inventory):
+            return list_cache_store(result, target.url, inventory, out)
         rows = describe_all(result, list(inventory.payloads.values()))
         rows += [
             {"location": result.storage.url(k), "key": k, "size": None, "written_at": i.modified,
@@ -136,7 +140,7 @@ def run_ls(args: argparse.Namespace, out: Output) -> int:
     for row in shown_rows:
         if "results" in row:  # a folder
             table.append(
-                (row["key"], human_size(row["size"]), "", f"{row['results']} results", "", "")
+                (row["key"], human_size(row["size"]), "", plural(row["results"], "result"), "", "")
             )
             continue
         expires = row["expires"]
@@ -148,9 +152,9 @@ def run_ls(args: argparse.Namespace, out: Output) -> int:
         ))  # fmt: skip
     if target.name is None:
         out.line(shown(result.root_url))
-    _print_table(out, table)
+    print_table(out, table)
     out.line(
-        f"{totals['results']} results, {human_size(totals['bytes'])}"
+        f"{plural(totals['results'], 'result')}, {human_size(totals['bytes'])}"
         + (
             f", {totals['without_record']} without a usable record"
             if totals["without_record"]
@@ -160,7 +164,7 @@ def run_ls(args: argparse.Namespace, out: Output) -> int:
     return OK
 
 
-def _print_table(out: Output, table: Sequence[Sequence[str]]) -> None:
+def print_table(out: Output, table: Sequence[Sequence[str]]) -> None:
     # Widths of the text as printed; markup is escaped after padding.
     cells = [[short(c, 200) for c in row] for row in table]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]

@@ -18,6 +18,7 @@ from ._common import (
     human_size,
     one_line,
     open_target,
+    plural,
     shown,
 )
 from ._inventory import Item, take_inventory
@@ -114,7 +115,7 @@ def run_verify(args: argparse.Namespace, out: Output) -> int:
         verdict = (
             "[green]all verified[/green]"
             if not problems
-            else f"[red]{len(problems)} problem{'s' if len(problems) > 1 else ''}[/red]"
+            else f"[red]{plural(len(problems), 'problem')}[/red]"
         )
-        out.line(f"{len(items)} results checked ({human_size(total)}): {verdict}")
+        out.line(f"{plural(len(items), 'result')} checked ({human_size(total)}): {verdict}")
     return PROBLEMS if problems else OK
