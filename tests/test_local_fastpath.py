@@ -285,3 +285,11 @@ def test_a_full_disk_fails_an_overwrite_through_the_spare_and_keeps_the_old(smal
     r.write(b"d" * 500_000, location="k.pkl")
     assert r.read("k.pkl").value == b"d" * 500_000
     assert sorted(os.listdir(small_disk)) == sorted(["k.pkl", "k.pkl.rkmeta"] + SPARES)
+
+
+def test_a_large_replaced_payload_is_freed_not_kept_as_a_spare(tmp_path):
+    r = _result(tmp_path, True)
+    for value in (b"a", b"b", b"x" * (SMALL_LIMIT + 1), b"c"):
+        r.write(value, location="k.pkl")
+    assert r.read("k.pkl").value == b"c"
+    assert os.path.getsize(tmp_path / SPARE_PAYLOAD) < SMALL_LIMIT

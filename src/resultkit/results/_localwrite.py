@@ -51,12 +51,14 @@ _known_folders: set[str] = set()
 _known_guard = threading.Lock()
 
 
-def _is_regular(path: str) -> bool | None:
-    """True for a regular file, None when nothing is there, False for anything else."""
+def _is_regular(path: str, up_to: int | None = None) -> bool | None:
+    """True for a regular file (of at most ``up_to`` bytes), None when nothing is
+    there, False for anything else."""
     try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
+        st = os.lstat(path)
     except FileNotFoundError:
         return None
+    return stat.S_ISREG(st.st_mode) and (up_to is None or st.st_size <= up_to)
 
 
 def remove_spares(folder: str) -> None:
@@ -90,7 +92,10 @@ class LocalWriter:
         assert self._file is not None
         return self._file.write(data)
 
-    def _ensure_folder(self) -> None:
+    def _ensure_folder(self, gone: bool = False) -> None:
+        if gone:  # the folder was removed since it was known
+            with _known_guard:
+                _known_folders.discard(self._parent)
         if self._parent not in _known_folders:
             os.makedirs(self._parent, exist_ok=True)
             with _known_guard:
@@ -108,7 +113,11 @@ class LocalWriter:
         """From here on the payload streams to a temp file, written before the lock."""
         self._ensure_folder()
         buffered, self._buffer = self._buffer, None
-        self._file = PreallocatedFile(self._temps()[0], fsync=self._storage.fsync)
+        try:
+            self._file = PreallocatedFile(self._temps()[0], fsync=self._storage.fsync)
+        except FileNotFoundError:
+            self._ensure_folder(gone=True)
+            self._file = PreallocatedFile(self._temps()[0], fsync=self._storage.fsync)
         if buffered:
             self._file.write(buffered)
 
@@ -122,9 +131,7 @@ class LocalWriter:
             lock = folder_lock(self._parent)
             lock.__enter__()
         except FileNotFoundError:  # the folder was removed since it was known: again
-            with _known_guard:
-                _known_folders.discard(self._parent)
-            self._ensure_folder()
+            self._ensure_folder(gone=True)
             lock = folder_lock(self._parent)
             lock.__enter__()
         try:
@@ -137,7 +144,9 @@ class LocalWriter:
         storage, path = self._storage, self._path
         record = path + RECORD_SUFFIX
         fsync = storage.fsync
-        payload_kind = _is_regular(path)
+        # The replaced payload is kept as the next spare only if it is small:
+        # a large one is freed, never left beside its successor.
+        payload_kind = _is_regular(path, SMALL_LIMIT)
         # A small payload goes into the payload spare first: if the disk is
         # full it fails here, before anything visible has changed.
         spare = os.path.join(self._parent, SPARE_PAYLOAD)
