@@ -31,7 +31,7 @@ from ._location import LocationTemplate, short
 if TYPE_CHECKING:
     from .storage import Storage
 
-__all__ = ["BatchError", "BatchOperations", "run_batch"]
+__all__ = ["BatchError", "BatchOperations", "run_batch", "map_bounded"]
 
 T = TypeVar("T")
 B = TypeVar("B", bound="BatchOperations")
@@ -118,6 +118,19 @@ def refuse_duplicates(locations: Sequence[str], action: str) -> None:
                 "each location once"
             )
         seen[location] = index
+
+
+def map_bounded(fn: Callable[[I], T], items: Sequence[I], concurrency: int) -> list[T]:
+    """``[fn(x) for x in items]`` with at most ``concurrency`` calls at once; the first error raises.
+
+    For storage-level bulk calls (``exists_many``) whose every answer is needed.
+    """
+    if len(items) <= 1 or concurrency <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(
+        max_workers=min(concurrency, len(items)), thread_name_prefix="resultkit-map"
+    ) as pool:
+        return list(pool.map(fn, items))
 
 
 def run_batch(

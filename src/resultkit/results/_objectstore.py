@@ -40,6 +40,7 @@ from datetime import datetime
 from typing import Any, BinaryIO, ClassVar
 from urllib.parse import quote, unquote
 
+from ._batch import map_bounded
 from ._errors import is_missing_container
 from ._fsstorage import FileSystemStorage
 from ._location import RECORD_SUFFIX, TEMP_MARKER
@@ -160,6 +161,8 @@ class ObjectStoreStorage(FileSystemStorage):
     atomic_pairs = True  # one object: payload and record are published together
     #: write_many / read_many requests in flight (each waits on the client's event loop).
     batch_concurrency = 32
+    #: exists_many of this many keys or more lists their folders instead of HEADs.
+    list_from: ClassVar[int] = 16
 
     #: Payloads up to this size go up in one request; larger ones stream.
     single_request_limit: ClassVar[int] = 5 * 2**20
@@ -307,7 +310,16 @@ class ObjectStoreStorage(FileSystemStorage):
         return found
 
     def exists_many(self, keys: builtins.list[str]) -> builtins.list[bool]:
-        found = super().exists_many(keys)
+        """Few keys: one HEAD each, :attr:`batch_concurrency` at once on the client's
+        event loop (one round trip, whatever the folder holds: listing a folder of
+        100,000 objects would take 100 pages). Many keys (:attr:`list_from` or
+        more, mapped children's targets): one listing of their folders."""
+        if len(keys) >= self.list_from:
+            found = super().exists_many(keys)
+        else:
+            found = map_bounded(
+                lambda k: self._head_path(self.path(k)), keys, self.batch_concurrency
+            )
         if any(found):
             self._container_seen = True
         elif found:

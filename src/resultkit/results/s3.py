@@ -230,6 +230,11 @@ class S3Result(FSSpecResult):
         # s3fs's concurrent read first asks for the size (an extra HEAD on every
         # read); one GET is cheaper for results. Raise it for very large objects.
         options.setdefault("max_concurrency", 1)
+        # botocore keeps 10 connections by default: write_many / read_many /
+        # exists_many would wait for one past 10 requests in flight.
+        config = dict(options.get("config_kwargs") or {})
+        config.setdefault("max_pool_connections", 64)
+        options["config_kwargs"] = config
         self.bucket = bucket
         self._init_bucket(
             "bucket",
