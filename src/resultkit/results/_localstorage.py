@@ -28,7 +28,7 @@ from ._localsafety import check_inside
 from ._localwrite import LocalWriter, remove_spares
 from ._location import LOCKS_FOLDER, RECORD_SUFFIX, short
 from ._locks import folder_lock, publish_lock
-from ._record import Record, metadata_from_bytes
+from ._record import Record, sidecar_metadata
 from .storage import Metadata, StorageWriter
 
 __all__ = ["LocalFileStorage"]
@@ -94,11 +94,19 @@ class LocalFileStorage(FileSystemStorage):
         return found
 
     def _cat_or_none(self, path: str) -> bytes | None:
-        stream = _open_regular(path)
-        if stream is None:
+        opened = _open_fd(path)
+        if opened is None:
             return None
-        with stream:
-            data = stream.read(_MAX_RECORD + 1)
+        fd = opened[0]
+        try:
+            data = b""
+            while len(data) <= _MAX_RECORD:
+                chunk = os.read(fd, _MAX_RECORD + 1 - len(data))
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(fd)
         if len(data) > _MAX_RECORD:
             return b"{}"  # no record is that large: unreadable, so the pair is damaged
         return data
@@ -124,7 +132,7 @@ class LocalFileStorage(FileSystemStorage):
             if raw is None:
                 return stream, {}
             try:
-                return stream, metadata_from_bytes(raw)
+                return stream, sidecar_metadata(raw)
             except ValueError:
                 # A record file that became a writer's spare after it was opened
                 # is rewritten in place: read it again, and call it damaged only
@@ -207,16 +215,23 @@ def _regular_files(folder: str) -> set[str]:
 _MAX_RECORD = 64 * 1024
 
 
-def _open_regular(path: str) -> BinaryIO | None:
-    """Open a regular file for reading, or None when nothing is there.
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def _open_fd(path: str) -> tuple[int, os.stat_result] | None:
+    """Open a regular file for reading: its descriptor and status, or None when nothing is there.
 
     The last component is not followed if it is a symlink, and a FIFO or a
     device planted in the root is refused instead of blocking a reader or
     feeding it without end.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, _OPEN_FLAGS)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
     except OSError as exc:
@@ -233,8 +248,16 @@ def _open_regular(path: str) -> BinaryIO | None:
             "its place); remove it and write the result again",
             location=path,
         )
-    stream = _RegularFile(fd, "rb")
-    stream.stat = st  # read_hashed needs it: spares it an fstat
+    return fd, st
+
+
+def _open_regular(path: str) -> BinaryIO | None:
+    """:func:`_open_fd` as an unbuffered binary stream that knows its status."""
+    opened = _open_fd(path)
+    if opened is None:
+        return None
+    stream = _RegularFile(opened[0], "rb")
+    stream.stat = opened[1]  # read_hashed needs it: spares it an fstat
     return stream
 
 

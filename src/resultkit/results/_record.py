@@ -31,6 +31,9 @@ __all__ = [
     "with_previous",
     "final_sidecar",
     "previous_record",
+    "SidecarMetadata",
+    "sidecar_metadata",
+    "parsed_record",
     "PREVIOUS_KEY",
     "RECORD_VERSION",
     "DIGEST_PREFIX",
@@ -141,6 +144,46 @@ def metadata_from_bytes(data: bytes | bytearray | memoryview) -> dict[str, str]:
     if not isinstance(obj, dict):
         raise ValueError("not a record: not a JSON object")
     return {str(k): str(v) for k, v in obj.items()}
+
+
+class SidecarMetadata(dict[str, str]):
+    """Metadata parsed from a sidecar's bytes, shared by every read that finds the
+    same bytes (so read-only), with its :class:`Record` parsed once."""
+
+    __slots__ = ("record",)
+    record: Record
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("stored metadata is read-only; copy it with dict(metadata)")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _read_only
+    __ior__ = _read_only
+
+
+_SIDECARS: dict[bytes, SidecarMetadata] = {}
+
+
+def sidecar_metadata(raw: bytes) -> SidecarMetadata:
+    """:func:`metadata_from_bytes`, remembered for the last few thousand sidecars read."""
+    found = _SIDECARS.get(raw)
+    if found is None:
+        found = SidecarMetadata(metadata_from_bytes(raw))
+        if len(_SIDECARS) >= 4096:
+            _SIDECARS.clear()
+        _SIDECARS[raw] = found
+    return found
+
+
+def parsed_record(metadata: Any) -> Record:
+    """``Record.from_metadata``, once per shared sidecar (``ValueError`` when it is not one)."""
+    if isinstance(metadata, SidecarMetadata):
+        try:
+            return metadata.record
+        except AttributeError:
+            record = Record.from_metadata(metadata)
+            metadata.record = record
+            return record
+    return Record.from_metadata(metadata)
 
 
 #: Metadata key of the record a publish replaces (a JSON document).

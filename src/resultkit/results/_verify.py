@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 from ..errors import ResultCorruptError, SerializerMismatchError
 from ..serializers import Serializer
 from ._errors import SinkError
-from ._record import DIGEST_PREFIX, Record, new_hasher, previous_record
+from ._record import DIGEST_PREFIX, Record, new_hasher, parsed_record, previous_record
 from .storage import Metadata
 
 __all__ = [
@@ -40,7 +40,7 @@ def parse_record(location: str, metadata: Metadata) -> Record:
             location=location,
         )
     try:
-        return Record.from_metadata(metadata)
+        return parsed_record(metadata)
     except (ValueError, RecursionError) as exc:
         raise ResultCorruptError(
             f"the integrity record of {location} is unreadable ({exc}); write it again",
@@ -104,6 +104,8 @@ def _remaining(stream: BinaryIO) -> int | None:
         return None
 
 
+#: Files up to this size are read with one call into a bytes object.
+_SMALL = 1 << 16
 #: Bytes read (then hashed while they are still in the CPU cache) per step.
 _CHUNK = 1 << 20
 
@@ -133,6 +135,13 @@ def read_hashed(
     expected: int = actual if actual is not None and actual in sizes else max(sizes)
     if expected > _PREALLOCATE_LIMIT:
         return _read_growing(stream, expected)
+    if expected <= _SMALL and st is not None:  # a small file: one read, one digest
+        data = stream.read(expected + 1)
+        if len(data) == expected:
+            return data, expected, Record.digest_of(data)
+        if len(data) > expected:
+            return data, expected + 1, "(more bytes than the record says)"
+        return data, len(data), Record.digest_of(data)  # shorter: damaged or being replaced
     buf = allocate(expected)
     view = memoryview(buf).cast("B")
     hasher = new_hasher()

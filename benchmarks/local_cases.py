@@ -1,0 +1,237 @@
+"""Benchmark cases of the local data paths (issue 10), one function per (case, implementation).
+
+Same shape as ``cases.py``: ``fn(d, repeat) -> list[float]`` (seconds), ``d`` an
+empty folder. ``LOCAL_CASES`` has the shape of ``cases.CASES``, so
+``CASES.update(LOCAL_CASES)`` adds the rows; Prefect 1's functions import
+only prefect and the standard library, so they run in its own interpreter.
+
+Run one directly: ``python benchmarks/local_cases.py small_write resultkit``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+SMALL = {"rows": list(range(100)), "name": "small", "meta": {"k": "v" * 100}}  # ~1 KB pickled
+LARGE_MB = int(os.environ.get("BENCH_LARGE_MB", "100"))
+MANY_FILES = int(os.environ.get("BENCH_MANY_FILES", "100000"))
+WARM_TASKS = 100
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    fn()  # warm: spares, folder caches, imports
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _array():  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    return np.random.default_rng(0).random(LARGE_MB * 2**20 // 8)
+
+
+# -- small values: overwrite and verified read of a ~1 KB dict --------------------------------
+def rk_small_write(d: str, repeat: int) -> list[float]:
+    """Atomic + checksummed overwrite (spare files swapped in where the system can)."""
+    from resultkit.results import LocalResult
+
+    r = LocalResult(dir=d)
+    return timed(lambda: r.write(SMALL, location="small.pkl"), repeat)
+
+
+def rk_small_write_rename(d: str, repeat: int) -> list[float]:
+    """The same with the exchange turned off: temp files renamed (the fallback path)."""
+    from resultkit.results import LocalResult
+
+    r = LocalResult(dir=d)
+    r.storage.exchange = False  # type: ignore[attr-defined]
+    return timed(lambda: r.write(SMALL, location="small.pkl"), repeat)
+
+
+def rk_small_read(d: str, repeat: int) -> list[float]:
+    from resultkit.results import LocalResult
+
+    r = LocalResult(dir=d)
+    r.write(SMALL, location="small.pkl")
+    return timed(lambda: r.read("small.pkl"), repeat)
+
+
+def raw_small_write_in_place(d: str, repeat: int) -> list[float]:
+    path = os.path.join(d, "small.pkl")
+
+    def once() -> None:
+        with open(path, "wb") as f:
+            pickle.dump(SMALL, f, protocol=5)
+
+    return timed(once, repeat)
+
+
+def raw_small_read(d: str, repeat: int) -> list[float]:
+    path = os.path.join(d, "small.pkl")
+    raw_small_write_in_place(d, 1)
+
+    def once() -> object:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+
+    return timed(once, repeat)
+
+
+def pf1_small_write(d: str, repeat: int) -> list[float]:
+    from prefect.engine.results import LocalResult
+
+    r = LocalResult(dir=d, location="small.pkl")
+    return timed(lambda: r.write(SMALL), repeat)
+
+
+def pf1_small_read(d: str, repeat: int) -> list[float]:
+    from prefect.engine.results import LocalResult
+
+    r = LocalResult(dir=d, location="small.pkl")
+    written = r.write(SMALL)
+    return timed(lambda: r.read(written.location), repeat)
+
+
+# -- large arrays through NumpySerializer ----------------------------------------------------
+def rk_numpy_write(d: str, repeat: int) -> list[float]:
+    from resultkit.results import LocalResult
+    from resultkit.serializers import NumpySerializer
+
+    r, arr = LocalResult(dir=d, serializer=NumpySerializer()), _array()
+    return timed(lambda: r.write(arr, location="large.npy"), repeat)
+
+
+def rk_numpy_read(d: str, repeat: int) -> list[float]:
+    """Verified: size and digest checked before numpy sees the bytes."""
+    from resultkit.results import LocalResult
+    from resultkit.serializers import NumpySerializer
+
+    r = LocalResult(dir=d, serializer=NumpySerializer())
+    r.write(_array(), location="large.npy")
+    return timed(lambda: r.read("large.npy"), repeat)
+
+
+def joblib_numpy_write(d: str, repeat: int) -> list[float]:
+    import joblib
+
+    arr, path = _array(), os.path.join(d, "large.joblib")
+    return timed(lambda: joblib.dump(arr, path), repeat)
+
+
+def joblib_numpy_read(d: str, repeat: int) -> list[float]:
+    import joblib
+
+    path = os.path.join(d, "large.joblib")
+    joblib.dump(_array(), path)
+    return timed(lambda: joblib.load(path), repeat)
+
+
+# -- exists_many in a folder of many files ---------------------------------------------------
+def _many_files(d: str) -> list[str]:
+    from resultkit.results import LocalResult
+
+    for i in range(MANY_FILES):
+        open(os.path.join(d, f"f{i}.pkl"), "wb").close()
+    LocalResult(dir=d).write(SMALL, location="probe.pkl")
+    return ["probe.pkl", "f1.pkl", "f2.pkl", "missing.pkl"]
+
+
+def rk_exists_many_4(d: str, repeat: int) -> list[float]:
+    from resultkit.results import LocalResult
+
+    keys, r = _many_files(d), LocalResult(dir=d)
+    return timed(lambda: r.exists_many(keys), repeat)
+
+
+def rk_exists_4_one_by_one(d: str, repeat: int) -> list[float]:
+    from resultkit.results import LocalResult
+
+    keys, r = _many_files(d), LocalResult(dir=d)
+    return timed(lambda: [r.exists(k) for k in keys], repeat)
+
+
+# -- a warm flow: every task's target is there -----------------------------------------------
+def rk_warm_flow(d: str, repeat: int) -> list[float]:
+    from resultkit import Flow, task
+    from resultkit.results import LocalResult
+
+    @task(target="t{i}.pkl", checkpoint=True, result=LocalResult(dir=d))
+    def value(i):  # type: ignore[no-untyped-def]
+        return SMALL
+
+    with Flow("warm") as flow:
+        for i in range(WARM_TASKS):
+            value(i)
+    flow.run()
+    return timed(flow.run, repeat)
+
+
+def pf1_warm_flow(d: str, repeat: int) -> list[float]:
+    from prefect import Flow, task
+    from prefect.engine.results import LocalResult
+
+    @task(target="t{i}.pkl", checkpoint=True, result=LocalResult(dir=d))
+    def value(i):  # type: ignore[no-untyped-def]
+        return SMALL
+
+    with Flow("warm") as flow:
+        for i in range(WARM_TASKS):
+            value(i)
+    flow.run()
+    return timed(flow.run, repeat)
+
+
+LOCAL_CASES = {
+    "small_write": (
+        "overwrite a 1 KB dict (resultkit: atomic + checksummed)",
+        {
+            "resultkit": rk_small_write,
+            "prefect1": pf1_small_write,
+            "raw pickle": raw_small_write_in_place,
+            "resultkit, rename path": rk_small_write_rename,
+        },
+    ),
+    "small_read": (
+        "read a 1 KB dict (resultkit: verified)",
+        {"resultkit": rk_small_read, "prefect1": pf1_small_read, "raw pickle": raw_small_read},
+    ),
+    "numpy_write": (
+        f"write a {LARGE_MB} MB numpy array (NumpySerializer)",
+        {"resultkit": rk_numpy_write, "joblib": joblib_numpy_write},
+    ),
+    "numpy_read": (
+        f"read a {LARGE_MB} MB numpy array (NumpySerializer, verified)",
+        {"resultkit": rk_numpy_read, "joblib": joblib_numpy_read},
+    ),
+    "exists_many_4": (
+        f"exists_many of 4 keys in a folder of {MANY_FILES} files",
+        {"resultkit": rk_exists_many_4, "resultkit, 4 exists()": rk_exists_4_one_by_one},
+    ),
+    "warm_flow": (
+        f"warm flow: {WARM_TASKS} tasks, every target present",
+        {"resultkit": rk_warm_flow, "prefect1": pf1_warm_flow},
+    ),
+}
+
+
+def main() -> None:
+    case, impl = sys.argv[1], sys.argv[2]
+    repeat = int(sys.argv[3]) if len(sys.argv) > 3 else 9
+    fn = LOCAL_CASES[case][1][impl]
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as d:
+        times = fn(d, repeat)
+    print(f"{case} / {impl}: median {statistics.median(times) * 1000:.3f} ms of {repeat}")
+
+
+if __name__ == "__main__":
+    main()
