@@ -139,23 +139,32 @@ def test_a_run_level_refresh_recomputes_once_and_the_next_run_hits(tmp_path, mon
     assert calls == [1, 1, 1]
     flow.run(caches=store, refresh=["other"])
     assert calls == [1, 1, 1]
+    flow.run(caches=store, refresh=["count"])
+    assert calls == [1, 1, 1, 1]
     monkeypatch.setenv("RESULTKIT_REFRESH", "1")
     flow.run(caches=store)
-    assert calls == [1, 1, 1, 1]
+    assert calls == [1, 1, 1, 1, 1]
     monkeypatch.delenv("RESULTKIT_REFRESH")
-    assert flow.run(caches=store).result[ref].is_cached()
+    hit = flow.run(caches=store).result[ref]
+    assert hit.is_cached() and hit.cache_miss is None
     with pytest.raises(ConfigurationError, match="refresh=3"):
         flow.run(caches=store, refresh=3)
 
 
 def test_refresh_cache_on_the_task_recomputes_every_run():
     count, calls = _counting(refresh_cache=True)
+
+    @task
+    def uncached():
+        return 1
+
     with Flow("refresh-task") as flow:
         count(1)
+        plain = uncached()
     store = OutputCache()
     flow.run(caches=store)
-    flow.run(caches=store)
-    assert calls == [1, 1]
+    state = flow.run(caches=store)
+    assert calls == [1, 1] and state.result[plain].cache_miss is None
 
 
 def test_cache_ignore_keeps_a_hit_when_only_the_ignored_input_changes():
@@ -189,6 +198,7 @@ def test_a_deleted_payload_is_a_miss_with_a_reason(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records if "cache miss" in r.getMessage()]
     assert lines == [f"Task 'count': cache miss (output cache 'count'): {state.cache_miss.reason}"]
     assert flow.run(caches=store).result[ref].is_cached()
+    assert len(store.entries()) == 1  # the entry whose value had gone was deleted
 
 
 def test_misses_explain_inputs_parameters_and_expiry():
@@ -239,7 +249,7 @@ def test_code_version_replaces_the_fingerprint():
         Task(code_version="")
 
 
-def test_target_validator_makes_a_target_stale_when_the_code_changes(tmp_path):
+def test_target_validator_makes_a_target_stale_when_the_code_changes(tmp_path, caplog):
     result = LocalResult(dir=str(tmp_path / "out"))
     store = OutputCache()
 
@@ -262,7 +272,12 @@ def test_target_validator_makes_a_target_stale_when_the_code_changes(tmp_path):
     assert first.cache_miss.kind == "target" and first.cache_miss.reason == "no target"
     assert flow.run(caches=store).result[ref].is_cached()
     flow, ref = build(2)
-    state = flow.run(caches=store).result[ref]
+    with caplog.at_level(logging.INFO, logger="resultkit"):
+        state = flow.run(caches=store).result[ref]
+    target = tmp_path / "out" / "made.json"
+    assert f"Task 'made': target miss ({target.as_uri()}): code of `made -> body` changed" in [
+        r.getMessage() for r in caplog.records
+    ]
     assert not state.is_cached() and state.result == 2
     assert state.cache_miss.reason == "code of `made -> body` changed"  # its closure
     assert flow.run(caches=store).result[ref].result == 2  # rewritten, and a hit again

@@ -30,7 +30,15 @@ import xxhash
 from ..errors import UnhashableInputError
 from .hashing import input_token
 
-__all__ = ["Unfingerprintable", "CodeInfo", "code_info", "is_user_module", "package_of"]
+__all__ = [
+    "Unfingerprintable",
+    "CodeInfo",
+    "code_info",
+    "is_user_module",
+    "is_user_function",
+    "home_module",
+    "package_of",
+]
 
 #: Bytecode is only comparable within one Python minor version.
 PYTHON = f"python {sys.version_info.major}.{sys.version_info.minor}"
@@ -173,8 +181,8 @@ def is_user_module(name: str | None) -> bool:
     are libraries; a module with no file (``__main__`` in a notebook, code
     run by ``exec``) is the user's.
     """
-    if not name:
-        return True
+    if not name or name == "__main__":
+        return True  # a script, a notebook, code run by exec
     top = name.partition(".")[0]
     if top == "resultkit" or top in sys.stdlib_module_names or name in sys.builtin_module_names:
         return False
@@ -183,6 +191,24 @@ def is_user_module(name: str | None) -> bool:
     if not isinstance(path, str):
         return module is None or name == "__main__" or getattr(module, "__spec__", None) is None
     return not _file_is_library(path)
+
+
+def home_module(fn: types.FunctionType) -> str | None:
+    """The module a function's code lives in: its globals' (``functools.wraps`` copies
+    ``__module__`` from the function it wraps, so that may be another module's)."""
+    name = fn.__globals__.get("__name__")
+    return name if isinstance(name, str) else fn.__module__
+
+
+def is_user_function(fn: types.FunctionType) -> bool:
+    """Whether ``fn`` is the user's code: by the file its code was compiled from, else
+    (code made by ``exec``: a notebook cell, a generated ``__init__``) by its module."""
+    path = fn.__code__.co_filename
+    module = home_module(fn)
+    if path.startswith("<") or not os.path.isabs(path):
+        return is_user_module(module)
+    top = (module or "").partition(".")[0]
+    return top != "resultkit" and not _file_is_library(path)
 
 
 @functools.cache
@@ -261,50 +287,84 @@ def value_token(value: Any, follow: Callable[[Any], str]) -> str:
     return token
 
 
-def _feed(h: Any, value: Any, follow: Callable[[Any], str], depth: int) -> None:
+def _feed(
+    h: Any,
+    value: Any,
+    follow: Callable[[Any], str],
+    depth: int,
+    stack: dict[int, int] | None = None,
+) -> None:
     if depth > _MAX_DEPTH:
-        raise Unfingerprintable(
-            f"a value nests more than {_MAX_DEPTH} levels (or refers to itself)"
-        )
+        raise Unfingerprintable(f"a value nests more than {_MAX_DEPTH} levels")
     t = type(value)
     if isinstance(value, _SIMPLE):
         h.update(f"{input_token(value)};".encode())
-    elif is_code(value):
+        return
+    if is_code(value):
         h.update(f"code:{follow(value)};".encode())
-    elif t in (list, tuple):
+        return
+    stack = {} if stack is None else stack
+    entered = stack.get(id(value))
+    if entered is not None:  # a cycle (a parent and its children): named by how far up
+        h.update(f"cycle:{depth - entered};".encode())
+        return
+    stack[id(value)] = depth
+    try:
+        _feed_container(h, value, t, follow, depth, stack)
+    finally:
+        del stack[id(value)]
+
+
+def _feed_container(
+    h: Any, value: Any, t: type, follow: Callable[[Any], str], depth: int, stack: dict[int, int]
+) -> None:
+    def sub(item: Any) -> str:
+        inner = xxhash.xxh3_128()
+        _feed(inner, item, follow, depth + 1, stack)
+        return inner.hexdigest()
+
+    if t in (list, tuple):
         h.update(f"{t.__name__}[{len(value)}](".encode())
         for item in value:
-            _feed(h, item, follow, depth + 1)
+            _feed(h, item, follow, depth + 1, stack)
         h.update(b")")
-    elif isinstance(value, dict):
-        items = sorted((_sub(k, follow, depth), v) for k, v in value.items())
+    elif isinstance(value, dict | types.MappingProxyType):
+        items = sorted((sub(k), v) for k, v in value.items())
         h.update(f"dict[{len(items)}](".encode())
         for key, item in items:
             h.update(key.encode())
-            _feed(h, item, follow, depth + 1)
+            _feed(h, item, follow, depth + 1, stack)
         h.update(b")")
     elif isinstance(value, set | frozenset):
-        tokens = sorted(_sub(v, follow, depth) for v in value)
-        h.update(f"set({','.join(tokens)})".encode())
+        h.update(f"set({','.join(sorted(sub(v) for v in value))})".encode())
     elif isinstance(value, enum.Enum):
         h.update(f"enum:{follow(t)}:{value.name};".encode())
     elif is_user_module(t.__module__) and (hasattr(value, "__dict__") or hasattr(t, "__slots__")):
-        h.update(f"object:{follow(t)}(".encode())
-        for name, item in sorted(_state(value).items()):
-            h.update(f"{name}=".encode())
-            _feed(h, item, follow, depth + 1)
-        h.update(b")")
+        _feed_state(h, f"object:{follow(t)}", value, follow, depth, stack)
     else:
         try:
             h.update(f"{t.__module__}.{t.__qualname__}:{input_token(value)};".encode())
         except UnhashableInputError as exc:
-            raise Unfingerprintable(str(exc)) from None
+            if not _state(value):  # nothing to walk: a lock, a socket, a C object
+                raise Unfingerprintable(str(exc)) from None
+            # A library object that will not pickle (a dataclass Field holding a
+            # lambda): its attributes, walked like a user object's.
+            _feed_state(h, f"object:{t.__module__}.{t.__qualname__}", value, follow, depth, stack)
 
 
-def _sub(value: Any, follow: Callable[[Any], str], depth: int) -> str:
-    h = xxhash.xxh3_128()
-    _feed(h, value, follow, depth + 1)
-    return h.hexdigest()
+def _feed_state(
+    h: Any,
+    label: str,
+    value: Any,
+    follow: Callable[[Any], str],
+    depth: int,
+    stack: dict[int, int],
+) -> None:
+    h.update(f"{label}(".encode())
+    for name, item in sorted(_state(value).items()):
+        h.update(f"{name}=".encode())
+        _feed(h, item, follow, depth + 1, stack)
+    h.update(b")")
 
 
 def _state(value: Any) -> dict[str, Any]:

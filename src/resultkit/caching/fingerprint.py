@@ -51,7 +51,9 @@ from ._codetoken import (
     PYTHON,
     Unfingerprintable,
     code_info,
+    home_module,
     is_code,
+    is_user_function,
     is_user_module,
     package_of,
     value_token,
@@ -64,6 +66,10 @@ _NONCE = uuid.uuid4().hex  # what an unfollowable component is worth: this proce
 _WARNED: set[str] = set()
 _WARNED_LOCK = threading.Lock()
 _MISSING = object()
+# What a class's __dict__ holds that is not its code nor its data (abc's cache is C state).
+_NOT_MEMBERS = frozenset(
+    {"__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "_abc_impl"}
+)
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,8 @@ class _Walk:
             self._follow(obj, parent, path)
         except Unfingerprintable as exc:
             self.failed(path, str(exc))
+        except Warning:
+            raise  # warnings turned into errors: the user asked for it to propagate
         except Exception as exc:  # noqa: BLE001 - fail closed, never fail the task
             self.failed(path, f"{type(exc).__name__}: {exc}")
         return name
@@ -225,8 +233,8 @@ class _Walk:
             state = (obj.args, obj.keywords)
             self.add(path, "global", value_token(state, lambda c: self.follow(c, path)))
         elif isinstance(obj, types.FunctionType):
-            if not is_user_module(obj.__module__):
-                self._package(obj.__module__, parent)
+            if not is_user_function(obj):
+                self._package(home_module(obj) or "builtins", parent)
             else:
                 self._function(obj, path)
         elif isinstance(obj, type):
@@ -239,6 +247,11 @@ class _Walk:
                 self._package(obj.__name__, parent)
             else:
                 self.add(path, "module", input_token(obj.__name__))
+        elif callable(getattr(obj, "__wrapped__", None)):
+            # A wrapper object (functools.cache, a decorator's instance): the code it
+            # wraps, and its class; its own state is the wrapper's business.
+            self.follow(type(obj), parent)
+            self.follow(obj.__wrapped__, parent)
         elif hasattr(obj, "__dict__") or is_user_module(type(obj).__module__):
             # A callable object: its class's code and its own state.
             self.follow(type(obj), parent)
@@ -286,7 +299,7 @@ class _Walk:
         members = []
         self.reads.append(("attr", cls, "__bases__", cls.__bases__))
         for attr in sorted(cls.__dict__):
-            if attr in ("__dict__", "__weakref__", "__module__", "__doc__", "__qualname__"):
+            if attr in _NOT_MEMBERS:
                 continue
             value = cls.__dict__[attr]
             self.reads.append(("map", cls.__dict__, attr, value))

@@ -177,7 +177,11 @@ class OutputCaching:
     def get(
         self, task: Task, lookup: Lookup, misses: list[CacheMiss] | None = None
     ) -> State | None:
-        """The Cached state from the store, or None for a miss (explained in ``misses``)."""
+        """The Cached state from the store, or None for a miss.
+
+        With ``misses``, a miss is explained: logged in one INFO line and its
+        :class:`CacheMiss` appended (a lookup made again, under a lock, is not).
+        """
         if self.refreshing(task):
             self._missed(lookup, "refresh requested", (), misses)
             return None
@@ -216,6 +220,8 @@ class OutputCaching:
 
     def _explain(self, lookup: Lookup, why: list[str], misses: list[CacheMiss] | None) -> None:
         """Why the store had nothing valid: its own reason, else the newest entry's difference."""
+        if misses is None:
+            return
         if why:
             self._missed(lookup, why[-1], (), misses)
             return
@@ -240,10 +246,11 @@ class OutputCaching:
         changed: tuple[str, ...],
         misses: list[CacheMiss] | None,
     ) -> None:
+        if misses is None:
+            return  # not asked: a second lookup of a miss already explained
         miss = CacheMiss("cache", lookup.key.label, reason, changed)
         logger.info("Task '%s': cache miss (output cache %r): %s", lookup.name, miss.where, reason)
-        if misses is not None:
-            misses.append(miss)
+        misses.append(miss)
 
     # -- targets judged by code (``target_validator=``) ---------------------------------------
     def _target_lookup(self, task: Task, target: str) -> Lookup:
