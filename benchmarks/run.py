@@ -1,15 +1,20 @@
-"""Run every benchmark case for resultkit and its baselines; print medians and ratios.
+"""Run every benchmark case for resultkit and its baselines; print medians, ratios and goals.
 
 Usage: ``bash benchmarks/run.sh`` (sets up the interpreters), or directly
-``python benchmarks/run.py --prefect1-python PATH``. Ratios are baseline time
-divided by resultkit's time, measured in the same run: above 1 means
-resultkit is faster. The machine is shared: read medians, not single runs.
+``.venv/bin/python benchmarks/run.py [--tiny] [--repeat N]``. Each
+implementation runs in its own interpreter (Prefect 1 and Prefect 3 in
+virtual environments of their own), all in the same run, on the same
+machine. Ratios are baseline time / resultkit time: above 1 means resultkit
+is faster. A goal is a least ratio (issue 10's table). The machine is
+shared: read medians, not single runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,70 +24,150 @@ from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cases import CASES  # noqa: E402
+
+#: Interpreters other than this one, and how run.sh installs them.
+VENVS = {"prefect1": ".venv-prefect1", "prefect3": ".venv-prefect3"}
+
+#: (case, baseline): (least ratio baseline/resultkit, the goal as the issue words it).
+GOALS: dict[tuple[str, str], tuple[float, str]] = {
+    ("large_read", "joblib"): (1.0, ">= 1.0x joblib.load's speed"),
+    ("large_read", "prefect1"): (3.0, ">= 3x Prefect 1"),
+    ("large_write", "prefect1"): (4.0, ">= 4x Prefect 1"),
+    ("large_write", "joblib"): (1.0, "never slower than joblib.dump"),
+    ("warm_flow", "prefect1"): (200.0, "<= 0.005x Prefect 1's time"),
+    ("numpy_read", "joblib"): (1.0, ">= 1.0x joblib.load's speed"),
+    ("numpy_write", "joblib"): (1.0, "never slower than joblib.dump"),
+    ("small_write", "prefect1"): (1 / 1.5, "<= 1.5x Prefect 1's in-place write"),
+    ("small_read", "prefect1"): (1 / 1.5, "<= 1.5x Prefect 1's read"),
+    ("s3_checkpoints", "serial"): (10.0, ">= 10x faster than serial"),
+    ("s3_checkpoints_seaweedfs", "serial"): (10.0, ">= 10x faster than serial"),
+    ("exists_many_4", "resultkit, 4 exists()"): (1.0, "never slower than per-key checks"),
+    ("cold_flow", "prefect1"): (20.0, "per-task overhead <= 0.05x Prefect 1's"),
+    ("fingerprint", "1 ms budget"): (1.0, "< 1 ms per task after the first call"),  # [caching]
+}
 
 
-def run_impl(python: str, impl: str, repeat: int) -> dict[str, dict[str, float]]:
+def run_impl(
+    python: str, impl: str, repeat: int, env: dict[str, str]
+) -> dict[str, dict[str, float | str]]:
     out = subprocess.run(
-        [python, str(HERE / "cases.py"), "--impl", impl, "--repeat", str(repeat)],
+        [python, str(HERE / "harness.py"), "--impl", impl, "--repeat", str(repeat)],
         capture_output=True,
         text=True,
+        env=env,
     )
-    if out.returncode != 0:
-        print(f"{impl} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
-        return {}
     sys.stderr.write(out.stderr)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    if out.returncode != 0 or not out.stdout.strip():
+        print(f"{impl} failed (exit {out.returncode})", file=sys.stderr)
+        return {}
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def fmt(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument(
-        "--prefect1-python", default=str(HERE / ".venv-prefect1" / "bin" / "python")
-    )
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for impl, folder in VENVS.items():
+        parser.add_argument(f"--{impl}-python", default=str(HERE / folder / "bin" / "python"))
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--tiny", action="store_true", help="small sizes, one repeat (smoke)")
+    parser.add_argument("--s3-servers", default=None, help="default: moto,seaweedfs (tiny: moto)")
+    parser.add_argument("--json", help="also write every median to this file")
     args = parser.parse_args()
-    impls = {
-        "resultkit": sys.executable,
-        "raw pickle": sys.executable,
-        "raw atomic pickle": sys.executable,
-        "joblib": sys.executable,
-        "dask": sys.executable,
-    }
-    if Path(args.prefect1_python).exists():
-        impls["prefect1"] = args.prefect1_python
-    else:
-        print(
-            f"Prefect 1 interpreter not found at {args.prefect1_python}: run benchmarks/run.sh",
-            file=sys.stderr,
-        )
-    results = {impl: run_impl(py, impl, args.repeat) for impl, py in impls.items()}
+    if args.tiny:
+        os.environ["BENCH_TINY"] = "1"
+        os.environ.setdefault("BENCH_LARGE_MB", "2")  # local_cases.py reads these
+        os.environ.setdefault("BENCH_MANY_FILES", "500")
+        args.repeat = 1
+    from harness import all_cases  # after BENCH_TINY: sizes are read at import
+    from latency_proxy import latent_s3
+
+    servers = (args.s3_servers or ("moto" if args.tiny else "moto,seaweedfs")).split(",")
+    with contextlib.ExitStack() as stack:
+        s3 = {}
+        for server in filter(None, servers):
+            started = stack.enter_context(latent_s3(server=server))
+            s3[server] = {"url": started.url, "options": started.storage_options}
+        os.environ["BENCH_S3"] = json.dumps(s3)
+        env = {  # after latent_s3, which sets the emulators' dummy credentials
+            **os.environ,
+            "PREFECT__FLOWS__CHECKPOINTING": "true",  # Prefect 1 writes targets only then
+            "PREFECT__LOGGING__LEVEL": "CRITICAL",
+        }
+        cases = all_cases()
+        impls: dict[str, str] = {}
+        skipped: list[str] = []
+        for _, case_impls in cases.values():
+            for impl in case_impls:
+                python = getattr(args, f"{impl}_python", None) or sys.executable
+                if impl in impls or impl in skipped:
+                    continue
+                if not Path(python).exists():
+                    skipped.append(impl)
+                    print(
+                        f"skipped: {impl} (no interpreter at {python}; bash benchmarks/run.sh "
+                        "installs it)",
+                        flush=True,
+                    )
+                    continue
+                impls[impl] = python
+        results = {impl: run_impl(py, impl, args.repeat, env) for impl, py in impls.items()}
 
     table = Table(
-        title=f"resultkit vs baselines (median of {args.repeat}; ratio = baseline / resultkit)"
+        title=f"resultkit vs baselines (median of {args.repeat}; ratio = baseline / resultkit; "
+        "goal = least ratio)"
     )
-    table.add_column("case")
-    table.add_column("resultkit", justify="right")
-    table.add_column("baseline")
-    table.add_column("baseline median", justify="right")
-    table.add_column("ratio", justify="right")
-    for case, (desc, case_impls) in CASES.items():
-        ours = results["resultkit"].get(case, {}).get("median")
+    for column in ("case", "resultkit", "baseline", "baseline median", "ratio", "goal", "met"):
+        table.add_column(column, justify="right" if column in ("ratio",) else "left")
+    met_count = goal_count = 0
+    for case, (desc, case_impls) in cases.items():
+        ours_row = results.get("resultkit", {}).get(case, {})
+        ours = ours_row.get("median")
+        ours_text = fmt(ours) if isinstance(ours, float) else f"error: {ours_row.get('error')}"
         first = True
         for impl in case_impls:
             if impl == "resultkit":
                 continue
-            theirs = results.get(impl, {}).get(case, {}).get("median")
-            ratio = f"{theirs / ours:.2f}x" if ours and theirs else "n/a"
+            theirs_row = results.get(impl, {}).get(case, {})
+            theirs = theirs_row.get("median")
+            if impl in skipped:
+                theirs_text, ratio_text = "skipped (no venv)", "n/a"
+            elif not isinstance(theirs, float):
+                theirs_text, ratio_text = f"error: {theirs_row.get('error', 'no figure')}", "n/a"
+            else:
+                theirs_text = fmt(theirs)
+                ratio_text = f"{theirs / ours:.2f}x" if isinstance(ours, float) else "n/a"
+            least, goal_text = GOALS.get((case, impl), (None, ""))
+            met = ""
+            if least is not None and "x" in ratio_text and ratio_text != "n/a":
+                goal_count += 1
+                ok = float(ratio_text[:-1]) >= least
+                met_count += ok
+                met = "yes" if ok else "NO"
             table.add_row(
                 f"{case}: {desc}" if first else "",
-                f"{ours * 1000:.2f} ms" if (first and ours) else "",
+                ours_text if first else "",
                 impl,
-                f"{theirs * 1000:.2f} ms" if theirs else "n/a",
-                ratio,
+                theirs_text,
+                ratio_text,
+                goal_text,
+                met,
             )
             first = False
-    Console(width=140).print(table)
+    Console(width=160).print(table)
+    print(f"goals met: {met_count} of {goal_count} measured")
+    if args.json:
+        cases_out = {case: list(case_impls) for case, (_, case_impls) in cases.items()}
+        report = {"cases": cases_out, "skipped": skipped, "results": results}
+        Path(args.json).write_text(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,100 @@
+"""Run the benchmark cases of one implementation in this interpreter; print JSON medians.
+
+``run.py`` starts one of these per implementation (Prefect 1 and Prefect 3
+live in virtual environments of their own), so every implementation is
+measured in the same run. Case modules (``cases.py``, ``flow_cases.py``,
+``remote_cases.py``, and ``local_cases.py`` when present) each export
+``CASES = {case: (description, {implementation: function})}`` (or
+``LOCAL_CASES``); a case named in two modules gets both's implementations,
+the later module's winning a clash. A function
+takes a scratch folder and a repeat count and returns durations in seconds.
+``--tiny`` (environment ``BENCH_TINY=1``) shrinks every size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CASE_MODULES = ("cases", "flow_cases", "remote_cases", "local_cases", "code_cases")
+
+#: Sizes shrink under --tiny (the smoke test) so that every case still runs.
+TINY = os.environ.get("BENCH_TINY") == "1"
+
+Case = tuple[str, dict[str, Callable[[str, int], list[float]]]]
+
+
+def sized(full: int, tiny: int) -> int:
+    """``full``, or ``tiny`` in the smoke test's tiny mode."""
+    return tiny if TINY else full
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    """Durations of ``repeat`` calls of ``fn``."""
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def all_cases() -> dict[str, Case]:
+    """Every case of every case module importable in this interpreter, in table order."""
+    sys.path.insert(0, str(HERE))
+    cases: dict[str, Case] = {}
+    for name in CASE_MODULES:
+        if not (HERE / f"{name}.py").exists():
+            continue
+        module = importlib.import_module(name)
+        found = getattr(module, "CASES", None) or getattr(module, "LOCAL_CASES", {})
+        for case, (desc, impls) in found.items():
+            if case in cases:  # a module may add implementations to a case
+                cases[case][1].update(impls)
+            else:
+                cases[case] = (desc, dict(impls))
+    return cases
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--impl", required=True)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--only", default="", help="comma-separated cases")
+    args = parser.parse_args()
+    logging.disable(logging.CRITICAL)
+    only = {c for c in args.only.split(",") if c}
+    out: dict[str, dict[str, float | str]] = {}
+    for case, (_, impls) in all_cases().items():
+        fn = impls.get(args.impl)
+        if fn is None or (only and case not in only):
+            continue
+        try:
+            with tempfile.TemporaryDirectory(prefix="rk-bench-") as d:
+                times = fn(d, args.repeat)
+        except Exception as exc:  # one broken case must not hide the others' figures
+            traceback.print_exc()
+            out[case] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+            continue
+        out[case] = {"median": statistics.median(times), "n": len(times)}
+        print(
+            f"  {args.impl:>18} {case:<22} {statistics.median(times) * 1000:10.2f} ms",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

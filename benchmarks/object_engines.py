@@ -1,0 +1,153 @@
+"""s3fs against obstore for many small concurrent requests (the write_many / read_many workload).
+
+Each engine PUTs then GETs ``--items`` small objects (200 bytes, with the
+user metadata resultkit's record needs), ``--concurrency`` at once, on one
+event loop; the S3 server is moto or SeaweedFS, reached directly and
+through the latency proxy. Prints wall time and this process's CPU time per
+request: with the server's CPU on the same 2 cores, the client's CPU per
+request is what bounds concurrent throughput.
+
+    .venv/bin/python benchmarks/object_engines.py --server moto --latency-ms 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from latency_proxy import latent_s3  # noqa: E402
+
+BUCKET = "engines"
+BODY = b"x" * 200
+META = {"rk": "1", "rk-digest": "xxh3_128:00112233445566778899aabbccddeeff", "rk-size": "200"}
+
+
+async def bounded(n: int, concurrency: int, one: Callable[[int], Awaitable[object]]) -> None:
+    sem = asyncio.Semaphore(concurrency)
+
+    async def run(i: int) -> None:
+        async with sem:
+            await one(i)
+
+    await asyncio.gather(*(run(i) for i in range(n)))
+
+
+def s3fs_engine(url: str, options: dict[str, str]) -> tuple[Callable, Callable, Callable]:
+    import s3fs
+    from fsspec.asyn import sync
+
+    fs = s3fs.S3FileSystem(
+        endpoint_url=url,
+        skip_instance_cache=True,
+        config_kwargs={"max_pool_connections": 128},
+        **options,
+    )
+    with contextlib.suppress(FileExistsError):  # the other engine made it
+        sync(fs.loop, fs._call_s3, "create_bucket", fs.kwargs, Bucket=BUCKET)
+
+    async def put(key: str) -> None:
+        await fs._call_s3("put_object", fs.kwargs, Bucket=BUCKET, Key=key, Body=BODY, Metadata=META)
+
+    async def get(key: str) -> None:
+        out = await fs._call_s3("get_object", fs.kwargs, Bucket=BUCKET, Key=key)
+        body = out["Body"]
+        await body.read()
+        body.close()
+        assert out["Metadata"]["rk"] == "1"
+
+    def run(coro: Callable[[], Awaitable[None]]) -> None:
+        sync(fs.loop, coro)
+
+    return put, get, run
+
+
+def obstore_engine(url: str, options: dict[str, str]) -> tuple[Callable, Callable, Callable]:
+    import os
+
+    import obstore
+    from obstore.store import S3Store
+
+    store = S3Store(
+        BUCKET,
+        endpoint=url,
+        region="us-east-1",
+        access_key_id=options.get("key", os.environ["AWS_ACCESS_KEY_ID"]),
+        secret_access_key=options.get("secret", os.environ["AWS_SECRET_ACCESS_KEY"]),
+        client_options={"allow_http": True, "pool_max_idle_per_host": "128"},
+        virtual_hosted_style_request=False,
+    )
+
+    async def put(key: str) -> None:
+        await obstore.put_async(store, key, BODY, attributes=META)
+
+    async def get(key: str) -> None:
+        out = await obstore.get_async(store, key)
+        await out.bytes_async()
+        assert out.attributes.get("rk") == "1", out.attributes
+
+    def run(coro: Callable[[], Awaitable[None]]) -> None:
+        asyncio.run(coro())
+
+    return put, get, run
+
+
+ENGINES = {"s3fs": s3fs_engine, "obstore": obstore_engine}
+
+
+def measure(
+    engine: str, url: str, options: dict, items: int, concurrency: int, repeat: int
+) -> dict[str, tuple[float, float]]:
+    """Median (wall, client CPU) seconds of ``items`` PUTs, then of as many GETs."""
+    put, get, run = ENGINES[engine](url, options)
+    first = f"{engine}/{uuid.uuid4().hex[:8]}"
+    out = {}
+    for name in ("put", "get"):
+        walls, cpus = [], []
+        for r in range(repeat):
+            prefix = f"{first}-{r}" if name == "put" else f"{first}-0"
+            op = put if name == "put" else get
+
+            def batch(op: Callable = op, prefix: str = prefix) -> Awaitable[None]:
+                return bounded(items, concurrency, lambda i: op(f"{prefix}/{i}"))
+
+            t, c = time.perf_counter(), time.process_time()
+            run(batch)
+            walls.append(time.perf_counter() - t)
+            cpus.append(time.process_time() - c)
+        out[name] = (statistics.median(walls), statistics.median(cpus))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", choices=["moto", "seaweedfs"], default="moto")
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with latent_s3(args.latency_ms, args.server) as s3:
+        for label, url in (("direct", s3.direct_url), (f"+{args.latency_ms:g} ms", s3.url)):
+            for engine in ENGINES:
+                got = measure(
+                    engine, url, s3.storage_options, args.items, args.concurrency, args.repeat
+                )
+                for op, (wall, cpu) in got.items():
+                    print(
+                        f"{args.server:>9} {label:>8} {engine:>8} {op}: {args.items} x "
+                        f"{args.concurrency} at once {wall * 1000:7.0f} ms wall, "
+                        f"{cpu / args.items * 1000:5.2f} ms client CPU a request",
+                        flush=True,
+                    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Object-store cases: many checkpoints written and read at once over a 20 ms link, vs serially.
+
+The S3 servers run behind ``latency_proxy.py`` (every request waits 20 ms,
+as on a nearby region). ``run.py`` starts them once and passes their URLs
+in ``BENCH_S3`` (JSON: ``{server: {"url": ..., "options": {...}}}``); run
+alone, the harness starts moto itself. "serial" is the same Result writing
+(reading) one value after the other, the way a runner without batches does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from harness import sized, timed
+
+CHECKPOINTS = sized(200, 20)
+SERIAL_REPEAT = 3  # a serial batch takes ~10 s over 20 ms
+
+
+def servers() -> dict[str, dict[str, Any]]:
+    return dict(json.loads(os.environ.get("BENCH_S3", "{}")))
+
+
+@contextlib.contextmanager
+def s3_result(server: str) -> Any:
+    """A fresh S3Result (its own prefix) on ``server`` behind the latency proxy."""
+    from resultkit.results import S3Result
+
+    known = servers().get(server)
+    with contextlib.ExitStack() as stack:
+        if known is None:
+            from latency_proxy import latent_s3
+
+            s3 = stack.enter_context(latent_s3(server=server))
+            known = {"url": s3.url, "options": s3.storage_options}
+        r = S3Result(
+            "bench",
+            prefix=uuid.uuid4().hex,
+            endpoint_url=known["url"],
+            storage_options=dict(known["options"]),
+        )
+        with contextlib.suppress(FileExistsError):
+            if not r.fs.exists("bench"):
+                r.fs.mkdir("bench")
+        r.write(0, "warm.pkl")  # the client, its connections and the bucket check
+        yield r
+
+
+def values() -> dict[str, dict[str, int]]:
+    return {f"ckpt/{i}.pkl": {"i": i} for i in range(CHECKPOINTS)}
+
+
+def fresh(r: Any, batch: Callable[[Any, dict[str, Any]], object]) -> Callable[[], object]:
+    """One timed batch: the same values, under a new folder each time (no overwrite)."""
+
+    def once() -> object:
+        folder = uuid.uuid4().hex[:8]
+        return batch(r, {f"{folder}/{k}": v for k, v in values().items()})
+
+    return once
+
+
+def write_many(server: str) -> Callable[[str, int], list[float]]:
+    def case(d: str, repeat: int) -> list[float]:
+        with s3_result(server) as r:
+            return timed(fresh(r, lambda r, items: r.write_many(items)), repeat)
+
+    return case
+
+
+def write_serially(server: str) -> Callable[[str, int], list[float]]:
+    def case(d: str, repeat: int) -> list[float]:
+        with s3_result(server) as r:
+            once = fresh(r, lambda r, items: [r.write(v, k) for k, v in items.items()])
+            return timed(once, min(repeat, SERIAL_REPEAT))
+
+    return case
+
+
+def read_many(server: str) -> Callable[[str, int], list[float]]:
+    def case(d: str, repeat: int) -> list[float]:
+        with s3_result(server) as r:
+            written = [w.location for w in r.write_many(values())]
+            return timed(lambda: r.read_many(written), repeat)
+
+    return case
+
+
+def read_serially(server: str) -> Callable[[str, int], list[float]]:
+    def case(d: str, repeat: int) -> list[float]:
+        with s3_result(server) as r:
+            written = [w.location for w in r.write_many(values())]
+            return timed(lambda: [r.read(w) for w in written], min(repeat, SERIAL_REPEAT))
+
+    return case
+
+
+CASES: dict[str, tuple[str, dict[str, Callable[[str, int], list[float]]]]] = {}
+for _server in servers() or {"moto": {}}:
+    _suffix = "" if _server == "moto" else f"_{_server}"
+    CASES[f"s3_checkpoints{_suffix}"] = (
+        f"write {CHECKPOINTS} checkpoints to S3 ({_server}) over 20 ms a request",
+        {"resultkit": write_many(_server), "serial": write_serially(_server)},
+    )
+    CASES[f"s3_reads{_suffix}"] = (
+        f"verified read of {CHECKPOINTS} checkpoints from S3 ({_server}) over 20 ms",
+        {"resultkit": read_many(_server), "serial": read_serially(_server)},
+    )
