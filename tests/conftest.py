@@ -15,6 +15,7 @@ os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 # Output caches of the tests go to a folder of this session, never to the
 # developer's ~/.resultkit/cache (tests clear caches).
 os.environ.setdefault("RESULTKIT_CACHE_STORE", tempfile.mkdtemp(prefix="resultkit-test-cache-"))
+os.environ.setdefault("RESULTKIT_RUN_STORE", tempfile.mkdtemp(prefix="resultkit-test-runs-"))
 
 import pytest  # noqa: E402
 

@@ -31,14 +31,22 @@ FLOW = textwrap.dedent(
     # A Python expression for the result (a remote backend), else a folder.
     result = eval(sys.argv[6]) if len(sys.argv) > 6 else LocalResult(dir=root)
 
-    @task(target="shared.pkl", result=result)
+    # RK_MODE=cache: the same, through an output cache entry (cache_key) on the storage.
+    if os.environ.get("RK_MODE") == "cache":
+        from datetime import timedelta
+        how = dict(cache_key="shared", cache_for=timedelta(hours=1), checkpoint=False)
+        store = result if len(sys.argv) > 6 else LocalResult(dir=root / "cache")
+    else:
+        how, store = dict(target="shared.pkl"), None
+
+    @task(result=result, **how)
     def expensive():
         (marks / f"ran-{os.getpid()}").touch()
         print("computing", flush=True)
         time.sleep(hold)  # the work itself (other runs must wait, not redo it)
         return "the value"
 
-    with Flow("single-flight") as flow:
+    with Flow("single-flight", cache_store=store) as flow:
         ref = expensive()
     print("ready", flush=True)
     while not barrier.exists():  # every process starts the flow at the same instant
@@ -50,7 +58,7 @@ FLOW = textwrap.dedent(
 
 
 def _start(
-    tmp_path: Path, lease: float, hold: float, result: str | None = None
+    tmp_path: Path, lease: float, hold: float, result: str | None = None, mode: str = "target"
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
@@ -67,6 +75,7 @@ def _start(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "RK_MODE": mode},
     )
 
 
@@ -228,3 +237,32 @@ def test_eight_processes_compute_a_remote_target_once(tmp_path, remote_result):
     assert len(list((tmp_path / "marks").iterdir())) == 1, "the body ran more than once"
     result = eval(remote_result)
     assert result.storage.list(result.lock_prefix("shared.pkl")) == []  # no lock left
+
+
+@pytest.mark.parametrize("backend", ["local", "moto"])
+def test_eight_processes_compute_a_cache_key_once(tmp_path, backend, request):
+    """Output caches (cache_key) get single flight too, on the cache store's storage."""
+    result = None
+    if backend == "moto":
+        server = request.getfixturevalue("moto_server")
+        prefix = f"cache-{time.time_ns()}"
+        result = (
+            f"__import__('resultkit.results').results.S3Result('rk-sf', prefix={prefix!r}, "
+            f"endpoint_url={server.url!r})"
+        )
+        made = eval(result)
+        if not made.fs.exists("rk-sf"):
+            with contextlib.suppress(FileExistsError):
+                made.fs.mkdir("rk-sf")
+    (tmp_path / "marks").mkdir()
+    procs = [_start(tmp_path, lease=10, hold=0.5, result=result, mode="cache") for _ in range(8)]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline() == "ready\n"
+    (tmp_path / "go").touch()
+    outputs = [p.communicate(timeout=180) for p in procs]
+    for (out, err), p in zip(outputs, procs, strict=True):
+        assert p.returncode == 0, err
+        assert "value the value" in out, (out, err)
+    assert len(list((tmp_path / "marks").iterdir())) == 1, "the body ran more than once"
+    cached = sum("value the value True" in out for out, _ in outputs)
+    assert cached == 7  # the others read the entry the first one wrote

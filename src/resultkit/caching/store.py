@@ -269,6 +269,17 @@ class OutputCache:
             self._lru.clear()
             self._slots.clear()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy sent to another process (a Dask worker) starts with its own lock.
+        with self._lock:
+            state = dict(self.__dict__)
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
     def recent(self, key: CacheKey, n: int = 2) -> list[Any]:
         """The ``n`` newest entries under ``key`` (expired ones included), newest first."""
         with self._lock:

@@ -193,17 +193,23 @@ class Config:
     :class:`~resultkit.caching.CacheStore`. ``None`` uses the environment
     variable ``RESULTKIT_CACHE_STORE`` (a URL or ``memory``), else the folder
     ``cache`` under ``RESULTKIT_HOME`` (see :func:`default_cache_store`).
+
+    ``run_store`` (default ``None``): where flow runs record what they
+    finished, for ``flow.resume(run_id)``: a Result, a URL or ``"off"``.
+    ``None`` uses the environment variable ``RESULTKIT_RUN_STORE``, else the
+    folder ``runs`` under ``RESULTKIT_HOME``.
     """
 
     def __init__(self) -> None:
         self.checkpointing: bool = _env_flag("RESULTKIT_CHECKPOINTING", True)
         self.lock_lease: float = _env_seconds("RESULTKIT_LOCK_LEASE", 30.0)
         self.cache_store: Any = None
+        self.run_store: Any = None
 
     def __repr__(self) -> str:
         return (
             f"Config(checkpointing={self.checkpointing}, lock_lease={self.lock_lease}, "
-            f"cache_store={self.cache_store!r})"
+            f"cache_store={self.cache_store!r}, run_store={self.run_store!r})"
         )
 
 

@@ -62,6 +62,10 @@ class Flow:
             or a :class:`~resultkit.caching.CacheStore`. Default: the global
             one (``config.cache_store``, ``RESULTKIT_CACHE_STORE``, else a
             folder under ``RESULTKIT_HOME``); ``flow.run(caches=...)`` wins.
+        run_store: where its runs record what they finished, for
+            :meth:`resume`: a Result, a URL, or ``"off"``. Default: the global
+            one (``config.run_store``, ``RESULTKIT_RUN_STORE``, else the folder
+            ``runs`` under ``RESULTKIT_HOME``).
 
     Example:
         >>> with Flow("double") as flow:                       # doctest: +SKIP
@@ -78,8 +82,11 @@ class Flow:
         executor: Executor | None = None,
         reference_tasks: Iterable[Task] | None = None,
         cache_store: CacheStore | Result | str | None = None,
+        run_store: Result | str | None = None,
     ) -> None:
         self.name = name
+        #: Where runs are recorded (None: the global run store), see :meth:`resume`.
+        self.run_store = run_store
         self.result = result
         self.executor = executor
         #: This flow's output cache store, or None for the global one.
@@ -98,6 +105,13 @@ class Flow:
         self._token: contextvars.Token[Flow | None] | None = None
         #: Task states of the last run, reused when resuming (``task_states=``).
         self.last_states: dict[Task, State] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A flow travels to remote workers with its task runs: the graph and its
+        # settings, not the states of its last run nor the executor.
+        state = dict(self.__dict__)
+        state.update(_token=None, last_states={}, executor=None)
+        return state
 
     # -- building ---------------------------------------------------------------------
     @staticmethod
@@ -219,6 +233,8 @@ class Flow:
         parameters: Mapping[str, Any] | None = None,
         task_states: Mapping[Task, State] | None = None,
         executor: Executor | None = None,
+        *,
+        run_id: str | None = None,
         **context_keys: Any,
     ) -> State:
         """Run the flow and return its State; ``state.result[task]`` is each task's State.
@@ -229,6 +245,8 @@ class Flow:
                 given, tasks that finished in this flow's previous run are reused,
                 not rerun.
             executor: overrides the flow's executor.
+            run_id: this run's id (``{flow_run_id}`` in templates, ``state.run_id``);
+                generated when not given. Name it to :meth:`resume` the run later.
             context_keys: extra keys for the context and templates; ``caches=`` gives
                 the run its own output cache store (a ``resultkit.caching.CacheStore``,
                 or a Result to keep entries on), over ``Flow(cache_store=...)``.
@@ -239,7 +257,33 @@ class Flow:
         from .scheduler import FlowRunner
 
         return FlowRunner(self, executor or self.executor).run(
-            parameters=parameters, task_states=task_states, context_keys=context_keys
+            parameters=parameters, task_states=task_states, context_keys=context_keys, run_id=run_id
+        )
+
+    def resume(
+        self,
+        run_id: str,
+        task_states: Mapping[Task, State] | None = None,
+        executor: Executor | None = None,
+        **context_keys: Any,
+    ) -> State:
+        """Continue the recorded run ``run_id`` (killed, failed or paused) where it stopped.
+
+        Every task run that stored its value (a checkpoint or a target) in
+        that run is reused, its value read from its location when a task
+        needs it; the others run, with the run's parameters. A task paused
+        in that run starts from its recorded inputs: approve it with
+        ``task_states={task: Resume()}``. The run keeps its id and records.
+
+        Example:
+            >>> flow.run(run_id="nightly-2026-11-25")      # doctest: +SKIP
+            ... (the process is killed)
+            >>> flow.resume("nightly-2026-11-25")          # doctest: +SKIP
+        """
+        from .scheduler import FlowRunner
+
+        return FlowRunner(self, executor or self.executor).resume(
+            run_id, task_states=task_states, context_keys=context_keys
         )
 
     def __repr__(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import FlowError
+from .deferred import Deferred, DeferredList, has_deferred
 from .flow import Edge
 from .state import Failed, Mapped, Running, State
 from .targets import TargetCollision, check_mapped_targets
@@ -13,7 +14,7 @@ from .task_runner import TaskRunner
 from .transitions import TaskRun, finish
 from .unit import RunUnit
 
-__all__ = ["MappedRun", "map_children"]
+__all__ = ["MappedRun", "map_children", "input_of"]
 
 
 class MappedRun:
@@ -57,7 +58,8 @@ def map_children(
         units = _children(t, edges, runner, states, prior)
         result = runner.result_for(t)
         if t.target is not None and result is not None and units:
-            check_mapped_targets(t, result, units, runner.flow_keys)
+            formattable = [u for u in units if u.keys]  # the others check on their worker
+            check_mapped_targets(t, result, formattable, runner.flow_keys)
     except (FlowError, TargetCollision) as exc:
         finish(parent.run, Failed(str(exc), exception=exc))
         return None
@@ -80,9 +82,9 @@ def _children(
     mapped_edges = [e for e in edges if e.mapped]
     lengths = {}
     for e in mapped_edges:
-        value = states[e.upstream].result
+        value = input_of(states[e.upstream])
         try:
-            lengths[e.key or e.upstream.name] = len(value)
+            lengths[e.key or e.upstream.name] = _length(value)
         except TypeError:
             raise FlowError(
                 f"task {t.name!r} maps over {e.key or e.upstream.name!r}, which is a "
@@ -101,16 +103,40 @@ def _children(
         inputs: dict[str, Any] = {}
         for e in edges:
             up = states[e.upstream]
+            value = input_of(up)
             if e.mapped:
                 # A child's trigger sees the matching child upstream, if mapped.
                 upstream.append((e, up.map_states[i] if isinstance(up, Mapped) else up))
-                value = up.result[i]
+                value = value.item(i) if isinstance(value, Deferred) else value[i]
             else:
                 upstream.append((e, up))
-                value = up.result
             if e.key is not None:
                 inputs[e.key] = value
-        unit = RunUnit(t, upstream, inputs, map_index=i, prior=prior)
-        unit.keys = runner.keys_for(unit)
+        unit = RunUnit(t, upstream, inputs, map_index=i, prior=runner.child_prior(t, i) or prior)
+        if not has_deferred(inputs):  # else formatted on the worker, once the inputs are there
+            unit.keys = runner.keys_for(unit)
         units.append(unit)
     return units
+
+
+def input_of(state: State) -> Any:
+    """What ``state`` gives a downstream task: its value, or a deferred value standing for it.
+
+    With a remote executor, a value may still be on a worker (or in storage):
+    the deferred value is passed on and resolved where the task runs.
+    """
+    if isinstance(state, Mapped):
+        values = [input_of(s) for s in state.map_states]
+        return DeferredList(values) if any(isinstance(v, Deferred) for v in values) else values
+    result = state._result
+    return result if isinstance(result, Deferred) and not result.fetched else state.result
+
+
+def _length(value: Any) -> int:
+    if isinstance(value, Deferred):
+        if value.length is not None:
+            return value.length
+        # A stored value of unknown length (a target found before the run): read it
+        # here once; the children then get their elements, not the whole value each.
+        value = value.value
+    return len(value)

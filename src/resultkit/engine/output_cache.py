@@ -130,6 +130,16 @@ class OutputCaching:
         self._parameter_tokens: dict[str, str] | None = None
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to remote (Dask) workers with the task runs: the lock is made anew there.
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _tokens_of_parameters(self) -> dict[str, str]:
         """The parameters' tokens, hashed once per flow run (they do not change in it)."""
         with self._lock:

@@ -16,9 +16,12 @@ from ..results import ConstantResult, StorageResult
 from .context import context, default_cache_store
 from .executors import Executor, LocalExecutor
 from .flow import Edge, Flow, _Constant
-from .mapping import MappedRun, map_children
+from .mapping import MappedRun, input_of, map_children
 from .output_cache import OutputCaching
-from .state import Failed, Finished, Mapped, Paused, Pending, State, Success
+from .prefetch import settle_target_hits
+from .run_history import read_run, resumed_states
+from .runs import RunRecords, default_run_store, flow_file, run_store_from
+from .state import Failed, Finished, Mapped, Paused, Pending, Resume, State, Success
 from .targets import format_target
 from .task import Parameter, Task
 from .task_runner import TaskRunner
@@ -109,8 +112,14 @@ class FlowRunner:
         parameters: Mapping[str, Any] | None = None,
         task_states: Mapping[Task, State] | None = None,
         context_keys: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        resumed: tuple[Mapping[Task, State], Mapping[tuple[int, int], State]] | None = None,
     ) -> State:
-        """Run the flow; its State's result maps each task reference to its State."""
+        """Run the flow; its State's result maps each task reference to its State.
+
+        ``resumed`` holds the states a resume starts from (of tasks, and of
+        mapped children by task position and map index).
+        """
         flow = self.flow
         params = self._check_parameters(dict(parameters or {}))
         store = self._cache_store(context_keys or {})
@@ -121,7 +130,10 @@ class FlowRunner:
                 if isinstance(s, Finished):
                     prior[t] = s
             prior.update(given)
-        flow_run_id = uuid.uuid4().hex
+        if resumed is not None:
+            prior = {**resumed[0], **prior}
+        flow_run_id = uuid.uuid4().hex if run_id is None else run_id
+        _check_run_id(flow_run_id)
         flow_keys: dict[str, Any] = dict(context_keys or {})
         flow_keys.update(template_keys(datetime.now(timezone.utc)))
         flow_keys.update(flow_name=flow.name, flow_run_id=flow_run_id, parameters=params)
@@ -130,12 +142,21 @@ class FlowRunner:
         states: dict[Task, State] = {}
         caching = OutputCaching(store, flow.name, params, flow.result, flow_keys.get("refresh"))
         runner = TaskRunner(flow, flow_keys, caching)
+        if resumed is not None:
+            runner.child_priors = dict(resumed[1])
+        store_of_runs = self._run_store()
+        if store_of_runs is not None:
+            runner.records = RunRecords(store_of_runs, flow_run_id, flow)
+            runner.records.start(params, flow_keys.get("flow_file") or flow_file())
+            if self.executor.remote:  # once here, not once per task run on the workers
+                runner.records.start_now()
         with context(flow_keys):
             _refuse_shared_targets(flow, runner)
         self.executor.start()
         try:
             with context(flow_keys):
                 self._loop(runner, states, prior)
+            self.executor.gather(states)  # values kept on workers, before they go
         finally:
             self.executor.shutdown()
         flow.last_states = dict(states)
@@ -148,8 +169,53 @@ class FlowRunner:
         else:
             final = Failed("some reference tasks failed")
         final._result = ConstantResult(public)
-        logger.info("Flow '%s': %s", flow.name, type(final).__name__)
+        final.run_id = flow_run_id
+        if runner.records is not None:
+            runner.records.finish(final)
+        logger.info("Flow '%s': %s (run %s)", flow.name, type(final).__name__, flow_run_id)
         return final
+
+    def _run_store(self) -> StorageResult | None:
+        own = getattr(self.flow, "run_store", None)
+        if own is not None:
+            return run_store_from(own, f"Flow({self.flow.name!r}, run_store=...)")
+        return default_run_store()
+
+    def resume(
+        self,
+        run_id: str,
+        task_states: Mapping[Task, State] | None = None,
+        context_keys: Mapping[str, Any] | None = None,
+    ) -> State:
+        """Run again the recorded run ``run_id``, reusing what it finished (see ``Flow.resume``)."""
+        store = self._run_store()
+        if store is None:
+            raise FlowError(
+                f"flow {self.flow.name!r}: run records are off (run_store 'off'), so there is "
+                "nothing to resume; set a run_store before the run"
+            )
+        info = read_run(store, run_id)
+        runner_flow = self.flow
+        whole, children = resumed_states(
+            runner_flow, info, lambda t: t.result or runner_flow.result, store
+        )
+        given = dict(task_states or {})
+        for t, s in list(given.items()):
+            recorded = whole.get(t)
+            if isinstance(s, Resume) and recorded is not None and recorded.cached_inputs:
+                given[t] = Resume(s.message, cached_inputs=recorded.cached_inputs)
+        logger.info(
+            "Flow '%s': resuming run %s (%d task runs recorded)", info.flow, run_id, len(info.tasks)
+        )
+        declared = {p.name for p in self.flow.parameters()}
+        params = {k: v for k, v in info.parameters.items() if k in declared}
+        return self.run(
+            parameters=params,
+            task_states=None,
+            context_keys=context_keys,
+            run_id=run_id,
+            resumed=({**whole, **given}, children),
+        )
 
     def _loop(
         self, runner: TaskRunner, states: dict[Task, State], prior: Mapping[Task, State]
@@ -168,16 +234,40 @@ class FlowRunner:
                 if waiting[down] == 0:
                     ready.append(down)
 
+        def record(t: Task, index: int | None, state: State) -> None:
+            if index is None:
+                states[t] = state
+                settle(t)
+            elif mapped[t].child_done(index, state):
+                states[t] = mapped.pop(t).finish()
+                settle(t)
+
         while True:
             while ready:
-                t = ready.popleft()
-                try:
-                    self._start(t, runner, states, prior, futures, mapped)
-                except Exception as exc:  # a bug in resultkit: this task fails, the run goes on
-                    logger.error("Task '%s': internal error", t.name, exc_info=True)
-                    states[t] = _internal_error(t, exc)
-                if t in states:  # settled at once (constant, parameter, reused, failed map)
-                    settle(t)
+                # A layer: every task whose upstream tasks all have a state.
+                layer: list[tuple[Task, int | None, RunUnit]] = []
+                while ready:
+                    t = ready.popleft()
+                    try:
+                        layer.extend(
+                            (t, i, u) for i, u in self._start(t, runner, states, prior, mapped)
+                        )
+                    except Exception as exc:  # a bug in resultkit: this task fails, the run goes on
+                        logger.error("Task '%s': internal error", t.name, exc_info=True)
+                        states[t] = _internal_error(t, exc)
+                        mapped.pop(t, None)
+                    if t in states:  # settled at once (constant, parameter, reused, failed map)
+                        settle(t)
+                hits = (
+                    settle_target_hits(runner, [u for _, _, u in layer])
+                    if self.executor.remote
+                    else {}
+                )
+                for n, (t, index, unit) in enumerate(layer):
+                    if n in hits:
+                        record(t, index, hits[n])
+                    else:
+                        futures[self.executor.submit_unit(runner, unit)] = (t, index)
             if not futures:
                 return
             done, _ = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
@@ -188,12 +278,7 @@ class FlowRunner:
                 except Exception as exc:  # TaskRunner.run does not raise; an executor may
                     logger.error("Task '%s': internal error", t.name, exc_info=True)
                     state = _internal_error(t, exc)
-                if index is None:
-                    states[t] = state
-                    settle(t)
-                elif mapped[t].child_done(index, state):
-                    states[t] = mapped.pop(t).finish()
-                    settle(t)
+                record(t, index, state)
 
     def _start(
         self,
@@ -201,21 +286,23 @@ class FlowRunner:
         runner: TaskRunner,
         states: dict[Task, State],
         prior: Mapping[Task, State],
-        futures: dict[cf.Future[State], tuple[Task, int | None]],
         mapped: dict[Task, MappedRun],
-    ) -> None:
-        """Start ``t``: settle it at once in ``states``, or submit its run(s) to the executor."""
+    ) -> list[tuple[int | None, RunUnit]]:
+        """Start ``t``: settle it at once in ``states``, or return its run(s) to submit.
+
+        Each run comes with its map index (None for an unmapped task).
+        """
         edges = self.flow.upstream_edges(t)
         if isinstance(t, _Constant):
             states[t] = Success(result=t.value)
-            return
+            return []
         if isinstance(prior.get(t), Finished):
             states[t] = prior[t]
-            return
+            return []
         if isinstance(t, Parameter):
             value = runner.flow_keys["parameters"].get(t.name, t.default)
             states[t] = finish(TaskRun(t, t.name, Pending()), Success(f"parameter {t.name}", value))
-            return
+            return []
         if not any(e.mapped for e in edges):
             upstream: list[tuple[Edge, State]] = []
             for e in edges:
@@ -223,18 +310,28 @@ class FlowRunner:
                 upstream.append((e, up))
                 if isinstance(up, Mapped):  # a reduce step: every child counts for the trigger
                     upstream.extend((e, child) for child in up.map_states)
-            inputs = {e.key: states[e.upstream].result for e in edges if e.key is not None}
-            unit = RunUnit(t, upstream, inputs, prior=prior.get(t))
-            futures[self.executor.submit(runner.run, unit)] = (t, None)
-            return
+            inputs = {e.key: input_of(states[e.upstream]) for e in edges if e.key is not None}
+            return [(None, RunUnit(t, upstream, inputs, prior=prior.get(t)))]
         parent = MappedRun(TaskRun(t, t.name, prior.get(t) or Pending()))
         units = map_children(parent, edges, runner, states, prior.get(t))
         if units is None:  # settled: failed to map, or nothing to map over
             states[t] = parent.run.state
-            return
+            return []
         mapped[t] = parent
-        for i, unit in enumerate(units):
-            futures[self.executor.submit(runner.run, unit)] = (t, i)
+        return list(enumerate(units))
+
+
+def _check_run_id(run_id: str) -> None:
+    if (
+        not isinstance(run_id, str)
+        or not run_id
+        or any(c in run_id for c in "/\\{}")
+        or run_id in (".", "..")
+    ):
+        raise FlowError(
+            f"run_id {run_id!r} is not usable: it names a folder of the run store, so give a "
+            "non-empty name without '/', '\\', braces, e.g. run_id='nightly-2026-11-25'"
+        )
 
 
 def _internal_error(t: Task, exc: BaseException) -> State:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..caching.explain import CacheMiss
 from ..results import ConstantResult, Result
+from .deferred import ChildValues
 
 __all__ = [
     "State",
@@ -37,6 +38,8 @@ class State:
     """
 
     cache_miss: CacheMiss | None = None
+    #: A flow run's id (``flow.run(run_id=...)``, else generated), for ``flow.resume``.
+    run_id: str | None = None
 
     def __init__(
         self,
@@ -146,7 +149,9 @@ class Mapped(Success):
 
     def __init__(self, message: str | None = None, map_states: list[State] | None = None):
         self.map_states: list[State] = list(map_states or [])
-        super().__init__(message, [s.result for s in self.map_states])
+        # The children's values are gathered when asked for: on a remote executor
+        # they stay on the workers until then.
+        super().__init__(message, ChildValues(self.map_states))
 
 
 class Skipped(Success):

@@ -16,14 +16,16 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..caching.explain import CacheMiss
-from ..caching.locks import SingleFlightLock
 from ..errors import ResultError
-from ..results import ConstantResult, FormattedLocation, LocalResult, Result, StorageResult
+from ..results import ConstantResult, FormattedLocation, LocalResult, Result
 from ..signals import FAIL, PAUSE, SKIP
-from .context import config, context
+from .context import context
+from .deferred import Deferred, has_deferred
 from .flow import Flow
-from .output_cache import OutputCaching
+from .output_cache import Lookup, OutputCaching
 from .persist import persist
+from .runs import RunRecords
+from .single_flight import cache_flight, target_flight
 from .state import (
     Failed,
     Finished,
@@ -83,6 +85,30 @@ class TaskRunner:
         # Which task formatted each target in this flow run (two tasks must not share one).
         self._targets: dict[str, Task] = {}
         self._targets_lock = threading.Lock()
+        #: Where this run records the task runs it finishes (None: not recorded).
+        self.records: RunRecords | None = None
+        #: The recorded states of mapped children a resume starts from.
+        self.child_priors: dict[tuple[int, int], State] = {}
+
+    def child_prior(self, task: Task, index: int) -> State | None:
+        """The state a resume gives mapped child ``index`` of ``task``, if any."""
+        if not self.child_priors:
+            return None
+        try:
+            position = self.flow.tasks.index(task)
+        except ValueError:
+            return None
+        return self.child_priors.get((position, index))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to remote workers with each task run: the lock stays here.
+        state = dict(self.__dict__)
+        state["_targets_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._targets_lock = threading.Lock()
 
     def claim_target(self, task: Task, target: FormattedLocation) -> Task | None:
         """Record that ``task`` uses ``target``; the other task already using it, if any."""
@@ -106,6 +132,16 @@ class TaskRunner:
     def run(self, unit: RunUnit) -> State:
         """Run ``unit`` to its state; never raises for a failure of the task or its hooks."""
         run = TaskRun(unit.task, unit.full_name, unit.prior or Pending())
+        state = self._run_guarded(run, unit)
+        if self.records is not None and state is not unit.prior:
+            self.records.task_done(unit.task, unit.map_index, state)
+        return state
+
+    def _run_guarded(self, run: TaskRun, unit: RunUnit) -> State:
+        if has_deferred(unit.inputs):  # values a resume left in storage: read them here
+            unit.inputs = {
+                k: v.value if isinstance(v, Deferred) else v for k, v in unit.inputs.items()
+            }
         try:
             return self._run(run, unit)
         except StopRun as stop:  # a state handler raised: already logged and handled
@@ -181,7 +217,14 @@ class TaskRunner:
                     task, result, target, unit.target_exists, run.name, self.caching, misses
                 )
                 if hit is None and not self.caching.refreshing(task):
-                    lock, hit = self._single_flight(run, task, result, target)
+                    found, res = target, result
+                    lock, hit = target_flight(
+                        task,
+                        result,
+                        target,
+                        lambda: read_target(task, res, found, None, run.name, self.caching),
+                        run.name,
+                    )
             except ResultError as exc:
                 return transition(run, Failed(f"target: {exc}", exception=exc))
             if hit is not None:
@@ -192,37 +235,6 @@ class TaskRunner:
                 finally:
                     lock.release()
         return self._compute(run, unit, inputs, keys, result, target, misses)
-
-    def _single_flight(
-        self, run: TaskRun, task: Task, result: Result, target: FormattedLocation
-    ) -> tuple[SingleFlightLock | None, State | None]:
-        """After a target miss: the lock to compute under, or the value another run made.
-
-        Only one of the runs that miss a target at once computes it; the
-        others wait for its lock and read the target it wrote. If the holder
-        failed (no target), the next waiter computes.
-        """
-        if not task.single_flight or not isinstance(result, StorageResult):
-            return None, None
-        if not result.storage.supports_put_if_absent:
-            return None, None
-        lock = SingleFlightLock(result, target, lease=config.lock_lease)
-        while True:
-            if lock.acquire():
-                # The previous holder may have written the target just before.
-                try:
-                    hit = read_target(task, result, target, None, run.name, self.caching)
-                except BaseException:
-                    lock.release()
-                    raise
-                if hit is not None:
-                    lock.release()
-                return (None, hit) if hit is not None else (lock, None)
-            logger.info("Task '%s': waiting for another run computing %s", run.name, target)
-            lock.wait()
-            hit = read_target(task, result, target, None, run.name, self.caching)
-            if hit is not None:
-                return None, hit
 
     def _compute(
         self,
@@ -240,9 +252,34 @@ class TaskRunner:
         lookup = self.caching.prepare(task, inputs, unit.map_index, run.name)
         if lookup is not None:
             cached = self.caching.get(task, lookup, misses)
+            if cached is None:  # one of the runs missing this entry at once computes it
+                found = lookup
+                flight, cached = cache_flight(
+                    self.caching, task, lookup, run.name, lambda: self.caching.get(task, found)
+                )
+                if flight is not None:
+                    try:
+                        return self._compute_body(
+                            run, unit, inputs, keys, result, target, misses, lookup
+                        )
+                    finally:
+                        flight.release()
             if cached is not None:
                 return transition(run, cached)
+        return self._compute_body(run, unit, inputs, keys, result, target, misses, lookup)
 
+    def _compute_body(
+        self,
+        run: TaskRun,
+        unit: RunUnit,
+        inputs: dict[str, Any],
+        keys: dict[str, Any],
+        result: Result | None,
+        target: FormattedLocation | None,
+        misses: list[CacheMiss],
+        lookup: Lookup | None,
+    ) -> State:
+        task = unit.task
         # 3. The body, with retries. A final state other than Success is already recorded.
         state = self._run_body(run, task, inputs, first_run_count(unit.prior))
         state.cache_miss = misses[-1] if misses else None

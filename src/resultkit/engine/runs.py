@@ -1,0 +1,226 @@
+"""Run records: what a flow run finished, kept on a Result backend, so it can be resumed.
+
+A run writes, as it goes, one small JSON record per task run whose value is
+stored (a checkpoint or a target it wrote) and per paused task (its inputs
+written as values beside it), under ``<run_id>/`` of the run store::
+
+    <run_id>/run.json                   flow, parameters' location, status, times
+    <run_id>/parameters                 the parameters (the store's serializer)
+    <run_id>/tasks/0003.json            task #3 of the flow finished; its value's location
+    <run_id>/tasks/0004.17.json         mapped child 17 of task #4
+    <run_id>/inputs/0005/<name>         a paused task's input
+
+Values are never inline: a record names a location. Tasks are numbered by
+their position in the flow (the order the flow file builds them), which is
+the same in every process that builds the flow from the same code.
+``flow.resume(run_id)`` reuses every recorded task (its value read from its
+location when needed) and runs the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    ConfigurationError,
+    ResultError,
+    ResultKitWarning,
+)
+from ..results import ConstantResult, LocalResult, StorageResult, from_url
+from ..serializers import JSONSerializer
+from .context import config
+from .deferred import Deferred
+from .state import Cached, Paused, State, Success
+
+if TYPE_CHECKING:
+    from .flow import Flow
+    from .task import Task
+
+__all__ = ["RunRecords", "run_store_from", "default_run_store", "flow_file"]
+
+logger = logging.getLogger("resultkit")
+
+#: The setting that turns run records off (``RESULTKIT_RUN_STORE=off``, ``config.run_store = "off"``).
+OFF = "off"
+
+
+def run_store_from(value: Any, what: str) -> StorageResult | None:
+    """The run store a setting names: a StorageResult, a URL or folder, or ``"off"`` (None)."""
+    if value is False or (isinstance(value, str) and value.strip().lower() == OFF):
+        return None
+    if isinstance(value, StorageResult):
+        return value
+    if isinstance(value, str) and value.strip():
+        return from_url(value.strip())
+    raise ConfigurationError(
+        f"{what} must be a Result (e.g. S3Result(...)), a URL or folder, or 'off'; got {value!r}"
+    )
+
+
+def default_run_store() -> StorageResult | None:
+    """Where runs are recorded when the flow names no ``run_store``.
+
+    ``config.run_store`` if set, else the environment variable
+    ``RESULTKIT_RUN_STORE`` (a URL, or ``off``), else the folder ``runs``
+    under ``RESULTKIT_HOME`` (default ``~/.resultkit``), beside the
+    default output cache store.
+    """
+    if config.run_store is not None:
+        return run_store_from(config.run_store, "config.run_store")
+    env = os.environ.get("RESULTKIT_RUN_STORE", "")
+    if env.strip():
+        return run_store_from(env, "RESULTKIT_RUN_STORE")
+    home = os.environ.get("RESULTKIT_HOME") or os.path.join("~", ".resultkit")
+    return LocalResult(dir=os.path.abspath(os.path.expanduser(os.path.join(home, "runs"))))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _stored_location(state: State) -> str | None:
+    result = state._result
+    if (
+        isinstance(result, ConstantResult)
+        or isinstance(result, Deferred)
+        and result.location is None
+    ):
+        return None
+    location = result.location
+    if not isinstance(location, str) or location.startswith("memory:"):
+        return None
+    return str(location)
+
+
+class RunRecords:
+    """The records of one flow run on ``store`` (see the module docstring).
+
+    Writing a record never fails a task: a failed write warns, and a resume
+    then runs that task again.
+    """
+
+    def __init__(self, store: StorageResult, run_id: str, flow: Flow) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.flow_name = flow.name
+        self._tasks = list(flow.tasks)
+        self._index = {id(t): i for i, t in enumerate(self._tasks)}
+        self._docs = store.copy()
+        self._docs.serializer = JSONSerializer()
+        self._docs.location = None
+        self._values = store.copy()
+        self._values.location = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_index")  # identities change when sent to another process
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._index = {id(t): i for i, t in enumerate(self._tasks)}
+
+    # -- writing ------------------------------------------------------------------------
+    def _task_key(self, task: Task, map_index: int | None) -> str:
+        i = self._index[id(task)]
+        return f"{i:04d}" if map_index is None else f"{i:04d}.{map_index}"
+
+    def _warn(self, what: str, exc: Exception) -> None:
+        warnings.warn(
+            f"run {self.run_id}: could not record {what} ({exc}); a resume would run it again",
+            ResultKitWarning,
+            stacklevel=3,
+        )
+
+    def start(self, parameters: Mapping[str, Any], flow_file: str | None) -> None:
+        """Note the run's start; written with its first record (a run that stores
+        nothing, such as one served by its targets, writes no record at all)."""
+        self._parameters = dict(parameters)
+        self._flow_file = flow_file
+        self._started = _now()
+        self._written = False
+
+    def start_now(self) -> None:
+        """Write the run's start now (before task runs go to other processes)."""
+        try:
+            self.ensure_started()
+        except ResultError as exc:
+            self._warn("the start of the run", exc)
+
+    def ensure_started(self) -> None:
+        """Write the run's document and parameters, once."""
+        if not self._written:
+            self._values.write(self._parameters, f"{self.run_id}/parameters")
+            self._write_run("running", self._flow_file)
+            self._written = True
+
+    def _write_run(self, status: str, flow_file: str | None, ended: str | None = None) -> None:
+        doc = {
+            "run_id": self.run_id,
+            "flow": self.flow_name,
+            "status": status,
+            "started": self._started,
+            "ended": ended,
+            "flow_file": flow_file,
+        }
+        self._docs.write(doc, f"{self.run_id}/run.json")
+
+    def finish(self, final: State) -> None:
+        """Record how the run ended (``Success``, ``Failed``, ``Paused``), if it recorded anything.
+
+        Task runs on other processes (Dask workers) may have started the records.
+        """
+        try:
+            if self._written or self._docs.exists(f"{self.run_id}/run.json"):
+                self._write_run(type(final).__name__, self._flow_file, _now())
+        except ResultError as exc:
+            self._warn("the end of the run", exc)
+
+    def task_done(self, task: Task, map_index: int | None, state: State) -> None:
+        """Record a task run's final state if a resume can reuse it.
+
+        Recorded: a success whose value is stored (a checkpoint or a target
+        it wrote), and a paused task with its inputs. A value found in a
+        target or cache is found again on resume, so is not recorded.
+        """
+        if id(task) not in self._index:
+            return
+        key = self._task_key(task, map_index)
+        record: dict[str, Any] = {
+            "name": task.name,
+            "map_index": map_index,
+            "state": type(state).__name__,
+            "message": state.message,
+            "run_count": state.run_count,
+        }
+        try:
+            if isinstance(state, Success) and not isinstance(state, Cached):
+                location = _stored_location(state)
+                if location is None:
+                    return
+                record["location"] = location
+            elif isinstance(state, Paused):
+                inputs = {}
+                for name, value in (state.cached_inputs or {}).items():
+                    at = f"{self.run_id}/inputs/{key}/{name}"
+                    inputs[name] = str(self._values.write(value.value, at).location)
+                record["inputs"] = inputs
+            else:
+                return
+            self.ensure_started()
+            self._docs.write(record, f"{self.run_id}/tasks/{key}.json")
+        except ResultError as exc:
+            self._warn(f"task {task.name!r}", exc)
+
+
+def flow_file() -> str | None:
+    """The file the flow process runs (recorded so ``resultkit resume`` can load the flow)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    return os.path.abspath(path) if isinstance(path, str) else None

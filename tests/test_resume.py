@@ -1,0 +1,172 @@
+"""Run records and flow.resume: a run killed mid-way continues where it stopped."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from resultkit import Flow, Parameter, config, task
+from resultkit.errors import FlowError
+from resultkit.results import LocalResult
+from resultkit.runs import list_runs
+
+FLOW = textwrap.dedent(
+    """
+    import os, signal, sys, uuid
+    from pathlib import Path
+    from resultkit import Flow, Parameter, task
+    from resultkit.results import LocalResult
+    from resultkit.states import Resume
+    from resultkit.triggers import manual_only
+
+    marks, store, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+
+    def mark(name):
+        (marks / f"{name}.{uuid.uuid4().hex}").touch()  # one file per body run
+
+    @task
+    def numbers(n):
+        mark("numbers")
+        return list(range(n))
+
+    @task
+    def square(x):
+        if x == 6 and mode == "run":
+            os.kill(os.getpid(), signal.SIGKILL)  # the process dies mid-map
+        mark(f"square-{x}")
+        return x * x
+
+    @task
+    def total(xs):
+        mark("total")
+        return sum(xs)
+
+    @task(trigger=manual_only)
+    def publish(t):
+        mark("publish")
+        return f"published {t}"
+
+    with Flow("resumable", result=LocalResult(dir=store + "/values"),
+              run_store=store + "/runs") as flow:
+        t = total(square.map(numbers(Parameter("n", default=3))))
+        p = publish(t)
+
+    if mode == "run":
+        flow.run(parameters={"n": 10}, run_id="nightly-1")
+    elif mode == "resume":
+        state = flow.resume("nightly-1")
+        print(type(state).__name__, state.run_id, state.result[t].result, state.result[p].is_paused())
+    else:
+        state = flow.resume("nightly-1", task_states={p: Resume()})
+        print(type(state).__name__, state.result[p].result)
+    """
+)
+
+
+def _run(tmp_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", FLOW, str(tmp_path / "marks"), str(tmp_path / "store"), mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _bodies(tmp_path: Path) -> Counter[str]:
+    return Counter(p.name.split(".")[0] for p in (tmp_path / "marks").iterdir())
+
+
+def test_a_killed_run_resumes_in_a_new_process_and_no_body_runs_twice(tmp_path):
+    (tmp_path / "marks").mkdir()
+    killed = _run(tmp_path, "run")
+    assert killed.returncode == -9, killed.stderr
+    assert _bodies(tmp_path) == Counter(["numbers"] + [f"square-{i}" for i in range(6)])
+
+    resumed = _run(tmp_path, "resume")
+    assert resumed.returncode == 0, resumed.stderr
+    # The recorded parameters (n=10, not the default 3), the same run id; the
+    # manual_only task pauses again until approved.
+    assert resumed.stdout.split() == ["Paused", "nightly-1", "285", "True"]
+    expected = Counter(["numbers", "total"] + [f"square-{i}" for i in range(10)])
+    assert _bodies(tmp_path) == expected  # every body exactly once across both processes
+
+    approved = _run(tmp_path, "approve")
+    assert approved.returncode == 0, approved.stderr
+    assert approved.stdout.strip() == "Success published 285"
+    assert _bodies(tmp_path) == expected + Counter(["publish"])
+
+    [run] = list_runs(str(tmp_path / "store" / "runs"))
+    assert (run.run_id, run.flow, run.status) == ("nightly-1", "resumable", "Success")
+    assert run.parameters == {"n": 10}
+    assert {r.name for r in run.tasks} == {"numbers", "square", "total", "publish"}
+
+
+@pytest.fixture
+def run_store(tmp_path):
+    config.run_store = str(tmp_path / "runs")
+    yield tmp_path / "runs"
+    config.run_store = None
+
+
+def test_run_ids_generated_named_and_checked(run_store, tmp_path):
+    @task(result=LocalResult(dir=tmp_path / "v"), checkpoint=True)
+    def one():
+        return 1
+
+    with Flow("ids") as flow:
+        one()
+    generated = flow.run()
+    assert len(generated.run_id) == 32
+    assert flow.run(run_id="mine").run_id == "mine"
+    assert {r.run_id for r in list_runs()} == {generated.run_id, "mine"}
+    for bad in ("", "a/b", "..", "x{y}"):
+        with pytest.raises(FlowError, match="run_id"):
+            flow.run(run_id=bad)
+
+
+def test_resume_errors_name_the_run_and_the_fix(run_store, tmp_path):
+    @task(result=LocalResult(dir=tmp_path / "v"), checkpoint=True)
+    def one():
+        return 1
+
+    with Flow("first") as flow:
+        one()
+    flow.run(run_id="r")
+    with pytest.raises(FlowError, match="no run 'missing' is recorded"):
+        flow.resume("missing")
+    with Flow("second") as other:
+        one()
+    with pytest.raises(FlowError, match="is a run of flow 'first', not 'second'"):
+        other.resume("r")
+
+
+def test_only_stored_values_are_recorded_and_off_records_nothing(run_store, tmp_path):
+    calls = Counter[str]()
+
+    @task(result=LocalResult(dir=tmp_path / "v"), checkpoint=True)
+    def stored(n):
+        calls["stored"] += 1
+        return n
+
+    @task
+    def unstored(x):
+        calls["unstored"] += 1
+        return x + 1
+
+    with Flow("mixed") as flow:
+        out = unstored(stored(Parameter("n", default=1)))
+    flow.run(run_id="m")
+    state = flow.resume("m")
+    assert state.result[out].result == 2
+    assert calls == {"stored": 1, "unstored": 2}  # no stored value: it runs again
+
+    config.run_store = "off"
+    flow.run(run_id="not-recorded")
+    assert "not-recorded" not in {r.run_id for r in list_runs(str(run_store))}
+    with pytest.raises(FlowError, match="run records are off"):
+        flow.resume("m")
