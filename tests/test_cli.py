@@ -20,6 +20,7 @@ import cloudpickle
 
 from resultkit.caching import CacheKey, ResultCacheStore
 from resultkit.caching.locks import SingleFlightLock
+from resultkit.cli import main
 from resultkit.engine.state import Cached
 from resultkit.results import LocalResult
 from resultkit.results._localsafety import process_space
@@ -63,7 +64,7 @@ def _store(tmp_path: Path) -> LocalResult:
     return r
 
 
-def test_ls_inspect_cat_and_their_json(tmp_path):
+def test_ls_inspect_cat_and_their_json(tmp_path, capsys):
     _store(tmp_path)
     (tmp_path / "store" / "prefect.txt").write_bytes(cloudpickle.dumps([1, 2]))
     root = str(tmp_path / "store")
@@ -81,11 +82,10 @@ def test_ls_inspect_cat_and_their_json(tmp_path):
     assert rows["prefect.txt"]["record"] == "missing" and rows["prefect.txt"]["size"] > 0
     assert listing["totals"]["results"] == 4 and listing["totals"]["without_record"] == 1
 
-    text = rk("ls", root)  # not recursive: the folder as one row with its totals
-    assert text.returncode == 0, text.stderr
-    assert "weather/" in text.stdout and "2 results" in text.stdout
-    assert "weather/extract.pkl" not in text.stdout
-    assert "4 results" in text.stdout and "1 without a usable record" in text.stdout
+    assert main(["ls", root]) == 0  # (in-process) not recursive: a folder is one row
+    text = capsys.readouterr().out
+    assert "weather/" in text and "2 results" in text and "weather/extract.pkl" not in text
+    assert "4 results" in text and "1 without a usable record" in text
 
     code, shown = rk_json("inspect", f"{root}/weather/extract.pkl", "--value")
     assert code == 0 and shown["ok"] is True
@@ -93,8 +93,6 @@ def test_ls_inspect_cat_and_their_json(tmp_path):
 
     code, value = rk_json("cat", f"file://{root}/summary.json")
     assert code == 0 and value == {"mean": 11.5}
-    printed = rk("cat", f"{root}/weather/extract.pkl")
-    assert printed.returncode == 0 and printed.stdout.strip() == "{'rows': 3}"
 
 
 def test_errors_are_one_line_naming_the_url(tmp_path):
@@ -103,18 +101,13 @@ def test_errors_are_one_line_naming_the_url(tmp_path):
     missing = one_error_line(rk("inspect", str(tmp_path / "store" / "never.pkl")))
     assert "nothing is stored at" in missing and "never.pkl" in missing
     assert "integrity record" not in missing
-    foreign = rk("cat", str(tmp_path / "store" / "prefect.txt"))
-    assert foreign.returncode == 1 and "Traceback" not in foreign.stderr
-    assert "no integrity record" in foreign.stderr and "prefect.txt" in foreign.stderr
-    bad_option = one_error_line(rk("ls", str(tmp_path), "--endpoint-url", "http://x"))
-    assert "--endpoint-url applies to s3:// and gs://" in bad_option
     help_text = rk("gc", "--help")
     assert help_text.returncode == 0
     assert "examples:" in help_text.stdout and "--dry-run" in help_text.stdout
     assert "2 usage or access error" in help_text.stdout
 
 
-def test_verify_names_a_flipped_byte_and_exits_1(tmp_path):
+def test_verify_names_a_flipped_byte_and_exits_1(tmp_path, capsys):
     _store(tmp_path)
     target = tmp_path / "store" / "weather" / "transform.pkl"
     data = bytearray(target.read_bytes())
@@ -125,8 +118,9 @@ def test_verify_names_a_flipped_byte_and_exits_1(tmp_path):
     problem_lines = [line for line in done.stdout.splitlines() if line.startswith("problem")]
     assert len(problem_lines) == 1 and "weather/transform.pkl" in problem_lines[0]
     assert "3 results checked" in done.stdout
-    code, report = rk_json("verify", str(tmp_path / "store" / "weather" / "extract.pkl"))
-    assert code == 0 and report["checked"] == 1 and report["problems"] == []
+    assert main(["verify", str(tmp_path / "store" / "weather" / "extract.pkl"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["checked"] == 1 and report["problems"] == []
 
 
 def test_adopt_makes_prefect1_pickles_readable_and_refuses_junk(tmp_path):
@@ -219,7 +213,11 @@ def test_gc_of_a_cache_store_expired_and_max_size(tmp_path):
     cache, count = _expired_entries(tmp_path)
     assert count == 3
     code, listing = rk_json("ls", str(cache))  # a cache store lists its entries
-    assert code == 0 and sorted(e["task"] for e in listing["cache_entries"]) == ["mid", "new", "old"]
+    assert code == 0 and sorted(e["task"] for e in listing["cache_entries"]) == [
+        "mid",
+        "new",
+        "old",
+    ]
     assert [e["task"] for e in listing["cache_entries"] if e["expires"] < "2021"] == ["old"]
     assert listing["totals"]["expired"] == 1
     done = rk("gc", str(cache), "--expired")
@@ -274,7 +272,7 @@ if __name__ == "__main__":
 """
 
 
-def test_run_a_flow_table_summary_and_params(tmp_path):
+def test_run_a_flow_table_summary_and_params(tmp_path, capsys):
     path = tmp_path / "flows.py"
     path.write_text(textwrap.dedent(FLOW))
     first = rk("run", str(path), "--flow", "numbers", "--param", "n=4")
@@ -285,7 +283,8 @@ def test_run_a_flow_table_summary_and_params(tmp_path):
     assert code == 0 and again["cached"] == 1 and again["ran"] == 1  # make served from its target
     code, failed = rk_json("run", str(path), "--flow", "broken")
     assert code == 1 and failed["failed"] == 1 and "ValueError: no good" in failed["failures"][0]
-    several = one_error_line(rk("run", str(path)))
+    assert main(["run", str(path)]) == 2  # (in-process)
+    several = capsys.readouterr().err
     assert "several flows (broken, numbers)" in several and "--flow" in several
 
 

@@ -176,3 +176,35 @@ def test_missing_bucket_and_the_guard(moto_server, capsys):
     assert guarded(broken, Args(), Output(False)) == 2
     err = capsys.readouterr().err
     assert "interrupted" in err and "s3://b/x: RuntimeError: a client's own error" in err
+
+
+def test_local_errors_in_process(tmp_path, capsys):
+    LocalResult(dir=tmp_path).write({"rows": 3}, location="extract.pkl")
+    (tmp_path / "prefect.txt").write_bytes(b"written by another tool")
+    assert main(["cat", str(tmp_path / "extract.pkl")]) == 0
+    assert capsys.readouterr().out.strip() == "{'rows': 3}"
+    assert main(["cat", str(tmp_path / "prefect.txt")]) == 1
+    err = capsys.readouterr().err
+    assert "no integrity record" in err and "prefect.txt" in err and len(err.splitlines()) == 1
+    assert main(["ls", str(tmp_path), "--endpoint-url", "http://x"]) == 2
+    assert "--endpoint-url applies to s3:// and gs://" in capsys.readouterr().err
+    assert main(["gc", str(tmp_path / "extract.pkl")]) == 2
+    assert "is one result; gc takes the folder" in capsys.readouterr().err
+
+
+def test_dead_endpoint_and_missing_credentials(moto_server, monkeypatch, capsys):
+    url = "s3://rk-cli/anything"
+    assert main(["verify", "-r", url, "--endpoint-url", "http://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "127.0.0.1:1" in err and "--endpoint-url" in err and len(err.splitlines()) == 1
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # A client of its own (not one cached with the credentials of another test).
+    args = ["--endpoint-url", moto_server.url, "--storage-option", "skip_instance_cache=true"]
+    assert main(["inspect", f"{url}/x.pkl", *args]) == 2
+    err = capsys.readouterr().err
+    assert "no credentials were found" in err and "--storage-option" in err
+    assert len(err.splitlines()) == 1

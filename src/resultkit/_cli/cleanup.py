@@ -136,14 +136,18 @@ def run_gc(args: argparse.Namespace, out: Output) -> int:
     if out.as_json:
         out.json({
             "url": target.url, "dry_run": args.dry_run,
-            "removed": [{"kind": r.kind, "location": result.storage.url(r.key), "bytes": r.size}
+            "removed": [{"kind": r.kind, "location": result.storage.url(r.key), "bytes": r.size,
+                         **({"task": r.entry.label} if r.entry is not None else {})}
                         for r in done],
             "kept": plan.kept, "failed": failed, "bytes_freed": freed,
             "bytes_before": plan.total,
         })  # fmt: skip
         return PROBLEMS if failed else OK
     for r in done:
-        out.line(f"{verb} {r.kind}: {shown(result.storage.url(r.key))} ({human_size(r.size)})")
+        what = shown(result.storage.url(r.key))
+        if r.entry is not None:  # name the task, not only the entry's file
+            what = f"cache entry of {shown(r.entry.label)!r} ({what})"
+        out.line(f"{verb} {r.kind}: {what} ({human_size(r.size)})")
     for kept in plan.kept:
         owner = f" by {shown(str(kept['owner']))}" if kept.get("owner") else ""
         out.line(f"kept {shown(kept['location'])}: its lock is held{owner}")
