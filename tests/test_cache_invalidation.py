@@ -316,3 +316,43 @@ def test_compare_last_entries_shows_what_differs(tmp_path):
     unchanged = [row[0] for row in comparison.rows() if not row[3]]
     assert unchanged == []
     assert compare_last_entries(store, CacheKey("other", "why")).components == ()
+
+
+WHY_FLOW = textwrap.dedent(
+    """
+    from datetime import timedelta
+    from resultkit import Flow, task, cache_validators
+
+    LIMIT = 10
+
+    @task(cache_for=timedelta(hours=1), cache_validator=cache_validators.code_only)
+    def clean(x):
+        return min(x, LIMIT)
+
+    with Flow("why-flow") as flow:
+        ref = clean(3)
+    """
+)
+
+
+def test_resultkit_why_shows_the_two_newest_entries(tmp_path, monkeypatch, capsys):
+    from resultkit.cli import main
+
+    monkeypatch.setenv("RESULTKIT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("RESULTKIT_CACHE_STORE", raising=False)
+    flow_file = tmp_path / "flow.py"
+    for limit in (10, 20):
+        flow_file.write_text(WHY_FLOW.replace("LIMIT = 10", f"LIMIT = {limit}"))
+        assert main(["run", str(flow_file)]) == 0
+    flow_file.write_text(WHY_FLOW.replace("LIMIT = 10", "LIMIT = 30"))
+    capsys.readouterr()
+    assert main(["why", str(flow_file), "clean", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    changed = [c["name"] for c in report["components"] if c["changed"]]
+    assert changed == ["code clean -> LIMIT", "expires"]
+    assert report["code_changed_since_newer"] == ["clean -> LIMIT"]
+    assert main(["why", str(flow_file), "clean"]) == 0
+    text = capsys.readouterr().out
+    assert "code clean -> LIMIT" in text and "changed" in text
+    assert main(["why", str(flow_file), "nope"]) == 2
+    assert "has no task named 'nope' (its cached tasks: clean)" in capsys.readouterr().err

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import __version__
+from ._cli import why as why_command
 from ._cli._common import Output, guarded
 
 __all__ = ["main"]
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--param", metavar="K=V", action="append", default=[],
                      help="a parameter (repeatable); V is read as JSON when it parses, else text")  # fmt: skip
 
+    why_command.add_parser(sub, common, _command)
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -155,6 +157,7 @@ def _commands() -> dict[str, Callable[[argparse.Namespace, Output], int]]:
         "gc": cleanup.run_gc,
         "adopt": adopt.run_adopt,
         "run": run.run_flow,
+        "why": why_command.run_why,
     }
 
 
