@@ -104,6 +104,8 @@ def _remaining(stream: BinaryIO) -> int | None:
         return None
 
 
+#: From this size the bytes come through a small buffer (see ``_read_bounced``).
+_BOUNCE_FROM = 4 << 20
 #: Files up to this size are read with one call into a bytes object.
 _SMALL = 1 << 16
 #: Bytes read (then hashed while they are still in the CPU cache) per step.
@@ -147,6 +149,8 @@ def read_hashed(
     hasher = new_hasher()
     readinto = getattr(stream, "readinto", None)
     filled = 0
+    if readinto is not None and expected >= _BOUNCE_FROM:
+        filled = _read_bounced(readinto, view, expected, hasher)
     while filled < expected:
         part = view[filled : min(expected, filled + _CHUNK)]
         if readinto is not None:
@@ -167,6 +171,30 @@ def read_hashed(
     if stream.read(1):
         return buf, expected + 1, "(more bytes than the record says)"
     return buf, expected, DIGEST_PREFIX + str(hasher.hexdigest())
+
+
+def _read_bounced(readinto: Callable[[Any], Any], view: memoryview, size: int, hasher: Any) -> int:
+    """Read ``size`` bytes into ``view`` through one small reused buffer, hashing it; the count.
+
+    Measured here: the kernel filling fresh pages of a large destination
+    itself (faulting them in during the copy) runs at half the speed of
+    reading into a buffer that stays in the CPU cache and copying from it;
+    the digest is taken while the chunk is still in the cache.
+    """
+    bounce = bytearray(min(_CHUNK, size))
+    chunk = memoryview(bounce)
+    filled = 0
+    try:
+        while filled < size:
+            n = readinto(chunk[: min(len(chunk), size - filled)]) or 0
+            if not n:
+                break
+            hasher.update(chunk[:n])
+            view[filled : filled + n] = chunk[:n]
+            filled += n
+    finally:
+        chunk.release()
+    return filled
 
 
 def _read_growing(stream: BinaryIO, expected: int) -> tuple[bytearray, int, str]:
