@@ -1,0 +1,161 @@
+"""write_many / read_many under attack: a dead endpoint mid-batch, an interrupt mid-batch,
+a large batch (memory bounded by the concurrency, not the batch), duplicates, hostile
+locations; on a real S3 emulator behind the fault-injecting proxy.
+
+The contract suite (``resultkit.testing._batch``) checks the same calls on every backend.
+"""
+
+from __future__ import annotations
+
+import _thread
+import threading
+import time
+import tracemalloc
+import uuid
+
+import numpy as np
+import pytest
+from fault_proxy import FaultProxy
+
+from resultkit.errors import ConfigurationError, StorageError, UnsafeLocationError
+from resultkit.results import BatchError, LocalResult, S3Result
+
+
+def s3_through(proxy: FaultProxy, retries: int = 1) -> S3Result:
+    """An S3Result whose every request crosses ``proxy``; no client-side retry hides a fault."""
+    r = S3Result(
+        "rk-batch",
+        prefix=uuid.uuid4().hex,
+        endpoint_url=proxy.url,
+        retries=retries,
+        storage_options={"config_kwargs": {"retries": {"total_max_attempts": 1}}},
+    )
+    r.fs.retries = 1  # s3fs's own retry loop
+    if not r.fs.exists("rk-batch"):
+        r.fs.mkdir("rk-batch")
+    return r
+
+
+def temp_objects(r: S3Result) -> list[str]:
+    r.fs.invalidate_cache()
+    return [p for p in r.fs.find(r.storage.root) if ".rktmp-" in p]
+
+
+def wait_for(condition, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def test_dead_endpoint_mid_batch_keeps_every_outcome(moto_server):
+    with FaultProxy(moto_server.port) as proxy:
+        r = s3_through(proxy)
+        items = {f"b/{'dead' if i % 4 == 1 else 'live'}-{i}.pkl": i for i in range(16)}
+        proxy.fail(None, status=503, path="/dead-")  # those keys' endpoint is down
+        with pytest.raises(BatchError) as caught:
+            r.write_many(items, concurrency=6)
+        error = caught.value
+        failed = sorted(loc.rsplit("/", 1)[1] for loc, _ in error.failures)
+        assert failed == sorted(k.rsplit("/", 1)[1] for k in items if "dead" in k)
+        assert all(isinstance(exc, StorageError) for _, exc in error.failures)
+        assert "dead-1.pkl" in str(error) and "and 0 more" not in str(error)
+        # the live ones are written, each whole and verified
+        live = [o for o in error.outcomes if not isinstance(o, Exception)]
+        assert len(live) == 12
+        assert [x.value for x in r.read_many([x.location for x in live])] == [
+            x.value for x in live
+        ]
+        proxy.heal()
+        assert not any(r.exists(k) for k in items if "dead" in k), "a failed item wrote nothing"
+        # a whole outage that starts mid-batch: every item is reported, none half-written
+        proxy.latency_ms = 30
+        started = threading.Thread(
+            target=lambda: (wait_for(lambda: proxy.count() >= 4, "4 requests"), proxy.outage())
+        )
+        proxy.clear()
+        started.start()
+        stored = {k: v for k, v in items.items() if "live" in k}
+        outcomes = r.read_many(list(stored), concurrency=4, return_exceptions=True)
+        started.join()
+        proxy.heal()
+        assert len(outcomes) == len(stored)
+        for location, outcome in zip(stored, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                assert isinstance(outcome, StorageError), outcome
+            else:
+                assert outcome.value == stored[location]
+        assert any(isinstance(o, Exception) for o in outcomes), "the outage hit the batch"
+        assert temp_objects(r) == []
+
+
+def test_interrupt_mid_batch_leaves_nothing_partial(moto_server):
+    with FaultProxy(moto_server.port) as proxy:
+        r = s3_through(proxy)
+        proxy.latency_ms = 40  # keep requests in flight when the interrupt lands
+        proxy.clear()
+        items = {f"k/{i}.pkl": np.full(50_000, i) for i in range(30)}
+        errors: list[BaseException] = []
+
+        def interrupt() -> None:
+            try:
+                wait_for(lambda: proxy.count("PUT") >= 3, "3 PUTs")
+                _thread.interrupt_main()
+            except BaseException as exc:
+                errors.append(exc)
+
+        watcher = threading.Thread(target=interrupt)
+        watcher.start()
+        with pytest.raises(KeyboardInterrupt):
+            r.write_many(items, concurrency=3)
+        watcher.join()
+        assert errors == []
+        # no request outlives the call: no batch thread left, nothing sent afterwards
+        assert not [t for t in threading.enumerate() if t.name.startswith("resultkit-write")]
+        proxy.heal()
+        sent = proxy.count("PUT")
+        present = [k for k in items if r.exists(k)]
+        assert 0 < len(present) < len(items), (len(present), sent)
+        for key in present:  # each item is all there or not there
+            assert (r.read(key).value == items[key]).all()
+        assert temp_objects(r) == []
+        assert proxy.count("PUT") == sent
+
+
+def test_large_batch_memory_is_bounded_by_concurrency(moto_server):
+    r = S3Result("rk-batch", prefix=uuid.uuid4().hex, endpoint_url=moto_server.url)
+    if not r.fs.exists("rk-batch"):
+        r.fs.mkdir("rk-batch")
+    one_mb = np.ones(2**17)  # 1 MiB; every item refers to it, so the inputs cost 1 MiB
+    items = [(f"big/{i}.pkl", one_mb) for i in range(48)]
+    tracemalloc.start()
+    try:
+        written = r.write_many(items, concurrency=4)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(written) == 48
+    # 48 payloads of 1 MiB: a batch holding them all would peak past 48 MiB
+    assert peak < 20 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_duplicates_and_hostile_locations(tmp_path):
+    r = LocalResult(dir=tmp_path / "root")
+    with pytest.raises(ConfigurationError, match="given twice"):
+        r.write_many([("a.pkl", 1), ("b.pkl", 2), (str(r.write(0, "a.pkl").location), 3)])
+    assert r.read("a.pkl").value == 0, "a refused batch writes nothing"
+    assert not r.exists("b.pkl")
+    for hostile in ("../x.pkl", "/etc/passwd", "a/../../x.pkl", "s3://other/x.pkl"):
+        with pytest.raises(UnsafeLocationError):
+            r.write_many({"ok.pkl": 1, hostile: 2, "ok2.pkl": 3})
+        with pytest.raises(UnsafeLocationError):
+            r.read_many(["a.pkl", hostile])
+    assert not r.exists("ok.pkl")
+    # the same location twice in a read is just read twice
+    assert [x.value for x in r.read_many(["a.pkl", "a.pkl"], concurrency=2)] == [0, 0]
+    with pytest.raises(ConfigurationError, match="pairs"):
+        r.write_many("a.pkl")
+    with pytest.raises(ConfigurationError, match="not a \\(location, value\\) pair"):
+        r.write_many([("a.pkl", 1, 2)])
+    with pytest.raises(ConfigurationError, match="concurrency"):
+        r.write_many({"c.pkl": 1}, concurrency=True)
