@@ -15,8 +15,8 @@ import uuid
 
 import numpy as np
 import pytest
-from fault_proxy import FaultProxy
 
+from fault_proxy import FaultProxy
 from resultkit.errors import ConfigurationError, StorageError, UnsafeLocationError
 from resultkit.results import BatchError, LocalResult, S3Result
 
@@ -63,9 +63,7 @@ def test_dead_endpoint_mid_batch_keeps_every_outcome(moto_server):
         # the live ones are written, each whole and verified
         live = [o for o in error.outcomes if not isinstance(o, Exception)]
         assert len(live) == 12
-        assert [x.value for x in r.read_many([x.location for x in live])] == [
-            x.value for x in live
-        ]
+        assert [x.value for x in r.read_many([x.location for x in live])] == [x.value for x in live]
         proxy.heal()
         assert not any(r.exists(k) for k in items if "dead" in k), "a failed item wrote nothing"
         # a whole outage that starts mid-batch: every item is reported, none half-written
