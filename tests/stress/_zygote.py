@@ -186,8 +186,20 @@ def role_stop_between(spec: dict[str, Any], key: str, tag: int, report: int) -> 
             _report(report, kind="between", pid=os.getpid())
             os.kill(os.getpid(), signal.SIGSTOP)
 
+    from resultkit.results import _localwrite
+
+    real_exchange = _localwrite.exchange
+
+    def exchange(first: Any, second: Any) -> bool:  # small overwrites swap their files in
+        swapped = real_exchange(first, second)
+        if swapped and str(second).endswith(".rkmeta"):
+            _report(report, kind="between", pid=os.getpid())
+            os.kill(os.getpid(), signal.SIGSTOP)
+        return swapped
+
     r = build_result(spec)
     os.replace = replace  # this forked child only
+    _localwrite.exchange = exchange
     r.write({"pid": os.getpid(), "round": tag, "blob": blob(tag, 1000)}, location=key)
     _report(report, kind="published", pid=os.getpid())
 
