@@ -356,3 +356,27 @@ def test_resultkit_why_shows_the_two_newest_entries(tmp_path, monkeypatch, capsy
     assert "code clean -> LIMIT" in text and "changed" in text
     assert main(["why", str(flow_file), "nope"]) == 2
     assert "has no task named 'nope' (its cached tasks: clean)" in capsys.readouterr().err
+
+
+def test_a_task_subclass_counts_its_methods_and_its_own_attributes():
+    class Scale(Task):
+        def __init__(self, factor: int, **kwargs: Any) -> None:
+            self.factor = factor
+            super().__init__(**kwargs)
+
+        def run(self, x):
+            return self.apply(x)
+
+        def apply(self, x):
+            return x * self.factor
+
+    store = OutputCache()
+    states = []
+    for factor in (2, 2, 3):
+        with Flow("subclass") as flow:
+            ref = Scale(factor, cache_for=timedelta(hours=1), code_version=None,
+                        cache_validator=cache_validators.code_only)(1)  # fmt: skip
+        states.append(flow.run(caches=store).result[ref])
+    assert [s.is_cached() for s in states] == [False, True, False]
+    assert states[2].result == 3
+    assert states[2].cache_miss.reason == "code of `Scale -> self.factor` changed"

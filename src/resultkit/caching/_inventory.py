@@ -1,4 +1,5 @@
-"""A ResultCacheStore's inventory: what it holds (for ``resultkit gc``), removal, last-hit marks.
+"""A ResultCacheStore's inventory: what it holds (for ``resultkit gc``), removal, last-hit
+marks, and reading an entry's value (a value that has gone is a miss).
 
 Every entry carries its write time (``created``, in its name and document)
 and, once it has been hit, a last-hit marker ``<slot>/hits/<entry stem>.json``
@@ -14,13 +15,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from ..errors import ResultError
+from ..errors import ResultError, ResultKitWarning
+from ..results import FormattedLocation, Result, StorageResult
 from ._documents import Documents
 from ._layout import LAYOUT, StoredEntry, _hash, _parse_name
 from .store import CacheKey, expired_at
@@ -74,8 +77,9 @@ def _hit_key(slot: str, name: str) -> str:
 
 
 class Inventory(Documents):
-    """Listing, removal and last-hit marking of a ResultCacheStore's entries."""
+    """Listing, removal, last-hit marking and value reading of a ResultCacheStore's entries."""
 
+    _values: StorageResult  # the store's Result for values it keeps itself
     _marks: dict[str, datetime]
     _marks_lock: threading.Lock
 
@@ -177,6 +181,44 @@ class Inventory(Documents):
             elif folder == "index" and not self._live(self._index_docs(key), now):
                 self._delete(key)
         return dropped
+
+    # -- values -------------------------------------------------------------------------
+    def _load(
+        self, entry: StoredEntry, reader: Result | None, gone: list[str], why: list[str] | None
+    ) -> bool:
+        """Read the entry's value into it; a value that has gone adds the entry to ``gone``."""
+        if entry._where == "stored":
+            source: Result | None = self._values
+        else:
+            source = next(
+                (
+                    r
+                    for r in (reader, self._values)
+                    if r is not None
+                    and (not isinstance(r, StorageResult) or r.storage.key_of(entry._at))
+                ),
+                None,
+            )
+        if source is None:
+            warnings.warn(
+                f"output cache: the cached value at {entry._at} is not under the task's Result "
+                f"nor this store ({self.result.root_url}); a miss",
+                ResultKitWarning,
+                stacklevel=4,
+            )
+            return False
+        try:
+            entry._result = source.read(FormattedLocation(entry._at))
+        except FileNotFoundError:  # ResultNotFoundError too: deleted behind our back
+            logger.info("Output cache: the value at %s has gone; a miss", entry._at)
+            gone.append(entry.name)
+            if why is not None:
+                why.append(f"the cached value at {entry._at} has gone (its entry is deleted)")
+            return False
+        except (ResultError, OSError) as exc:
+            self._warn("read the cached value", entry._at, exc)
+            return False
+        return True
 
     # -- last-hit markers ------------------------------------------------------------------
     def _mark_hit(self, slot: str, name: str) -> None:

@@ -44,7 +44,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import ConfigurationError, ResultError, ResultKitWarning
-from ..results import ConstantResult, FormattedLocation, Result, StorageResult
+from ..results import ConstantResult, Result, StorageResult
 from ..serializers import JSONSerializer
 from ._inventory import Inventory
 from ._layout import (
@@ -271,43 +271,6 @@ class ResultCacheStore(Inventory):
             found[digest] = self._live(docs, now)
             self._write({"entries": found[digest]}, f"{slot}/index/{tag}/{digest}.json")
         return found
-
-    def _load(
-        self, entry: StoredEntry, reader: Result | None, gone: list[str], why: list[str] | None
-    ) -> bool:
-        """Read the entry's value into it; a value that has gone adds the entry to ``gone``."""
-        if entry._where == "stored":
-            source: Result | None = self._values
-        else:
-            source = next(
-                (
-                    r
-                    for r in (reader, self._values)
-                    if r is not None
-                    and (not isinstance(r, StorageResult) or r.storage.key_of(entry._at))
-                ),
-                None,
-            )
-        if source is None:
-            warnings.warn(
-                f"output cache: the cached value at {entry._at} is not under the task's Result "
-                f"nor this store ({self.result.root_url}); a miss",
-                ResultKitWarning,
-                stacklevel=4,
-            )
-            return False
-        try:
-            entry._result = source.read(FormattedLocation(entry._at))
-        except FileNotFoundError:  # ResultNotFoundError too: deleted behind our back
-            logger.info("Output cache: the value at %s has gone; a miss", entry._at)
-            gone.append(entry.name)
-            if why is not None:
-                why.append(f"the cached value at {entry._at} has gone (its entry is deleted)")
-            return False
-        except (ResultError, OSError) as exc:
-            self._warn("read the cached value", entry._at, exc)
-            return False
-        return True
 
     def _entry(self, doc: Mapping[str, Any] | None) -> StoredEntry | None:
         if doc is None:

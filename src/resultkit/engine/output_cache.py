@@ -51,8 +51,17 @@ def task_code(task: Task) -> CodeFingerprint:
     if task.code_version is not None:
         token = input_token(f"code_version:{task.code_version}")
         return CodeFingerprint(token, {"code_version": token}, {"code_version": "code"})
-    root = task.run if isinstance(task, FunctionTask) else type(task)
-    return code_fingerprint(root)
+    if isinstance(task, FunctionTask):
+        return code_fingerprint(task.run)
+    # A Task subclass: its class (every method), and what its own __init__ set on it.
+    own = {k: v for k, v in vars(task).items() if k not in _task_attributes()}
+    return code_fingerprint(type(task), state=own)
+
+
+@functools.cache
+def _task_attributes() -> frozenset[str]:
+    """What ``Task.__init__`` sets (settings, not behaviour): left out of a task's code."""
+    return frozenset(vars(Task())) | {"default", "required"}  # and a Parameter's
 
 
 def refresh_setting(value: Any) -> bool | frozenset[str]:

@@ -6,15 +6,15 @@ import copy
 import functools
 import inspect
 import itertools
-import warnings
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, overload
 
 from .._suggest import suggest_keywords
-from ..caching.validators import CacheValidator, code_only, duration_only
-from ..errors import FlowError, ResultKitWarning
+from ..caching.validators import CacheValidator
+from ..errors import FlowError
 from ..results import Result
+from ._cache_settings import cache_settings
 from .triggers import Trigger, all_successful
 
 if TYPE_CHECKING:
@@ -65,15 +65,8 @@ class Task:
             (Running, then Mapped) and a Parameter's (Success). A handler that
             returns a State replaces the new state; one that raises fails the
             task with a message naming it.
-        code_version: a version string that stands for the task's code in
-            its cache (instead of its fingerprint), as Flyte's
-            ``cache_version``: bump it to invalidate. Alone, it makes the
-            validator ``code_only``.
-        target_validator: e.g. ``cache_validators.code_only``: an existing
-            target is stale (recomputed and overwritten) when the validator
-            refuses the record of the code that wrote it.
-        refresh_cache: recompute and overwrite the cache (or target) on every run.
-        cache_ignore: input names left out of the cache key (``["verbose"]``).
+        code_version, target_validator, refresh_cache, cache_ignore: when the
+            cache ends; see :mod:`resultkit.engine._cache_settings`.
 
     Example:
         >>> class Double(Task):
@@ -121,42 +114,11 @@ class Task:
             raise FlowError(f"task {self.name!r}: retry_delay must be a datetime.timedelta")
         self.trigger: Trigger = trigger or all_successful
         self.skip_on_upstream_skip = skip_on_upstream_skip
-        if cache_for is not None and not isinstance(cache_for, timedelta):
-            raise FlowError(f"task {self.name!r}: cache_for must be a datetime.timedelta")
-        if cache_validator is not None and cache_for is None and target is None:
-            warnings.warn(
-                f"task {self.name!r} has a cache_validator but no cache_for: it will not be "
-                "cached. Set cache_for=timedelta(...).",
-                ResultKitWarning,
-                stacklevel=2,
-            )
-        self.cache_for = cache_for
-        if code_version is not None and (not isinstance(code_version, str) or not code_version):
-            raise FlowError(
-                f"task {self.name!r}: code_version must be a non-empty str, e.g. "
-                f"code_version='2', got {code_version!r}"
-            )
-        #: Stands for the task's code in its cache instead of its fingerprint.
-        self.code_version = code_version
-        if cache_validator is None and code_version is not None:
-            cache_validator = code_only
-        self.cache_validator: CacheValidator = cache_validator or duration_only
-        if target_validator is not None and (target is None or not callable(target_validator)):
-            raise FlowError(
-                f"task {self.name!r}: target_validator needs a target and a validator, e.g. "
-                "target='{task_name}.pkl', target_validator=cache_validators.code_only"
-            )
-        self.target_validator = target_validator
-        self.refresh_cache = bool(refresh_cache)
-        if isinstance(cache_ignore, str) or not all(
-            isinstance(n, str) for n in (cache_ignore or ())
-        ):
-            raise FlowError(
-                f"task {self.name!r}: cache_ignore must be a list of input names, e.g. "
-                f"cache_ignore=['verbose'], got {cache_ignore!r}"
-            )
-        #: Input names left out of the cache key.
-        self.cache_ignore = frozenset(cache_ignore or ())
+        # cache_for, the validators, code_version, refresh, ignore: see _cache_settings
+        (self.cache_for, self.cache_validator, self.code_version, self.target_validator,
+         self.refresh_cache, self.cache_ignore) = cache_settings(
+            self, cache_for, cache_validator, target, code_version, target_validator,
+            refresh_cache, cache_ignore)  # fmt: skip
         self.cache_key = cache_key
         self.checkpoint = checkpoint
         if result is not None and not isinstance(result, Result):
@@ -174,7 +136,6 @@ class Task:
         #: others wait and read its value. ``False`` opts the task out.
         self.single_flight = bool(single_flight)
         self._check_signature()
-        self._check_cache_ignore()
 
     # -- the body -----------------------------------------------------------------
     def run(self, *args: Any, **kwargs: Any) -> Any:
@@ -201,15 +162,6 @@ class Task:
                     f"task {self.name!r}: input name {p.name!r} is reserved "
                     f"({', '.join(sorted(RESERVED_INPUTS))}); rename it"
                 )
-
-    def _check_cache_ignore(self) -> None:
-        inputs = set(self._run_signature().parameters)
-        unknown = sorted(self.cache_ignore - inputs)
-        if unknown:
-            raise FlowError(
-                f"task {self.name!r}: cache_ignore names {unknown}, which are not inputs of the "
-                f"task; its inputs are {sorted(inputs) or 'none'}"
-            )
 
     # -- building flows -------------------------------------------------------------
     def copy(self, **overrides: Any) -> Task:
