@@ -293,3 +293,25 @@ def test_a_large_replaced_payload_is_freed_not_kept_as_a_spare(tmp_path):
         r.write(value, location="k.pkl")
     assert r.read("k.pkl").value == b"c"
     assert os.path.getsize(tmp_path / SPARE_PAYLOAD) < SMALL_LIMIT
+
+
+def test_writers_and_deleters_of_one_key_in_threads_never_stall(tmp_path):
+    r = _result(tmp_path, True)
+    errors: list[BaseException] = []
+
+    def churn(delete: bool) -> None:
+        try:
+            for n in range(150):
+                if delete:
+                    r.delete("k.pkl")
+                else:
+                    r.write(n, location="k.pkl")
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=churn, args=(d,)) for d in (False, True, False)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads) and errors == []

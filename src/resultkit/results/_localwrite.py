@@ -127,18 +127,19 @@ class LocalWriter:
         else:
             self._ensure_folder()
         url = f"{self._storage.protocol}://{self._path}"  # delete's lock key for this path
-        try:
-            lock = folder_lock(self._parent)
-            lock.__enter__()
-        except FileNotFoundError:  # the folder was removed since it was known: again
-            self._ensure_folder(gone=True)
-            lock = folder_lock(self._parent)
-            lock.__enter__()
-        try:
-            with publish_lock(url):
+        # The same order as delete: the key's lock, then the folder's.
+        with publish_lock(url):
+            try:
+                lock = folder_lock(self._parent)
+                lock.__enter__()
+            except FileNotFoundError:  # the folder was removed since it was known: again
+                self._ensure_folder(gone=True)
+                lock = folder_lock(self._parent)
+                lock.__enter__()
+            try:
                 self._publish(metadata)
-        finally:
-            lock.__exit__(None, None, None)
+            finally:
+                lock.__exit__(None, None, None)
 
     def _publish(self, metadata: Metadata) -> None:
         storage, path = self._storage, self._path
