@@ -140,6 +140,14 @@ def test_global_values_numpy_and_nested_code():
     assert edited.changed_from(fp.components) == ["f -> DISPATCH -> a"]
 
 
+def test_a_namedtuple_counts_by_its_items():
+    source = "from collections import namedtuple\nP = namedtuple('P', 'a b')\nCFG = P(1, 2)\n"
+    source += "def f():\n    return CFG.a\n"
+    fp = code_fingerprint(cell(source))
+    other = code_fingerprint(cell(source.replace("P(1, 2)", "P(1, 3)")))
+    assert other.changed_from(fp.components) == ["f -> CFG"]
+
+
 def test_library_code_counts_by_package_version():
     fp = code_fingerprint(
         cell("def f(x):\n    return np.mean(x) + json.dumps(x)\n", np=np, json=json)
@@ -176,6 +184,7 @@ def test_a_rebound_global_is_seen_in_the_same_process():
 SEEDED = textwrap.dedent(
     """
     import json, sys, threading
+    from collections import namedtuple
     from dataclasses import dataclass, field
     from resultkit.caching import code_fingerprint
 
@@ -189,9 +198,11 @@ SEEDED = textwrap.dedent(
 
     SETTINGS = Settings()
     GUARD = threading.Lock()
+    Pair = namedtuple("Pair", "left right")
+    PAIR = Pair(1, {"m", "n", "o"})
 
     def f(x):
-        return x in {"one", "two", "three"} and TAGS and NESTED and SETTINGS
+        return x in {"one", "two", "three"} and TAGS and NESTED and SETTINGS and PAIR
 
     def g():
         with GUARD:

@@ -116,8 +116,9 @@ def _feed_container(
         _feed(inner, item, follow, depth + 1, stack)
         return inner.hexdigest()
 
-    if t in (list, tuple):
-        h.update(f"{t.__name__}[{len(value)}](".encode())
+    if isinstance(value, list | tuple):  # a namedtuple too: its class, then its items
+        kind = t.__name__ if t in (list, tuple) else f"{_class_name(t, follow)}"
+        h.update(f"{kind}[{len(value)}](".encode())
         for item in value:
             _feed(h, item, follow, depth + 1, stack)
         h.update(b")")
@@ -143,6 +144,11 @@ def _feed_container(
             # A library object that will not pickle (a dataclass Field holding a
             # lambda): its attributes, walked like a user object's.
             _feed_state(h, f"object:{t.__module__}.{t.__qualname__}", value, follow, depth, stack)
+
+
+def _class_name(t: type, follow: Callable[[Any], str]) -> str:
+    """A class as a token names it: the user's own by its code, a library's by name."""
+    return follow(t) if is_user_module(t.__module__) else f"{t.__module__}.{t.__qualname__}"
 
 
 def _feed_state(
