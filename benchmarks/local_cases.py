@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable
 
 SMALL = {"rows": list(range(100)), "name": "small", "meta": {"k": "v" * 100}}  # ~1 KB pickled
-LARGE_MB = int(os.environ.get("BENCH_LARGE_MB", "100"))
-MANY_FILES = int(os.environ.get("BENCH_MANY_FILES", "100000"))
+TINY = os.environ.get("BENCH_TINY") == "1"  # the smoke test: every case, tiny sizes
+LARGE_MB = 1 if TINY else int(os.environ.get("BENCH_LARGE_MB", "100"))
+MANY_FILES = 500 if TINY else int(os.environ.get("BENCH_MANY_FILES", "100000"))
 WARM_TASKS = 100
 
 
