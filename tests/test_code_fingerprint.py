@@ -183,7 +183,7 @@ def test_a_rebound_global_is_seen_in_the_same_process():
 
 SEEDED = textwrap.dedent(
     """
-    import json, sys, threading
+    import argparse, json, sys, threading
     from collections import namedtuple
     from dataclasses import dataclass, field
     from resultkit.caching import code_fingerprint
@@ -208,7 +208,13 @@ SEEDED = textwrap.dedent(
         with GUARD:
             return 1
 
-    print(json.dumps([code_fingerprint(f).token, code_fingerprint(g).token]))
+    # A library object is hashed by its pickle, which lists a set in hash order.
+    OPTIONS = argparse.Namespace(tags={f"tag{i}" for i in range(50)})
+
+    def h():
+        return OPTIONS.tags
+
+    print(json.dumps([code_fingerprint(fn).token for fn in (f, g, h)]))
     """
 )
 
@@ -231,6 +237,7 @@ def test_tokens_are_equal_across_processes_and_hash_seeds(tmp_path):
         tokens.append(json.loads(done.stdout))
     assert tokens[0][0] == tokens[1][0]  # sets, frozensets, dict order, a dataclass with a set
     assert tokens[0][1] != tokens[1][1]  # a lock cannot be fingerprinted: changed every process
+    assert tokens[0][2] != tokens[1][2]  # a library object's pickle holding a set: changed too
 
 
 @pytest.mark.parametrize("seed_attr", ["__code__", "__defaults__"])
@@ -269,3 +276,16 @@ def test_a_global_changed_in_place_is_seen_by_the_next_process_only():
     assert code_fingerprint(f).token == before
     fresh = cell("def f():\n    return sum(TABLE)\n", TABLE=list(table))  # as a new process
     assert code_fingerprint(fresh).token != before
+
+
+def test_a_bound_method_counts_its_object_and_a_wrapper_its_function():
+    model = "class M:\n    def __init__(self, w):\n        self.w = w\n"
+    model += "    def predict(self, x):\n        return x * self.w\n"
+    two = code_fingerprint(cell(model + "f = M(2).predict\n"))
+    three = code_fingerprint(cell(model + "f = M(3).predict\n"))
+    assert three.changed_from(two.components) == ["M.predict -> self"]
+
+    wrapped = "def h(x):\n    return x + 1\nvh = np.vectorize(h)\ndef f(a):\n    return vh(a)\n"
+    before = code_fingerprint(cell(wrapped, np=np))
+    after = code_fingerprint(cell(wrapped.replace("x + 1", "x + 2"), np=np))
+    assert after.changed_from(before.components) == ["f -> h"]  # inside np.vectorize

@@ -117,9 +117,13 @@ class Walk:
                 if part is not None:
                     self.follow(part, parent)
         elif isinstance(obj, types.MethodType):
-            owner = obj.__self__ if isinstance(obj.__self__, type) else type(obj.__self__)
+            bound = obj.__self__
+            owner = bound if isinstance(bound, type) else type(bound)
             self.follow(owner, parent)
             self.follow(obj.__func__, parent)
+            if owner is not bound and is_user_module(owner.__module__):
+                # A method of one of your objects: that object's attributes count too.
+                self._value(bound, path, "self", "global")
         elif isinstance(obj, functools.partial):
             self.follow(obj.func, parent)
             state = (obj.args, obj.keywords)
@@ -145,8 +149,13 @@ class Walk:
             self.follow(type(obj), parent)
             self.follow(obj.__wrapped__, parent)
         elif hasattr(obj, "__dict__") or is_user_module(type(obj).__module__):
-            # A callable object: its class's code and its own state.
+            # A callable object: its class's code and its own state, and the functions
+            # of yours a library wrapper keeps (np.vectorize's pyfunc, numba's py_func).
             self.follow(type(obj), parent)
+            for attr, value in sorted(getattr(obj, "__dict__", {}).items()):
+                if isinstance(value, types.FunctionType) and is_user_function(value):
+                    self.reads.append(("attr", obj, attr, value))
+                    self.follow(value, parent)
             self.add(path, "global", value_token(obj, lambda c: self.follow(c, path)))
         else:  # compiled code (a builtin, a C extension's function, a ufunc)
             module = getattr(obj, "__module__", None) or type(obj).__module__
