@@ -13,6 +13,7 @@ import cloudpickle
 import pytest
 
 from resultkit.caching.locks import SingleFlightLock
+from resultkit.cli import main
 from resultkit.results import S3Result
 
 
@@ -46,7 +47,7 @@ def _metadata(r: S3Result, key: str) -> dict[str, str]:
     return dict(r.fs.call_s3("head_object", Bucket=bucket, Key=path)["Metadata"])
 
 
-def test_ls_inspect_cat_verify_on_s3(s3):
+def test_ls_inspect_cat_verify_on_s3(s3, capsys):
     r, url, endpoint = s3
     r.write({"rows": 3}, location="a/extract.pkl")
     r.write(list(range(100)), location="b.pkl")
@@ -61,7 +62,8 @@ def test_ls_inspect_cat_verify_on_s3(s3):
     shown = rk("inspect", f"{url}/a/extract.pkl", "--value", *endpoint)
     assert shown.returncode == 0, shown.stderr
     assert "pickle" in shown.stdout and "{'rows': 3}" in shown.stdout
-    assert json.loads(rk("cat", f"{url}/b.pkl", *endpoint, "--json").stdout) == list(range(100))
+    assert main(["cat", f"{url}/b.pkl", *endpoint, "--json"]) == 0  # (in-process)
+    assert json.loads(capsys.readouterr().out) == list(range(100))
 
     verify = rk("verify", "-r", url, *endpoint)
     assert verify.returncode == 1, verify.stdout + verify.stderr
@@ -69,7 +71,7 @@ def test_ls_inspect_cat_verify_on_s3(s3):
     assert len(problems) == 1 and f"{url}/c.pkl" in problems[0]
 
 
-def test_adopt_gc_and_rm_on_s3(s3):
+def test_adopt_gc_and_rm_on_s3(s3, capsys):
     r, url, endpoint = s3
     _raw_put(r, "prefect/extract.txt", cloudpickle.dumps([1, 2, 3]))  # a Prefect 1 target
     _raw_put(r, "prefect/junk.txt", b"not a pickle")
@@ -85,9 +87,8 @@ def test_adopt_gc_and_rm_on_s3(s3):
     lock = SingleFlightLock(r, "busy.pkl", lease=120)
     assert lock.acquire()
     try:
-        dry = json.loads(
-            rk("gc", url, "--older-than", "0s", *endpoint, "--dry-run", "--json").stdout
-        )
+        assert main(["gc", url, "--older-than", "0s", *endpoint, "--dry-run", "--json"]) == 0
+        dry = json.loads(capsys.readouterr().out)  # (in-process; the real run below is not)
         removed = {(e["kind"], e["location"]) for e in dry["removed"]}
         assert ("stale lock", f"{url}/old.pkl") in removed
         assert ("old result", f"{url}/old.pkl") in removed

@@ -17,6 +17,7 @@ This module parses arguments and dispatches; each command lives in ``resultkit._
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -168,7 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "version":
         out.console.print(__version__)
         return 0
-    return guarded(_commands()[args.command], args, out)
+    if args.command == "run":  # a flow's run keeps its logs
+        return guarded(_commands()[args.command], args, out)
+    # Storage clients log their retries (with tracebacks); the command reports
+    # failures itself, in one line. Restored after: main() may run in-process.
+    before = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        return guarded(_commands()[args.command], args, out)
+    finally:
+        logging.disable(before)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.markup import escape
@@ -242,11 +244,47 @@ def _storage_options(url: str, endpoint_url: str | None, pairs: Sequence[str]) -
     return options
 
 
+def _endpoint_of(options: dict[str, Any]) -> str | None:
+    """The server a URL's options name (``endpoint_url``, an Azure ``BlobEndpoint``), if any."""
+    if isinstance(options.get("endpoint_url"), str):
+        return str(options["endpoint_url"])
+    found = re.search(r"BlobEndpoint=([^;]+)", str(options.get("connection_string") or ""))
+    return found.group(1) if found else None
+
+
+_REACHED: set[str] = set()
+
+
+def probe_endpoint(endpoint: str, url: str) -> None:
+    """Refuse at once an endpoint nobody answers on.
+
+    The storage clients retry a refused connection for a minute (gcsfs) or
+    three (Azure) before they give up; a wrong port or a stopped server
+    deserves one line now.
+    """
+    parsed = urlsplit(endpoint)
+    if endpoint in _REACHED or not parsed.hostname:
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=5).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise CliError(
+            f"{shown(url)}: cannot reach {shown(endpoint)} ({reason}): check the URL given to "
+            "--endpoint-url (or the connection string) and that the server is up"
+        ) from None
+    _REACHED.add(endpoint)
+
+
 def open_root(url: str, endpoint_url: str | None = None, pairs: Sequence[str] = ()) -> FSSpecResult:
     """The Result rooted at ``url`` (a folder, a bucket, a prefix)."""
     if not isinstance(url, str) or not url.strip():
         raise CliError("a URL or path is needed, e.g. ~/.resultkit/results or s3://bucket/prefix")
     options = _storage_options(url, endpoint_url, pairs)
+    endpoint = _endpoint_of(options)
+    if endpoint is not None:
+        probe_endpoint(endpoint, url)
     if "://" not in url:
         url = os.path.abspath(os.path.expanduser(url))
     try:
@@ -266,6 +304,9 @@ def open_target(
     """
     if isinstance(url, str) and url and "://" not in url:
         url = os.path.abspath(os.path.expanduser(url)) + ("/" if url.endswith("/") else "")
+    endpoint = _endpoint_of(_storage_options(url, endpoint_url, pairs))  # errors name the URL
+    if endpoint is not None:
+        probe_endpoint(endpoint, url)
     stripped = url.rstrip("/")
     folder, sep, name = stripped.rpartition("/")
     if sep and name and not folder.endswith(":/") and not url.endswith("/"):

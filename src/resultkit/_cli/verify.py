@@ -64,7 +64,7 @@ def run_verify(args: argparse.Namespace, out: Output) -> int:
     result, items, problems, url = _items(args)
     done = 0
     progress = Progress(
-        TextColumn("verifying"),
+        TextColumn("verifying {task.fields[done]}/{task.fields[of]}"),
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),
@@ -76,7 +76,7 @@ def run_verify(args: argparse.Namespace, out: Output) -> int:
     pool = ThreadPoolExecutor(READ_THREADS if len(items) > 1 else 1)
     try:
         with progress:
-            bar = progress.add_task("verify", total=total or None)
+            bar = progress.add_task("verify", total=total or None, done=0, of=len(items))
             pending: dict[Future[str | None], Item] = {}
             queue = list(reversed(items))
             while queue or pending:
@@ -88,7 +88,7 @@ def run_verify(args: argparse.Namespace, out: Output) -> int:
                     item = pending.pop(future)
                     problem = future.result()
                     done += 1
-                    progress.advance(bar, item.size or 0)
+                    progress.update(bar, advance=item.size or 0, done=done)
                     if problem is not None:
                         problems.append(
                             {"location": result.storage.url(item.key), "problem": problem}
