@@ -99,3 +99,23 @@ def test_a_hit_writes_its_marker_at_most_once_an_hour_per_process(tmp_path):
     flow.run(caches=other)
     assert len(_files(root, "hits")) == 2
     assert all(i.last_hit is not None for i in other.entries())
+
+
+def test_entries_keep_their_code_components_and_indexes_do_not(tmp_path):
+    import json
+
+    root = tmp_path / "cache"
+    store = ResultCacheStore(LocalResult(dir=str(root)))
+
+    @task(cache_for=timedelta(hours=1), cache_validator=cache_validators.all_inputs_and_code)
+    def coded(x):
+        return x
+
+    with Flow("coded") as flow:
+        ref = coded(1)
+    flow.run(caches=store)
+    assert flow.run(caches=store).result[ref].is_cached()  # builds the index
+    (entry,) = _files(root, "entries")
+    assert "coded" in json.loads(entry.read_text())["code"]
+    (index,) = [p for p in _files(root, "inputs")]
+    assert all("code" not in doc for doc in json.loads(index.read_text())["entries"])

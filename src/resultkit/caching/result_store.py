@@ -265,7 +265,7 @@ class ResultCacheStore(Inventory):
         self._matches[tag] = match
         found: dict[str, list[dict[str, Any]]] = {}
         for _, entry in self._scan(slot):  # newest first
-            found.setdefault(_hash(match.entry_digest(entry)), []).append(entry.doc)
+            found.setdefault(_hash(match.entry_digest(entry)), []).append(_indexed_doc(entry.doc))
         now = datetime.now(timezone.utc)
         for digest, docs in found.items():
             found[digest] = self._live(docs, now)
@@ -310,10 +310,17 @@ class ResultCacheStore(Inventory):
         self._write(doc, f"{slot}/entries/{name}")
         for tag, match in self._tags(slot):  # listed after the entry is written: see _build_index
             index = self._index_key(slot, tag, match.entry_digest(entry))
-            self._write({"entries": self._live([doc, *self._index_docs(index)], now)}, index)
+            docs = [_indexed_doc(doc), *self._index_docs(index)]
+            self._write({"entries": self._live(docs, now)}, index)
         for old, (old_expires, old_identity) in self._entry_names(slot):
             if expired_at(old_expires, now) or (old_identity == identity and old < name):
                 self._drop(slot, old)  # expired, or replaced by this one
+
+
+def _indexed_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry as an index lists it: without its code components, which only explain
+    misses (read from the entry itself), so a hit's one read stays small."""
+    return {k: v for k, v in doc.items() if k != "code"}
 
 
 def as_cache_store(value: Any, what: str) -> CacheStore:
