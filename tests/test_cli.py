@@ -250,6 +250,7 @@ from resultkit.results import LocalResult
 
 @task(target="{task_name}-{n}.pkl", checkpoint=True)
 def make(n):
+    print("making", n)  # a task that prints: never inside the --json document
     return list(range(n))
 
 @task

@@ -183,6 +183,11 @@ def test_local_errors_in_process(tmp_path, capsys):
     (tmp_path / "prefect.txt").write_bytes(b"written by another tool")
     assert main(["cat", str(tmp_path / "extract.pkl")]) == 0
     assert capsys.readouterr().out.strip() == "{'rows': 3}"
+    assert main(["ls", str(tmp_path / "extract.pkl"), "--json"]) == 0  # one result
+    [row] = json.loads(capsys.readouterr().out)["entries"]
+    assert row["key"] == "extract.pkl" and row["serializer"] == "pickle" and row["record"] == "ok"
+    assert main(["inspect", str(tmp_path)]) == 2
+    assert "(it is a folder; name a stored result in it)" in capsys.readouterr().err
     assert main(["cat", str(tmp_path / "prefect.txt")]) == 1
     err = capsys.readouterr().err
     assert "no integrity record" in err and "prefect.txt" in err and len(err.splitlines()) == 1

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import runpy
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -162,7 +164,9 @@ def run_flow(args: argparse.Namespace, out: Output) -> int:
     start = time.monotonic()
     try:
         if out.as_json:
-            state = flow.run(parameters=params)
+            # What tasks print goes to stderr: stdout carries one JSON document.
+            with contextlib.redirect_stdout(sys.stderr):
+                state = flow.run(parameters=params)
         else:
             with Live(get_renderable=progress.table, console=out.console, refresh_per_second=8,
                       redirect_stderr=False):  # fmt: skip
