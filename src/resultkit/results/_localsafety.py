@@ -33,12 +33,16 @@ _SWEEP_EVERY = 60.0
 _swept: OrderedDict[str, float] = OrderedDict()
 
 
-def check_inside(root: str, folder: str) -> None:
-    """Refuse ``folder`` if, with symlinks resolved, it is not inside ``root``."""
+def check_inside(root: str, folder: str) -> bool:
+    """Refuse ``folder`` if, with symlinks resolved, it is not inside ``root``.
+
+    Returns whether the folder is remembered as checked (it exists), so a
+    caller may remember what it derived from it too.
+    """
     global _checked_bytes
     key = (root, folder)
     if key in _checked:
-        return
+        return True
     real_root = os.path.realpath(root)
     real = os.path.realpath(folder)
     if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
@@ -49,13 +53,14 @@ def check_inside(root: str, folder: str) -> None:
             location=folder,
         )
     if not os.path.isdir(folder):
-        return  # not there yet: check again once it exists
+        return False  # not there yet: check again once it exists
     with _checked_lock:
         _checked[key] = None
         _checked_bytes += len(root) + len(folder)
         while _checked_bytes > _CHECKED_MAX_BYTES and _checked:
             (r, f), _ = _checked.popitem(last=False)
             _checked_bytes -= len(r) + len(f)
+    return True
 
 
 def process_space() -> str:

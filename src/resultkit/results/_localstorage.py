@@ -50,6 +50,7 @@ class LocalFileStorage(FileSystemStorage):
         super().__init__(LocalFileSystem(), root)
         self.fsync = fsync
         self._url_prefix = f"{self.protocol}://{self.root.rstrip('/')}/"
+        self._paths: dict[str, str] = {}  # key -> path, once its folder is checked
         if exchange is None:
             exchange = os.environ.get("RESULTKIT_LOCAL_EXCHANGE", "1") != "0"
         #: Whether publishes swap spare files into place (turned off for good
@@ -57,8 +58,14 @@ class LocalFileStorage(FileSystemStorage):
         self.exchange = exchange and exchange_available()
 
     def path(self, key: str) -> str:
+        found = self._paths.get(key)
+        if found is not None:
+            return found
         path = super().path(key)
-        check_inside(self.root, os.path.dirname(path))
+        if check_inside(self.root, os.path.dirname(path)):  # a folder checked once
+            if len(self._paths) >= 8192:
+                self._paths.clear()
+            self._paths[key] = path
         return path
 
     def key_of(self, url: str) -> str | None:
