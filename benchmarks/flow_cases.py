@@ -131,7 +131,8 @@ def _prefect3() -> Any:
 def pf3_warm_flow(d: str, repeat: int) -> list[float]:
     prefect = _prefect3()
     cached = prefect.task(
-        cache_key_fn=lambda ctx, params: f"{d}-{params['i']}", persist_result=True
+        cache_key_fn=lambda ctx, params: f"{os.path.basename(d)}-{params['i']}",
+        persist_result=True,
     )(value_of)
 
     @prefect.flow

@@ -8,7 +8,8 @@ measured in the same run. Case modules (``cases.py``, ``flow_cases.py``,
 ``LOCAL_CASES``); a case named in two modules gets both's implementations,
 the later module's winning a clash. A function
 takes a scratch folder and a repeat count and returns durations in seconds.
-``--tiny`` (environment ``BENCH_TINY=1``) shrinks every size.
+``--tiny`` (environment ``BENCH_TINY=1``) shrinks every size. Several
+``--impl`` run in turn in one interpreter (the tiny mode does, to start fewer).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CASE_MODULES = ("cases", "flow_cases", "remote_cases", "local_cases", "code_cases")
+CASE_MODULES = ("cases", "flow_cases", "remote_cases", "local_cases", "code_cases", "scale_cases")
 
 #: Sizes shrink under --tiny (the smoke test) so that every case still runs.
 TINY = os.environ.get("BENCH_TINY") == "1"
@@ -67,33 +68,40 @@ def all_cases() -> dict[str, Case]:
     return cases
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--impl", required=True)
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--only", default="", help="comma-separated cases")
-    args = parser.parse_args()
-    logging.disable(logging.CRITICAL)
-    only = {c for c in args.only.split(",") if c}
+def run(impl: str, repeat: int, only: set[str]) -> dict[str, dict[str, float | str]]:
+    """The median of every case ``impl`` has (or the error that stopped it)."""
     out: dict[str, dict[str, float | str]] = {}
     for case, (_, impls) in all_cases().items():
-        fn = impls.get(args.impl)
+        fn = impls.get(impl)
         if fn is None or (only and case not in only):
             continue
         try:
             with tempfile.TemporaryDirectory(prefix="rk-bench-") as d:
-                times = fn(d, args.repeat)
+                times = fn(d, repeat)
         except Exception as exc:  # one broken case must not hide the others' figures
             traceback.print_exc()
             out[case] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
             continue
         out[case] = {"median": statistics.median(times), "n": len(times)}
         print(
-            f"  {args.impl:>18} {case:<22} {statistics.median(times) * 1000:10.2f} ms",
+            f"  {impl:>22} {case:<22} {statistics.median(times) * 1000:10.2f} ms",
             file=sys.stderr,
             flush=True,
         )
-    print(json.dumps(out))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--impl", action="append", required=True, help="repeat to run several in turn"
+    )
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--only", default="", help="comma-separated cases")
+    args = parser.parse_args()
+    logging.disable(logging.CRITICAL)
+    only = {c for c in args.only.split(",") if c}
+    print(json.dumps({impl: run(impl, args.repeat, only) for impl in args.impl}))
 
 
 if __name__ == "__main__":

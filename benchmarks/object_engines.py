@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from latency_proxy import latent_s3  # noqa: E402
@@ -102,6 +103,92 @@ def obstore_engine(url: str, options: dict[str, str]) -> tuple[Callable, Callabl
 ENGINES = {"s3fs": s3fs_engine, "obstore": obstore_engine}
 
 
+# -- the same through resultkit: write_many / read_many of S3Result ------------------------
+def obstore_store(url: str, options: dict[str, str], bucket: str) -> Any:
+    import os
+
+    from obstore.store import S3Store
+
+    return S3Store(
+        bucket,
+        endpoint=url,
+        region="us-east-1",
+        access_key_id=options.get("key", os.environ["AWS_ACCESS_KEY_ID"]),
+        secret_access_key=options.get("secret", os.environ["AWS_SECRET_ACCESS_KEY"]),
+        client_options={"allow_http": True, "pool_max_idle_per_host": "128"},
+        virtual_hosted_style_request=False,
+    )
+
+
+def obstore_requests(storage: Any, store: Any) -> None:
+    """A prototype engine: S3Storage's three small-object requests sent by obstore."""
+    import obstore
+    from obstore.exceptions import AlreadyExistsError, NotFoundError, PreconditionError
+
+    def key_of(path: str) -> str:
+        return path.split("/", 1)[1]
+
+    def put_object(path: str, data: bytes, metadata: dict, create: bool = False) -> bool:
+        try:
+            obstore.put(
+                store,
+                key_of(path),
+                data,
+                attributes=metadata,
+                mode="create" if create else "overwrite",
+            )
+        except (AlreadyExistsError, PreconditionError):
+            return False
+        return True
+
+    def get_object(path: str) -> Any:
+        try:
+            got = obstore.get(store, key_of(path))
+        except NotFoundError:
+            return None
+        return bytes(got.bytes()), dict(got.attributes)
+
+    def head_object(path: str) -> Any:
+        try:
+            return dict(obstore.get(store, key_of(path), options={"head": True}).attributes)
+        except NotFoundError:
+            return None
+
+    storage._put_object, storage._get_object, storage._head_object = (
+        put_object,
+        get_object,
+        head_object,
+    )
+
+
+def through_resultkit(
+    engine: str, url: str, options: dict, items: int, concurrency: int, repeat: int
+) -> dict[str, tuple[float, float]]:
+    from resultkit.results import S3Result
+
+    r = S3Result(BUCKET, prefix=uuid.uuid4().hex, endpoint_url=url, storage_options=dict(options))
+    if engine == "obstore":
+        obstore_requests(r.storage, obstore_store(url, options, BUCKET))
+    r.write(0, "warm.pkl")
+    out = {}
+    for name in ("write_many", "read_many"):
+        walls, cpus = [], []
+        for i in range(repeat):
+            values = {f"{name}-{i}/{n}.pkl": {"n": n} for n in range(items)}
+            t, c = time.perf_counter(), time.process_time()
+            if name == "write_many":
+                r.write_many(values, concurrency=concurrency)
+            else:
+                got = r.read_many(
+                    [f"write_many-0/{n}.pkl" for n in range(items)], concurrency=concurrency
+                )
+                assert [g.value["n"] for g in got] == list(range(items))
+            walls.append(time.perf_counter() - t)
+            cpus.append(time.process_time() - c)
+        out[name] = (statistics.median(walls), statistics.median(cpus))
+    return out
+
+
 def measure(
     engine: str, url: str, options: dict, items: int, concurrency: int, repeat: int
 ) -> dict[str, tuple[float, float]]:
@@ -139,6 +226,11 @@ def main() -> None:
             for engine in ENGINES:
                 got = measure(
                     engine, url, s3.storage_options, args.items, args.concurrency, args.repeat
+                )
+                got.update(
+                    through_resultkit(
+                        engine, url, s3.storage_options, args.items, args.concurrency, args.repeat
+                    )
                 )
                 for op, (wall, cpu) in got.items():
                     print(

@@ -47,18 +47,17 @@ GOALS: dict[tuple[str, str], tuple[float, str]] = {
 }
 
 
-def run_impl(
-    python: str, impl: str, repeat: int, env: dict[str, str]
-) -> dict[str, dict[str, float | str]]:
-    out = subprocess.run(
-        [python, str(HERE / "harness.py"), "--impl", impl, "--repeat", str(repeat)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+def run_impls(
+    python: str, impls: list[str], repeat: int, env: dict[str, str]
+) -> dict[str, dict[str, dict[str, float | str]]]:
+    """Run ``impls`` in turn in one interpreter; their medians by implementation and case."""
+    command = [python, str(HERE / "harness.py"), "--repeat", str(repeat)]
+    for impl in impls:
+        command += ["--impl", impl]
+    out = subprocess.run(command, capture_output=True, text=True, env=env)
     sys.stderr.write(out.stderr)
     if out.returncode != 0 or not out.stdout.strip():
-        print(f"{impl} failed (exit {out.returncode})", file=sys.stderr)
+        print(f"{', '.join(impls)} failed (exit {out.returncode})", file=sys.stderr)
         return {}
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -119,7 +118,17 @@ def main() -> None:
                     )
                     continue
                 impls[impl] = python
-        results = {impl: run_impl(py, impl, args.repeat, env) for impl, py in impls.items()}
+        # Each implementation in an interpreter of its own; the tiny mode groups
+        # those of one interpreter to start fewer (its figures are not compared).
+        groups: list[tuple[str, list[str]]] = []
+        for impl, python in impls.items():
+            if args.tiny and groups and groups[-1][0] == python:
+                groups[-1][1].append(impl)
+            else:
+                groups.append((python, [impl]))
+        results: dict[str, dict[str, dict[str, float | str]]] = {}
+        for python, group in groups:
+            results.update(run_impls(python, group, args.repeat, env))
 
     table = Table(
         title=f"resultkit vs baselines (median of {args.repeat}; ratio = baseline / resultkit; "

@@ -71,8 +71,9 @@ class BatchError(ResultError):
         )
         more = len(failures) - _NAMED_IN_MESSAGE
         super().__init__(
-            f"{action}: {len(failures)} of {len(outcomes)} items failed (the others "
-            f"completed; .outcomes has each): {named}" + (f"; and {more} more" if more > 0 else ""),
+            f"{action}: {len(failures)} of {len(outcomes)} items failed "
+            f"({len(outcomes) - len(failures)} completed; .outcomes holds each item's "
+            f"outcome): {named}" + (f"; and {more} more" if more > 0 else ""),
             location=failures[0][0] if failures else None,
         )
 

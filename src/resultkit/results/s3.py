@@ -9,11 +9,13 @@ from typing import Any, ClassVar
 
 from fsspec.asyn import sync
 
+from ..errors import ConfigurationError
 from ..serializers import Serializer
 from ._errors import precondition_failed
 from ._fsspec import FSSpecResult
 from ._location import LocationTemplate
 from ._objectstore import ObjectStoreStorage
+from ._obstore import ObstoreRequests
 from ._upload import is_stale_temp
 
 __all__ = ["S3Result", "S3Storage"]
@@ -47,9 +49,17 @@ class S3Storage(ObjectStoreStorage):
         bucket, key, _ = self.fs.split_path(path)
         return bucket, key
 
+    #: The obstore engine's requests (``S3Result(engine="obstore")``), or None: s3fs.
+    requests: ObstoreRequests | None = None
+
     def _put_object(
         self, path: str, data: bytes, metadata: dict[str, str], create: bool = False
     ) -> bool:
+        if self.requests is not None:
+            try:
+                return self.requests.put(path, data, metadata, create)
+            finally:
+                self.fs.invalidate_cache(path)
         bucket, key = self._split(path)
         condition = {"IfNoneMatch": "*"} if create else {}
         try:
@@ -69,6 +79,8 @@ class S3Storage(ObjectStoreStorage):
         return True
 
     def _get_object(self, path: str) -> tuple[bytes, Mapping[str, str]] | None:
+        if self.requests is not None:
+            return self.requests.get(path)
         fs: Any = self.fs
         bucket, key = self._split(path)
 
@@ -88,6 +100,8 @@ class S3Storage(ObjectStoreStorage):
             return None
 
     def _head_object(self, path: str) -> Mapping[str, str] | None:
+        if self.requests is not None:
+            return self.requests.head(path)
         bucket, key = self._split(path)
         try:
             response = self._s3("head_object", Bucket=bucket, Key=key)
@@ -198,6 +212,12 @@ class S3Result(FSSpecResult):
         storage_options: any other :class:`s3fs.S3FileSystem` argument.
         retries: a :class:`~resultkit.results.RetryPolicy` (or a number of
             attempts) for transient failures of the service.
+        engine: ``"s3fs"`` (default), or ``"obstore"`` to send the requests of
+            small values through obstore's Rust client (``pip install obstore``):
+            about a fifth of the client CPU a request, for many small values at
+            once (``write_many``, ``read_many``); credentials from
+            ``storage_options`` (``key``, ``secret``, ``token``) or ``AWS_*``
+            variables. Large values, listings and deletes stay on s3fs.
 
     Example:
         >>> r = S3Result(bucket="my-bucket", location="{flow_name}/{task_name}.pkl")  # doctest: +SKIP
@@ -223,7 +243,10 @@ class S3Result(FSSpecResult):
         verify: bool = True,
         signing_key: Any = None,
         retries: Any = None,
+        engine: str = "s3fs",
     ) -> None:
+        if engine not in ("s3fs", "obstore"):
+            raise ConfigurationError(f"engine must be 's3fs' or 'obstore', got {engine!r}")
         options = dict(storage_options or {})
         if endpoint_url:
             options.setdefault("endpoint_url", endpoint_url)
@@ -248,3 +271,6 @@ class S3Result(FSSpecResult):
             signing_key,
             retries,
         )
+        if engine == "obstore":
+            storage: Any = self.storage
+            storage.requests = ObstoreRequests(bucket, options)
