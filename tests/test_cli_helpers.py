@@ -213,3 +213,19 @@ def test_dead_endpoint_and_missing_credentials(moto_server, monkeypatch, capsys)
     err = capsys.readouterr().err
     assert "no credentials were found" in err and "--storage-option" in err
     assert len(err.splitlines()) == 1
+
+
+def test_gc_of_a_subfolder_keeps_what_a_run_rooted_higher_up_has_locked(tmp_path, capsys):
+    """A run's lock lives under its Result's root, above the folder gc is given."""
+    root = LocalResult(dir=tmp_path / "results")
+    root.write("busy", location="weather/x.pkl")
+    root.write("idle", location="weather/y.pkl")
+    lock = SingleFlightLock(root, "weather/x.pkl", lease=120)
+    assert lock.acquire()
+    try:
+        assert main(["gc", str(tmp_path / "results" / "weather"), "--older-than", "0s"]) == 0
+        out = capsys.readouterr().out
+        assert "x.pkl: its lock is held" in out and "removed old result" in out
+        assert root.read("weather/x.pkl").value == "busy" and not root.exists("weather/y.pkl")
+    finally:
+        lock.release()

@@ -86,6 +86,26 @@ def _units(
     return units
 
 
+def held_from_above(result: FSSpecResult) -> dict[str, dict[str, Any]]:
+    """Live locks on this root's results taken by runs whose Result is rooted higher up.
+
+    A lock lives under its Result's root (``<root>/.rklocks/<key>/``), so a
+    run writing ``<root>/weather/x.pkl`` holds ``<root>/.rklocks/weather/x.pkl``:
+    gc of ``<root>/weather`` must see it too. Keys are relative to ``result``.
+    """
+    storage: Any = result.storage
+    held: dict[str, dict[str, Any]] = {}
+    head, tail = storage.root.rstrip("/"), ""
+    while "/" in head.strip("/"):
+        head, _, name = head.rpartition("/")
+        tail = f"{name}/{tail}" if tail else name
+        above = FSSpecResult(result.fs, head or "/")  # the same client, a higher root
+        for target, holder in lock_holders(above).items():
+            if holder is not None and target.startswith(tail + "/"):
+                held[target[len(tail) + 1 :]] = holder
+    return held
+
+
 def make_plan(
     result: FSSpecResult,
     url: str,
@@ -110,6 +130,9 @@ def make_plan(
         if holder is None:
             plan.removals.append(Removal("stale lock", target))
     held = {t: h for t, h in holders.items() if h is not None}
+    if older_than is not None or max_size is not None or orphans or expired:
+        with failures(url, "list the locks above"):
+            held.update(held_from_above(result))
 
     needs_records = orphans or older_than is not None or max_size is not None
     plain = [i for k, i in inventory.payloads.items() if not _CACHE.match(k)]
