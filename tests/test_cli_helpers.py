@@ -15,14 +15,13 @@ import pytest
 from resultkit._cli._common import (
     CliError,
     Output,
-    _storage_options,
     guarded,
     human_age,
     human_size,
     parse_duration,
-    parse_options,
     parse_size,
 )
+from resultkit._cli._open import _storage_options, parse_options
 from resultkit._cli._serializers import serializer_named
 from resultkit._cli.listing import expiry_of, preview
 from resultkit._cli.run import parse_params

@@ -6,8 +6,9 @@ import argparse
 from typing import Any
 
 from ..errors import ResultCorruptError, ResultKitError
-from ._common import OK, PROBLEMS, CliError, Output, failures, one_line, open_target, shown
+from ._common import OK, PROBLEMS, CliError, Output, failures, one_line, shown
 from ._inventory import take_inventory
+from ._open import open_target
 from ._serializers import serializer_named
 
 __all__ = ["run_adopt"]

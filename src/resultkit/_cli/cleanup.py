@@ -20,13 +20,13 @@ from ._common import (
     Output,
     failures,
     human_size,
-    open_target,
     parse_duration,
     parse_size,
     shown,
 )
 from ._gcplan import Plan, Removal, make_plan
 from ._inventory import take_inventory
+from ._open import open_target
 
 __all__ = ["run_rm", "run_gc"]
 

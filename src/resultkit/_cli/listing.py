@@ -24,11 +24,11 @@ from ._common import (
     human_age,
     human_size,
     one_line,
-    open_target,
     plural,
     shown,
 )
 from ._inventory import Inventory, Item, take_inventory
+from ._open import open_target
 from ._serializers import serializer_named
 from .cachels import is_cache_store, list_cache_store
 

@@ -17,11 +17,11 @@ from ._common import (
     Output,
     human_size,
     one_line,
-    open_target,
     plural,
     shown,
 )
 from ._inventory import Item, take_inventory
+from ._open import open_target
 
 __all__ = ["run_verify", "check_one"]
 
