@@ -289,3 +289,20 @@ def test_a_bound_method_counts_its_object_and_a_wrapper_its_function():
     before = code_fingerprint(cell(wrapped, np=np))
     after = code_fingerprint(cell(wrapped.replace("x + 1", "x + 2"), np=np))
     assert after.changed_from(before.components) == ["f -> h"]  # inside np.vectorize
+
+
+def test_a_namespace_package_of_yours_is_followed(tmp_path, monkeypatch):
+    (tmp_path / "rk_ns_pkg").mkdir()  # no __init__.py: a namespace package
+    (tmp_path / "rk_ns_pkg" / "tools.py").write_text("def norm(x):\n    return x + 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import rk_ns_pkg.tools  # noqa: F401
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # followed, not failed closed
+            fp = code_fingerprint(cell("def f(x):\n    return rk_ns_pkg.tools.norm(x)\n",
+                                       rk_ns_pkg=sys.modules["rk_ns_pkg"]))  # fmt: skip
+        assert "f -> rk_ns_pkg.tools.norm" in fp.components
+    finally:
+        sys.modules.pop("rk_ns_pkg.tools", None)
+        sys.modules.pop("rk_ns_pkg", None)

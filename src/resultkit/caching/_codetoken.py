@@ -186,8 +186,11 @@ def is_user_module(name: str | None) -> bool:
         return False
     module = sys.modules.get(name)
     path = getattr(module, "__file__", None)
-    if not isinstance(path, str):
-        return module is None or name == "__main__" or getattr(module, "__spec__", None) is None
+    if not isinstance(path, str):  # a namespace package: judged by its folders
+        folders = [p for p in getattr(module, "__path__", None) or () if isinstance(p, str)]
+        if folders:
+            return not all(_file_is_library(p) for p in folders)
+        return module is None or getattr(module, "__spec__", None) is None
     return not _file_is_library(path)
 
 
