@@ -306,3 +306,15 @@ def test_a_namespace_package_of_yours_is_followed(tmp_path, monkeypatch):
     finally:
         sys.modules.pop("rk_ns_pkg.tools", None)
         sys.modules.pop("rk_ns_pkg", None)
+
+
+def test_a_compiled_function_of_yours_fails_closed():
+    # A library type's callable that says it belongs to a module of yours, as a
+    # Cython function does: no bytecode to read.
+    compiled = np.vectorize(len)
+    compiled.__module__ = "__main__"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fp = code_fingerprint(cell("def f(x):\n    return fast(x)\n", fast=compiled))
+    assert fp.kinds["f -> fast"] == "unfollowed"
+    assert any("compiled code of module '__main__'" in str(w.message) for w in caught)

@@ -152,10 +152,15 @@ class Walk:
             # A callable object: its class's code and its own state, and the functions
             # of yours a library wrapper keeps (np.vectorize's pyfunc, numba's py_func).
             self.follow(type(obj), parent)
+            kept = False
             for attr, value in sorted(getattr(obj, "__dict__", {}).items()):
                 if isinstance(value, types.FunctionType) and is_user_function(value):
                     self.reads.append(("attr", obj, attr, value))
                     self.follow(value, parent)
+                    kept = True
+            module = getattr(obj, "__module__", None)
+            if not kept and isinstance(module, str) and _compiled_of_yours(obj, module):
+                raise Unfingerprintable(f"compiled code of module {module!r} has no bytecode")
             self.add(path, "global", value_token(obj, lambda c: self.follow(c, path)))
         else:  # compiled code (a builtin, a C extension's function, a ufunc)
             module = getattr(obj, "__module__", None) or type(obj).__module__
@@ -276,6 +281,12 @@ class Walk:
                 self.reads.append(("map", module.__dict__, attr_name, value))
                 if is_code(value) and getattr(value, "__module__", None) == module.__name__:
                     self.follow(value, parent)
+
+
+def _compiled_of_yours(obj: Any, module: str) -> bool:
+    """A library type's callable that says it belongs to a module of yours: a function
+    of your own compiled module (Cython), whose code a fingerprint cannot read."""
+    return not is_user_module(type(obj).__module__) and is_user_module(module)
 
 
 def unchanged(reads: tuple[Read, ...]) -> bool:
