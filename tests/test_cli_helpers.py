@@ -219,6 +219,7 @@ def test_gc_of_a_subfolder_keeps_what_a_run_rooted_higher_up_has_locked(tmp_path
     root = LocalResult(dir=tmp_path / "results")
     root.write("busy", location="weather/x.pkl")
     root.write("idle", location="weather/y.pkl")
+    (tmp_path / "results" / "weather" / "foreign.txt").write_bytes(b"another tool's, not adopted")
     lock = SingleFlightLock(root, "weather/x.pkl", lease=120)
     assert lock.acquire()
     try:
@@ -226,5 +227,6 @@ def test_gc_of_a_subfolder_keeps_what_a_run_rooted_higher_up_has_locked(tmp_path
         out = capsys.readouterr().out
         assert "x.pkl: its lock is held" in out and "removed old result" in out
         assert root.read("weather/x.pkl").value == "busy" and not root.exists("weather/y.pkl")
+        assert root.exists("weather/foreign.txt")  # only --orphans removes a payload without record
     finally:
         lock.release()

@@ -172,6 +172,9 @@ def make_plan(
         for unit in units:
             if unit["kind"] == "entry" and unit["expires"] is not None and unit["expires"] <= now:
                 take(unit, "expired entry")
+    # Age and size pick among resultkit's own results and entries: a payload
+    # without a record (another tool's, not adopted yet) is --orphans' to remove.
+    units = [u for u in units if u.get("record", "ok") == "ok"]
     if older_than is not None:
         cutoff = now - timedelta(seconds=older_than)
         for unit in units:
