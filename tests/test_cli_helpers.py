@@ -230,3 +230,18 @@ def test_gc_of_a_subfolder_keeps_what_a_run_rooted_higher_up_has_locked(tmp_path
         assert root.exists("weather/foreign.txt")  # only --orphans removes a payload without record
     finally:
         lock.release()
+
+
+def test_temp_objects_of_object_stores_go_after_a_day():
+    from resultkit._cli._gcplan import _temp_is_garbage
+    from resultkit._cli._inventory import Item
+    from resultkit.results import S3Result
+
+    s3 = S3Result("any-bucket", endpoint_url="http://127.0.0.1:1")  # no request is made
+    old = datetime.now(timezone.utc) - timedelta(days=2)
+    fresh = datetime.now(timezone.utc) - timedelta(hours=1)
+    name = "runs/.big.pkl.rktmp-4242-abcdef0123"
+    assert _temp_is_garbage(s3, Item(name, 10, old))
+    assert not _temp_is_garbage(s3, Item(name, 10, fresh))  # an upload may still be under way
+    mine = f"runs/.big.pkl.rktmp-{os.getpid()}-abcdef0123"
+    assert not _temp_is_garbage(s3, Item(mine, 10, old))  # this process's own upload
