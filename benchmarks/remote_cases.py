@@ -27,8 +27,8 @@ def servers() -> dict[str, dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def s3_result(server: str) -> Any:
-    """A fresh S3Result (its own prefix) on ``server`` behind the latency proxy."""
+def s3_result(server: str, engine: str = "s3fs") -> Any:
+    """A fresh S3Result (its own prefix, ``engine``) on ``server`` behind the latency proxy."""
     from resultkit.results import S3Result
 
     known = servers().get(server)
@@ -43,6 +43,7 @@ def s3_result(server: str) -> Any:
             prefix=uuid.uuid4().hex,
             endpoint_url=known["url"],
             storage_options=dict(known["options"]),
+            engine=engine,
         )
         with contextlib.suppress(FileExistsError):
             if not r.fs.exists("bench"):
@@ -65,9 +66,9 @@ def fresh(r: Any, batch: Callable[[Any, dict[str, Any]], object]) -> Callable[[]
     return once
 
 
-def write_many(server: str) -> Callable[[str, int], list[float]]:
+def write_many(server: str, engine: str = "s3fs") -> Callable[[str, int], list[float]]:
     def case(d: str, repeat: int) -> list[float]:
-        with s3_result(server) as r:
+        with s3_result(server, engine) as r:
             return timed(fresh(r, lambda r, items: r.write_many(items)), repeat)
 
     return case
@@ -106,6 +107,10 @@ for _server in servers() or {"moto": {}}:
     CASES[f"s3_checkpoints{_suffix}"] = (
         f"write {CHECKPOINTS} checkpoints to S3 ({_server}) over 20 ms a request",
         {"resultkit": write_many(_server), "serial": write_serially(_server)},
+    )
+    CASES[f"s3_checkpoints_obstore{_suffix}"] = (
+        f"the same with S3Result(engine='obstore') ({_server}), vs serial with s3fs",
+        {"resultkit": write_many(_server, "obstore"), "serial": write_serially(_server)},
     )
     CASES[f"s3_reads{_suffix}"] = (
         f"verified read of {CHECKPOINTS} checkpoints from S3 ({_server}) over 20 ms",
