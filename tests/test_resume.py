@@ -137,6 +137,8 @@ def test_resume_errors_name_the_run_and_the_fix(run_store, tmp_path):
     with Flow("first") as flow:
         one()
     flow.run(run_id="r")
+    with pytest.raises(FlowError, match=r"run 'r' is already recorded .* flow.resume\('r'\)"):
+        flow.run(run_id="r")  # a new run never mixes its records with an old one's
     with pytest.raises(FlowError, match="no run 'missing' is recorded"):
         flow.resume("missing")
     with Flow("second") as other:

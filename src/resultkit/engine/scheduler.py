@@ -146,6 +146,8 @@ class FlowRunner:
             runner.child_priors = dict(resumed[1])
         store_of_runs = self._run_store()
         if store_of_runs is not None:
+            if run_id is not None and resumed is None:
+                _refuse_recorded(store_of_runs, run_id)
             runner.records = RunRecords(store_of_runs, flow_run_id, flow)
             runner.records.start(params, flow_keys.get("flow_file") or flow_file())
             if self.executor.remote:  # once here, not once per task run on the workers
@@ -319,6 +321,19 @@ class FlowRunner:
             return []
         mapped[t] = parent
         return list(enumerate(units))
+
+
+def _refuse_recorded(store: StorageResult, run_id: str) -> None:
+    """A new run must not mix its records with those of an earlier run of the same id."""
+    try:
+        exists = store.exists(f"{run_id}/run.json")
+    except Exception:
+        return  # the records' store is unreachable: the run warns when it records
+    if exists:
+        raise FlowError(
+            f"run {run_id!r} is already recorded in {store.root_url}; continue it with "
+            f"flow.resume({run_id!r}), or give this run another run_id"
+        )
 
 
 def _check_run_id(run_id: str) -> None:

@@ -213,7 +213,7 @@ class FileSystemStorage(LazyFileSystem, Storage):
         self.fs.invalidate_cache()
         for attempt in range(5):
             try:
-                found = self.fs.find(base)
+                found = self._find_under(base)
                 break
             except FileNotFoundError:
                 return []
@@ -235,6 +235,10 @@ class FileSystemStorage(LazyFileSystem, Storage):
             ):
                 keys.append(key)
         return sorted(keys)
+
+    def _find_under(self, base: str) -> builtins.list[str]:
+        """Every file path under the folder ``base`` (an object store overrides this)."""
+        return list(self.fs.find(base))
 
     def exists_many(self, keys: builtins.list[str]) -> builtins.list[bool]:
         if len(keys) < 4:

@@ -287,11 +287,21 @@ class ObjectStoreStorage(FileSystemStorage):
 
     def delete(self, key: str) -> bool:
         path = self.path(key)
-        found = self._remove(path)
-        # A sidecar of a pair written before (or left beside a newer object).
+        # Object stores answer a DELETE of a missing key with success: ask first.
+        found = self._head_path(path)
+        # With a sidecar of a pair written before (or left beside a newer object),
+        # in one bulk request where the store has one (S3 DeleteObjects).
         with contextlib.suppress(FileNotFoundError):
-            self.fs.rm_file(path + RECORD_SUFFIX)
+            self.fs.rm([path, path + RECORD_SUFFIX])
         return found
+
+    def _find_under(self, base: str) -> list[str]:
+        # A listing by key prefix: one request even when nothing is there (a plain
+        # find of an empty "folder" also asks whether it is a file and a folder).
+        parent, _, name = base.rstrip("/").rpartition("/")
+        if not parent:
+            return list(self.fs.find(base))
+        return [p for p in self.fs.find(parent, prefix=name + "/") if p.startswith(base + "/")]
 
     def _remove(self, path: str) -> bool:
         # Object stores answer a DELETE of a missing key with success: ask first.
