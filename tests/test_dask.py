@@ -14,6 +14,7 @@ from resultkit import Flow, Parameter, task
 from resultkit.engine.deferred import RemoteValue, StoredValue
 from resultkit.executors import DaskExecutor
 from resultkit.results import LocalResult, S3Result
+from resultkit.runs import get_run
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +121,8 @@ def test_a_lost_worker_reruns_only_its_task_and_reads_inputs_from_checkpoints(tm
             os._exit(1)  # the worker process dies mid-task
         return int(arr.sum())
 
-    with Flow("dask-lost", result=LocalResult(dir=tmp_path / "store")) as flow:
+    runs = tmp_path / "runs"
+    with Flow("dask-lost", result=LocalResult(dir=tmp_path / "store"), run_store=str(runs)) as flow:
         out = consume(produce())
     state = flow.run(executor=DaskExecutor(address=cluster.scheduler_address))
     assert state.is_successful(), state.result
@@ -128,6 +130,11 @@ def test_a_lost_worker_reruns_only_its_task_and_reads_inputs_from_checkpoints(tm
     names = _marks(marks)
     assert sum(n.startswith("produce") for n in names) == 1  # never recomputed
     assert sum(n.startswith("consume") for n in names) == 2  # rerun after the loss
+    # The workers recorded what they stored: the run can be resumed from there.
+    run = get_run(state.run_id, str(runs))
+    assert run.status == "Success" and sorted(r.name for r in run.tasks) == ["consume", "produce"]
+    assert flow.resume(state.run_id).result[out].result == sum(range(200_000))
+    assert len(_marks(marks)) == 3  # the resume ran no body
 
 
 def test_without_an_address_a_cluster_is_started_and_closed(tmp_path):
