@@ -213,8 +213,8 @@ def test_misses_explain_inputs_parameters_and_expiry():
         ref = load(day)
     assert flow.run(caches=store).result[ref].cache_miss.reason == "no entry"
     miss = flow.run(caches=store, parameters={"day": "tue"}).result[ref].cache_miss
-    assert miss.reason == "input `day` changed; parameter `day` changed"
-    assert miss.changed == ("input day", "parameter day")
+    assert miss.reason == "parameter `day` changed"  # what all_parameters compares, only
+    assert miss.changed == ("parameter day",)
 
     @task(cache_for=timedelta(microseconds=1))
     def brief():
@@ -379,3 +379,24 @@ def test_a_task_subclass_counts_its_methods_and_its_own_attributes():
     assert [s.is_cached() for s in states] == [False, True, False]
     assert states[2].result == 3
     assert states[2].cache_miss.reason == "code of `Scale -> self.factor` changed"
+
+
+def test_a_miss_is_explained_by_the_closest_entry_and_what_the_validator_compares():
+    scope: dict[str, Any] = {"__name__": "__main__", "OFFSET": 1}
+    exec("def shift(x):\n    return x + OFFSET\n", scope)
+    store = OutputCache()
+
+    def run(x: int, validator: Any = cache_validators.all_inputs_and_code) -> CacheMiss | None:
+        with Flow("closest") as flow:
+            ref = task(cache_for=timedelta(hours=1), cache_validator=validator)(scope["shift"])(x)
+        return flow.run(caches=store).result[ref].cache_miss
+
+    run(1)
+    run(2)  # the newest entry now has another input
+    scope["OFFSET"] = 2
+    miss = run(1)
+    assert miss is not None and miss.reason == "code of `shift -> OFFSET` changed"
+    assert miss.changed == ("code shift -> OFFSET",)
+    scope["OFFSET"] = 3
+    only_code = run(5, cache_validators.code_only)  # inputs are not what code_only compares
+    assert only_code is not None and only_code.reason == "code of `shift -> OFFSET` changed"

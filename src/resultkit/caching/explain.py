@@ -9,13 +9,13 @@ helpers.normalise` changed``, ``expired at 2026-11-25 17:00:00+00:00``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 from .store import CacheKey, expired_reason, is_expired
-from .validators import CODE_INPUT
+from .validators import CODE_INPUT, MatchOn
 
 __all__ = [
     "CacheMiss",
@@ -66,55 +66,87 @@ def _differs(now: Mapping[str, str], before: Mapping[str, str]) -> list[str]:
 
 
 def explain_miss(
-    latest: Any | None,
+    entries: Sequence[Any] | Any | None,
     inputs: Mapping[str, str],
     parameters: Mapping[str, str],
     code: Mapping[str, str] | None = None,
     now: datetime | None = None,
+    match: MatchOn | None = None,
 ) -> tuple[str, tuple[str, ...]]:
-    """The reason (one line) and the changed components of a miss, judged against
-    ``latest``, the newest entry of the cache key (``None``: there is none).
+    """The reason (one line) and the changed components of a miss, judged against the
+    key's newest ``entries`` (newest first; ``None`` or empty: there is none).
 
-    ``code`` is the task's current code components (when its validator
-    compares code); the entry's are its ``cached_code``.
+    The entry closest to this run (fewest differences; the newest of equals)
+    explains it. ``match`` is what the validator compares (see
+    :func:`~resultkit.caching.validators.match_on`): only that is reported;
+    ``None`` reports every difference. ``code`` is the task's current code
+    components; an entry's are its ``cached_code``.
 
     Example:
         >>> explain_miss(None, {}, {})
         ('no entry', ())
     """
-    if latest is None:
+    if entries is None:
+        entries = []
+    elif not isinstance(entries, Sequence):
+        entries = [entries]
+    if not entries:
         return "no entry", ()
     now = now or datetime.now(timezone.utc)
-    if is_expired(latest, now):
-        return expired_reason(latest.cached_result_expiration), ()
-    changed: list[str] = []
-    cached_inputs = dict(getattr(latest, "cached_input_tokens", {}) or {})
-    current = dict(inputs)
-    code_changed = CODE_INPUT in current and current.get(CODE_INPUT) != cached_inputs.get(
+    judged = [_judge(e, inputs, parameters, code, match) for e in entries]
+    best = min(range(len(judged)), key=lambda n: (len(judged[n][1]), n))
+    parts, changed = judged[best]
+    if not parts:
+        if is_expired(entries[best], now):
+            return expired_reason(entries[best].cached_result_expiration), ()
+        return "the validator refused the newest entry", ()
+    return "; ".join(parts), tuple(changed)
+
+
+def _judge(
+    entry: Any,
+    inputs: Mapping[str, str],
+    parameters: Mapping[str, str],
+    code: Mapping[str, str] | None,
+    match: MatchOn | None,
+) -> tuple[list[str], list[str]]:
+    """(reason parts, changed components) of this run against one entry."""
+    kind = match.kind if match is not None else None
+    names = match.names if match is not None else None
+    cached_inputs = _compared(getattr(entry, "cached_input_tokens", None), kind, "inputs", names)
+    current = _compared(inputs, kind, "inputs", names)
+    code_changed = (CODE_INPUT in current or CODE_INPUT in cached_inputs) and current.get(
         CODE_INPUT
-    )
+    ) != cached_inputs.get(CODE_INPUT)
     current.pop(CODE_INPUT, None)
     cached_inputs.pop(CODE_INPUT, None)
-    changed += [f"input {n}" for n in _differs(current, cached_inputs)]
-    cached_parameters = dict(getattr(latest, "cached_parameters", {}) or {})
-    changed += [f"parameter {n}" for n in _differs(dict(parameters), cached_parameters)]
-    paths: list[str] = []
-    if code_changed:
-        before = dict(getattr(latest, "cached_code", {}) or {})
-        paths = _differs(dict(code or {}), before) if before else []
-        changed += [f"code {p}" for p in paths] or ["code"]
+    inputs_changed = _differs(current, cached_inputs)
+    params_changed = _differs(
+        _compared(parameters, kind, "parameters", names),
+        _compared(getattr(entry, "cached_parameters", None), kind, "parameters", names),
+    )
+    changed = [f"input {n}" for n in inputs_changed] + [f"parameter {n}" for n in params_changed]
     parts = []
-    inputs_changed = [c[len("input ") :] for c in changed if c.startswith("input ")]
-    params_changed = [c[len("parameter ") :] for c in changed if c.startswith("parameter ")]
     if inputs_changed:
         parts.append(_named("input", inputs_changed))
     if params_changed:
         parts.append(_named("parameter", params_changed))
     if code_changed:
+        before = dict(getattr(entry, "cached_code", {}) or {})
+        paths = _differs(dict(code or {}), before) if before else []
+        changed += [f"code {p}" for p in paths] or ["code"]
         parts.append(code_reason(paths) if paths else "code changed")
-    if not parts:
-        return "the validator refused the newest entry", ()
-    return "; ".join(parts), tuple(changed)
+    return parts, changed
+
+
+def _compared(
+    tokens: Mapping[str, str] | None, kind: str | None, what: str, names: Sequence[str] | None
+) -> dict[str, str]:
+    """The tokens a validator of ``kind`` compares among ``what`` (all when it is unknown)."""
+    if kind not in (None, what):
+        return {}
+    found = dict(tokens or {})
+    return found if names is None or kind is None else {n: found[n] for n in names if n in found}
 
 
 def _named(what: str, names: list[str]) -> str:

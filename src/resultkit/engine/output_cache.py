@@ -31,6 +31,8 @@ from .transitions import UserCodeError, call_user, name_of
 __all__ = ["OutputCaching", "Lookup", "task_code", "refresh_setting"]
 
 logger = logging.getLogger("resultkit")
+#: A miss is explained by the closest of this many newest entries of its key.
+_EXPLAINED_FROM = 8
 
 
 @dataclass(frozen=True)
@@ -220,7 +222,7 @@ class OutputCaching:
             _checked(task.cache_validator),
         )
         if entry is None:
-            self._explain(lookup, why, misses)
+            self._explain(lookup, why, misses, task.cache_validator)
             return None
         parts = _entry_parts(entry)
         if parts is None:
@@ -237,7 +239,13 @@ class OutputCaching:
             cached_result_expiration=expiration,
         )
 
-    def _explain(self, lookup: Lookup, why: list[str], misses: list[CacheMiss] | None) -> None:
+    def _explain(
+        self,
+        lookup: Lookup,
+        why: list[str],
+        misses: list[CacheMiss] | None,
+        validator: CacheValidator,
+    ) -> None:
         """Why the store had nothing valid: its own reason, else the newest entry's difference."""
         if misses is None:
             return
@@ -246,7 +254,7 @@ class OutputCaching:
             return
         recent = getattr(self.store, "recent", None)
         try:
-            latest = recent(lookup.key, 1) if recent is not None else []
+            latest = recent(lookup.key, _EXPLAINED_FROM) if recent is not None else []
         except Exception:  # noqa: BLE001 - an explanation never fails a task
             logger.debug("could not read the newest entry of %s", lookup.key, exc_info=True)
             latest = []
@@ -254,7 +262,7 @@ class OutputCaching:
             self._missed(lookup, "no valid entry (the store does not list its entries)", (), misses)
             return
         reason, changed = explain_miss(
-            latest[0] if latest else None, lookup.inputs, lookup.parameters, lookup.code
+            latest, lookup.inputs, lookup.parameters, lookup.code, match=match_on(validator)
         )
         self._missed(lookup, reason, changed, misses)
 
