@@ -60,7 +60,7 @@ class ObstoreRequests:
             import obstore  # noqa: F401
         except ImportError as exc:
             raise ConfigurationError(
-                "engine='obstore' needs the obstore package: pip install obstore"
+                "engine='obstore' needs obstore: pip install 'resultkit[obstore]'"
             ) from exc
         client = dict(options.get("client_kwargs") or {})
         self.bucket = bucket
