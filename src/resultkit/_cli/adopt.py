@@ -15,6 +15,7 @@ __all__ = ["run_adopt"]
 
 
 def run_adopt(args: argparse.Namespace, out: Output) -> int:
+    """``resultkit adopt URL [-r]``: records for payloads that deserialize; 1 if any is refused."""
     serializer = serializer_named(args.serializer)
     target = open_target(args.url, args.endpoint_url, args.storage_option)
     result = target.result.copy()

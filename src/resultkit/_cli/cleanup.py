@@ -32,6 +32,7 @@ __all__ = ["run_rm", "run_gc"]
 
 
 def run_rm(args: argparse.Namespace, out: Output) -> int:
+    """``resultkit rm URL... [-r]``: each URL is tried; 2 when one named nothing."""
     removed: list[str] = []
     failed: list[dict[str, str]] = []
     for url in args.urls:
@@ -116,6 +117,7 @@ def _apply(
 
 
 def run_gc(args: argparse.Namespace, out: Output) -> int:
+    """``resultkit gc URL [...]``: plan from one listing (make_plan), then apply unless --dry-run."""
     older = parse_duration(args.older_than) if args.older_than is not None else None
     cap = parse_size(args.max_size) if args.max_size is not None else None
     target = open_target(args.url, args.endpoint_url, args.storage_option)

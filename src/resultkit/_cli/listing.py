@@ -109,6 +109,7 @@ def _folders(inventory: Inventory, rows: list[dict[str, Any]]) -> list[dict[str,
 
 
 def run_ls(args: argparse.Namespace, out: Output) -> int:
+    """``resultkit ls URL [-r]``: one result, a folder (sub-folders as rows), or a cache store."""
     target = open_target(args.url, args.endpoint_url, args.storage_option)
     result = target.result
     if target.name is not None:
@@ -207,6 +208,7 @@ def _read_value(result: FSSpecResult, name: str, url: str, record: Record) -> An
 
 
 def run_inspect(args: argparse.Namespace, out: Output) -> int:
+    """``resultkit inspect URL [--value]``: the record, the bytes verified; 1 when damaged."""
     target = open_target(args.url, args.endpoint_url, args.storage_option, single=True)
     result, name = target.result, target.name
     assert name is not None
@@ -243,6 +245,7 @@ def run_inspect(args: argparse.Namespace, out: Output) -> int:
 
 
 def run_cat(args: argparse.Namespace, out: Output) -> int:
+    """``resultkit cat URL``: the value, read with the serializer its record names."""
     target = open_target(args.url, args.endpoint_url, args.storage_option, single=True)
     assert target.name is not None
     with failures(args.url, "read"):

@@ -148,6 +148,7 @@ class Progress:
 
 
 def run_flow(args: argparse.Namespace, out: Output) -> int:
+    """``resultkit run FILE.py``: the flow run with a live table; 1 when it fails."""
     params = parse_params(args.param)
     flow = load_flow(args.file, args.flow)
     known = {p.name for p in flow.parameters()}

@@ -61,6 +61,7 @@ def _items(args: argparse.Namespace) -> tuple[FSSpecResult, list[Item], list[dic
 
 
 def run_verify(args: argparse.Namespace, out: Output) -> int:
+    """``resultkit verify URL [-r]``: every digest checked; 1 on any problem, 130 on Ctrl-C."""
     result, items, problems, url = _items(args)
     done = 0
     progress = Progress(
