@@ -161,7 +161,7 @@ class ResultCacheStore(Inventory):
         if match is None:
             candidates = self._scan(slot)
         else:
-            candidates = self._indexed(slot, match, match.digest(inputs, parameters))
+            candidates = self._indexed(slot, match, match.digest(inputs, parameters), why)
         gone: list[str] = []
         try:
             while True:  # past entries whose value has gone, to the next candidate
@@ -237,13 +237,18 @@ class ResultCacheStore(Inventory):
             if entry is not None:
                 yield name, entry
 
-    def _indexed(self, slot: str, match: MatchOn, digest: Any) -> Iterator[tuple[str, StoredEntry]]:
+    def _indexed(
+        self, slot: str, match: MatchOn, digest: Any, why: list[str] | None = None
+    ) -> Iterator[tuple[str, StoredEntry]]:
         """The live entries whose tokens ``match`` compares equal to ``digest``: one read."""
         tag = _tag(match)
         found = self._read(self._index_key(slot, tag, digest))
         if found is None and not self._exists(f"{slot}/tags/{tag}.json"):
             try:
-                docs = self._build_index(slot, match, tag).get(_hash(digest), [])
+                built = self._build_index(slot, match, tag)
+                if not built and why is not None:
+                    why.append("no entry")  # the slot's listing, made anyway, was empty
+                docs = built.get(_hash(digest), [])
             except ResultError as exc:
                 self._warn("index", slot, exc)
                 docs = []
