@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[all,bench]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[all,bench,obstore]'
 baseline() {  # baseline <folder> <requirements...>
     local folder="benchmarks/$1"
     shift
