@@ -19,10 +19,10 @@ from .flow import Edge, Flow, _Constant
 from .mapping import MappedRun, input_of, map_children
 from .output_cache import OutputCaching
 from .prefetch import settle_target_hits
+from .preflight import check_run_id, refuse_recorded, refuse_shared_targets
 from .run_history import read_run, resumed_states
 from .runs import RunRecords, default_run_store, flow_file, run_store_from
 from .state import Failed, Finished, Mapped, Paused, Pending, Resume, State, Success
-from .targets import format_target
 from .task import Parameter, Task
 from .task_runner import TaskRunner
 from .transitions import TaskRun, describe, finish
@@ -31,31 +31,6 @@ from .unit import RunUnit, template_keys
 __all__ = ["FlowRunner"]
 
 logger = logging.getLogger("resultkit")
-
-
-def _refuse_shared_targets(flow: Flow, runner: TaskRunner) -> None:
-    """Fail before any task runs when two tasks' targets format to one location.
-
-    Only targets that can be formatted without inputs are known now; the
-    others are checked as their tasks run (the second task then fails).
-    """
-    seen: dict[str, Task] = {}
-    for task in flow.sorted_tasks():
-        result = runner.result_for(task) if task.target is not None else None
-        if result is None or any(e.mapped for e in flow.upstream_edges(task)):
-            continue  # mapped children: checked among themselves when they are made
-        try:
-            target = format_target(task, result, runner.keys_for(RunUnit(task, [], {})))
-        except Exception:  # needs an input, or broken: the run reports it
-            continue
-        other = seen.setdefault(str(target), task)
-        if other is not task:
-            raise FlowError(
-                f"flow {flow.name!r}: tasks {other.name!r} and {task.name!r} both have the "
-                f"target {target}; each would serve the other's value. Give each its own "
-                "target (e.g. include {task_name})."
-            )
-        runner.claim_target(task, target)
 
 
 class FlowRunner:
@@ -133,7 +108,7 @@ class FlowRunner:
         if resumed is not None:
             prior = {**resumed[0], **prior}
         flow_run_id = uuid.uuid4().hex if run_id is None else run_id
-        _check_run_id(flow_run_id)
+        check_run_id(flow_run_id)
         flow_keys: dict[str, Any] = dict(context_keys or {})
         flow_keys.update(template_keys(datetime.now(timezone.utc)))
         flow_keys.update(flow_name=flow.name, flow_run_id=flow_run_id, parameters=params)
@@ -147,13 +122,13 @@ class FlowRunner:
         store_of_runs = self._run_store()
         if store_of_runs is not None:
             if run_id is not None and resumed is None:
-                _refuse_recorded(store_of_runs, run_id)
+                refuse_recorded(store_of_runs, run_id)
             runner.records = RunRecords(store_of_runs, flow_run_id, flow)
             runner.records.start(params, flow_keys.get("flow_file") or flow_file())
             if self.executor.remote:  # once here, not once per task run on the workers
                 runner.records.start_now()
         with context(flow_keys):
-            _refuse_shared_targets(flow, runner)
+            refuse_shared_targets(flow, runner)
         self.executor.start()
         try:
             with context(flow_keys):
@@ -313,7 +288,11 @@ class FlowRunner:
                 if isinstance(up, Mapped):  # a reduce step: every child counts for the trigger
                     upstream.extend((e, child) for child in up.map_states)
             inputs = {e.key: input_of(states[e.upstream]) for e in edges if e.key is not None}
-            return [(None, RunUnit(t, upstream, inputs, prior=prior.get(t)))]
+            unit = RunUnit(t, upstream, inputs, prior=prior.get(t))
+            made = runner.preformatted.get(t)
+            if made is not None:
+                unit.keys, unit.target_location = made.keys, made.target_location
+            return [(None, unit)]
         parent = MappedRun(TaskRun(t, t.name, prior.get(t) or Pending()))
         units = map_children(parent, edges, runner, states, prior.get(t))
         if units is None:  # settled: failed to map, or nothing to map over
@@ -321,32 +300,6 @@ class FlowRunner:
             return []
         mapped[t] = parent
         return list(enumerate(units))
-
-
-def _refuse_recorded(store: StorageResult, run_id: str) -> None:
-    """A new run must not mix its records with those of an earlier run of the same id."""
-    try:
-        exists = store.exists(f"{run_id}/run.json")
-    except Exception:
-        return  # the records' store is unreachable: the run warns when it records
-    if exists:
-        raise FlowError(
-            f"run {run_id!r} is already recorded in {store.root_url}; continue it with "
-            f"flow.resume({run_id!r}), or give this run another run_id"
-        )
-
-
-def _check_run_id(run_id: str) -> None:
-    if (
-        not isinstance(run_id, str)
-        or not run_id
-        or any(c in run_id for c in "/\\{}")
-        or run_id in (".", "..")
-    ):
-        raise FlowError(
-            f"run_id {run_id!r} is not usable: it names a folder of the run store, so give a "
-            "non-empty name without '/', '\\', braces, e.g. run_id='nightly-2026-11-25'"
-        )
 
 
 def _internal_error(t: Task, exc: BaseException) -> State:

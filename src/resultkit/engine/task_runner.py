@@ -87,6 +87,8 @@ class TaskRunner:
         self._targets_lock = threading.Lock()
         #: Where this run records the task runs it finishes (None: not recorded).
         self.records: RunRecords | None = None
+        #: Tasks without inputs whose keys and target were made before the run.
+        self.preformatted: dict[Task, RunUnit] = {}
         #: The recorded states of mapped children a resume starts from.
         self.child_priors: dict[tuple[int, int], State] = {}
 

@@ -1,0 +1,87 @@
+"""Checks before a flow run starts: shared targets, run ids."""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+from ..errors import FlowError
+from ..results import StorageResult
+from .flow import Flow
+from .targets import format_target
+from .task import Task
+from .task_runner import TaskRunner
+from .unit import RunUnit
+
+__all__ = ["refuse_shared_targets", "check_run_id", "refuse_recorded"]
+
+
+def refuse_shared_targets(flow: Flow, runner: TaskRunner) -> None:
+    """Fail before any task runs when two tasks' targets format to one location.
+
+    Only targets that can be formatted without inputs are known now; the
+    others are checked as their tasks run (the second task then fails).
+    """
+    seen: dict[str, Task] = {}
+    for task in flow.sorted_tasks():
+        result = runner.result_for(task) if task.target is not None else None
+        edges = flow.upstream_edges(task)
+        if result is None or any(e.mapped for e in edges):
+            continue  # mapped children: checked among themselves when they are made
+        inputs = {e.key for e in edges if e.key is not None}
+        if inputs & _fields(task.target):
+            continue  # needs an input: checked when the task runs
+        unit = RunUnit(task, [], {})
+        try:
+            unit.keys = runner.keys_for(unit)
+            target = format_target(task, result, unit.keys)
+        except Exception:  # broken: the run reports it
+            continue
+        if not inputs:  # the run's own keys and target: not formatted again
+            unit.target_location = target
+            runner.preformatted[task] = unit
+        other = seen.setdefault(str(target), task)
+        if other is not task:
+            raise FlowError(
+                f"flow {flow.name!r}: tasks {other.name!r} and {task.name!r} both have the "
+                f"target {target}; each would serve the other's value. Give each its own "
+                "target (e.g. include {task_name})."
+            )
+        runner.claim_target(task, target)
+
+
+def _fields(template: Any) -> set[str]:
+    """The top-level names a string template uses (a callable: none known)."""
+    if not isinstance(template, str):
+        return set()
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError:
+        return set()
+    return {name.split(".")[0].split("[")[0] for _, name, _, _ in parsed if name}
+
+
+def refuse_recorded(store: StorageResult, run_id: str) -> None:
+    """A new run must not mix its records with those of an earlier run of the same id."""
+    try:
+        exists = store.exists(f"{run_id}/run.json")
+    except Exception:
+        return  # the records' store is unreachable: the run warns when it records
+    if exists:
+        raise FlowError(
+            f"run {run_id!r} is already recorded in {store.root_url}; continue it with "
+            f"flow.resume({run_id!r}), or give this run another run_id"
+        )
+
+
+def check_run_id(run_id: str) -> None:
+    if (
+        not isinstance(run_id, str)
+        or not run_id
+        or any(c in run_id for c in "/\\{}")
+        or run_id in (".", "..")
+    ):
+        raise FlowError(
+            f"run_id {run_id!r} is not usable: it names a folder of the run store, so give a "
+            "non-empty name without '/', '\\', braces, e.g. run_id='nightly-2026-11-25'"
+        )
