@@ -3,11 +3,16 @@
 Object-store cases must measure what users pay on a real region (requests
 and their round trips), not the emulator's CPU: every request waits
 ``latency_ms`` (20 ms by default, like a nearby region) in the proxy, then
-reaches the emulator on 127.0.0.1. The proxy is the tests' ``FaultProxy``
-(``tests/fault_proxy.py``) with its ``latency_ms`` set, and the servers are
-started as the tests start them (``tests/emulators.py``): one implementation
-of each, shared. The proxy runs in a process of its own, so that its CPU
-is not counted as the client's (nor competes for the client's GIL).
+reaches the emulator on 127.0.0.1, started as the tests start it
+(``tests/emulators.py``). The proxy works on TCP, not HTTP: on each
+connection, the first bytes a client sends after the server has answered
+(a new request on a kept-alive connection) wait ``latency_ms``, and every
+byte after them streams through at once, so a request pays one round trip
+whatever its size, and the proxy (asyncio, no parsing, no new upstream
+connection per request) costs tens of microseconds a request. The tests'
+``FaultProxy`` (HTTP, a thread and an upstream connection per request) costs
+about 3 ms of CPU a request, which bounded the concurrent cases. The proxy
+runs in a process of its own, so its CPU is not counted as the client's.
 
 Run it alone to point other tools at it::
 
@@ -17,12 +22,12 @@ Run it alone to point other tools at it::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,14 +91,55 @@ def latent_s3(latency_ms: float = DEFAULT_LATENCY_MS, server: str = "moto") -> I
             emulator.stop()
 
 
-def serve(upstream_port: int, latency_ms: float) -> None:
-    """Serve the proxy until stdin closes or the process is terminated; print its URL first."""
-    from fault_proxy import FaultProxy
+async def _pipe(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    delay: float,
+    turn: dict[str, bool],
+    mine: str,
+) -> None:
+    """Copy ``reader`` to ``writer``; a client's first bytes of a request wait ``delay``."""
+    try:
+        while data := await reader.read(1 << 16):
+            if mine == "client" and turn["answered"]:
+                turn["answered"] = False
+                await asyncio.sleep(delay)  # one round trip a request
+            elif mine == "server":
+                turn["answered"] = True
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            writer.close()
 
-    with FaultProxy(upstream_port) as proxy:
-        proxy.latency_ms = latency_ms
-        print(proxy.url, flush=True)
-        threading.Event().wait()
+
+async def _serve(upstream_port: int, latency_ms: float) -> None:
+    delay = latency_ms / 1000
+
+    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", upstream_port)
+        except OSError:
+            client_w.close()
+            return
+        turn = {"answered": True}
+        await asyncio.gather(
+            _pipe(client_r, server_w, delay, turn, "client"),
+            _pipe(server_r, client_w, delay, turn, "server"),
+        )
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    print(f"http://127.0.0.1:{port}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def serve(upstream_port: int, latency_ms: float) -> None:
+    """Serve the proxy until the process is terminated; print its URL first."""
+    asyncio.run(_serve(upstream_port, latency_ms))
 
 
 def main() -> None:
