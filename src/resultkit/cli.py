@@ -8,6 +8,8 @@
     resultkit gc URL [...]         remove leftovers, expired entries, old or orphaned results
     resultkit adopt URL [-r]       give payloads another tool wrote their integrity record
     resultkit run FILE.py          run a flow with a live table of its tasks
+    resultkit runs [show RUN_ID]   recorded flow runs; one run, its graph (--graph out.svg)
+    resultkit resume RUN_ID        continue a recorded run where it stopped
     resultkit version
 
 Exit codes: 0 ok, 1 problems found (damage, failed tasks), 2 usage or access error.
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import __version__
+from ._cli import runs as runs_command
 from ._cli import why as why_command
 from ._cli._common import Output, guarded
 
@@ -142,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a parameter (repeatable); V is read as JSON when it parses, else text")  # fmt: skip
 
     why_command.add_parser(sub, common, _command)
+    runs_command.add_parser(sub, common, _command)
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -159,6 +163,8 @@ def _commands() -> dict[str, Callable[[argparse.Namespace, Output], int]]:
         "adopt": adopt.run_adopt,
         "run": run.run_flow,
         "why": why_command.run_why,
+        "runs": runs_command.run_runs,
+        "resume": runs_command.run_resume,
     }
 
 
@@ -169,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "version":
         out.console.print(__version__)
         return 0
-    if args.command == "run":  # a flow's run keeps its logs
+    if args.command in ("run", "resume"):  # a flow's run keeps its logs
         return guarded(_commands()[args.command], args, out)
     # Storage clients log their retries (with tracebacks); the command reports
     # failures itself, in one line. Restored after: main() may run in-process.

@@ -10,6 +10,7 @@ import runpy
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +22,10 @@ from ..engine.flow import _Constant
 from ..engine.state import Cached, Failed, Mapped, Skipped, State, Success
 from ._common import OK, PROBLEMS, CliError, Output, human_size, one_line, shown
 
-__all__ = ["run_flow", "load_flow", "parse_params", "Progress"]
+__all__ = ["run_flow", "run_with_progress", "load_flow", "parse_params", "Progress"]
 
 _COLOURS = {"Running": "yellow", "Retrying": "yellow", "Success": "green", "Cached": "cyan",
+            "Resumed": "blue", "Paused": "magenta",
             "Failed": "red", "TriggerFailed": "red", "Skipped": "dim", "Mapped": "green"}  # fmt: skip
 
 
@@ -45,8 +47,12 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
-def load_flow(path: str, name: str | None) -> Flow:
-    """The flow defined at the top level of the Python file ``path`` (``name``: which one)."""
+def load_flow(path: str, name: str | None, prefer: str | None = None) -> Flow:
+    """The flow defined at the top level of the Python file ``path`` (``name``: which one).
+
+    ``prefer``: the flow's name to pick when the file defines several and
+    ``name`` is not given (a resume picks the flow its run recorded).
+    """
     if not os.path.isfile(path):
         raise CliError(f"no such file: {shown(path)}; give the Python file that defines the flow")
     try:
@@ -73,6 +79,9 @@ def load_flow(path: str, name: str | None) -> Flow:
             f"{shown(path)} defines no Flow at its top level; build one there "
             "(with Flow('name') as flow: ...)"
         )
+    preferred = [f for f in unique if prefer is not None and f.name == prefer]
+    if len(unique) > 1 and len(preferred) == 1:
+        return preferred[0]
     if len(unique) > 1:
         names = ", ".join(sorted(f.name for f in unique))
         raise CliError(
@@ -100,6 +109,7 @@ class Progress:
     def __init__(self, flow: Flow) -> None:
         self.rows = {t.name: _Row() for t in flow.sorted_tasks() if _shown_task(t)}
         self.ran = self.cached = self.failed = self.skipped = 0
+        self.resumed = 0  # task runs a resume reused from the run's records
         self.bytes_written = 0
         self.failures: list[str] = []
         self._lock = threading.Lock()
@@ -158,7 +168,18 @@ def run_flow(args: argparse.Namespace, out: Output) -> int:
             f"flow {shown(flow.name)!r} has no parameter {', '.join(map(repr, unknown))} "
             f"(its parameters: {', '.join(sorted(known)) or 'none'})"
         )
-    progress = Progress(flow)
+    # The run's record names the flow's file, not this command's, so that
+    # ``resultkit resume RUN_ID`` can load the flow again.
+    where = os.path.abspath(args.file)
+    return run_with_progress(flow, out, lambda: flow.run(parameters=params, flow_file=where))
+
+
+def run_with_progress(
+    flow: Flow, out: Output, start_run: Callable[[], State], progress: Progress | None = None
+) -> int:
+    """Call ``start_run`` (a run or a resume of ``flow``) with a live table, then print the
+    summary; the exit code: 0 when the flow succeeded, 1 when it did not."""
+    progress = progress or Progress(flow)
     handlers = {t: list(t.state_handlers) for t in flow.tasks}
     for t in flow.tasks:
         t.state_handlers.append(progress.handler)
@@ -167,11 +188,11 @@ def run_flow(args: argparse.Namespace, out: Output) -> int:
         if out.as_json:
             # What tasks print goes to stderr: stdout carries one JSON document.
             with contextlib.redirect_stdout(sys.stderr):
-                state = flow.run(parameters=params)
+                state = start_run()
         else:
             with Live(get_renderable=progress.table, console=out.console, refresh_per_second=8,
                       redirect_stderr=False):  # fmt: skip
-                state = flow.run(parameters=params)
+                state = start_run()
             if not out.console.is_terminal:
                 out.line()  # the table's last line has no line end when piped
     finally:
@@ -179,18 +200,20 @@ def run_flow(args: argparse.Namespace, out: Output) -> int:
             t.state_handlers[:] = before
     seconds = time.monotonic() - start
     summary = {
-        "flow": flow.name, "state": type(state).__name__, "message": state.message,
-        "ran": progress.ran, "cached": progress.cached, "failed": progress.failed,
-        "skipped": progress.skipped, "seconds": round(seconds, 3),
-        "bytes_written": progress.bytes_written, "failures": progress.failures,
+        "flow": flow.name, "run_id": state.run_id, "state": type(state).__name__,
+        "message": state.message, "ran": progress.ran, "cached": progress.cached,
+        "resumed": progress.resumed, "failed": progress.failed, "skipped": progress.skipped,
+        "seconds": round(seconds, 3), "bytes_written": progress.bytes_written,
+        "failures": progress.failures,
     }  # fmt: skip
     if out.as_json:
         out.json(summary)
     else:
         colour = "green" if state.is_successful() else "red"
+        resumed = f", {progress.resumed} resumed" if progress.resumed else ""
         out.line(
             f"flow {shown(flow.name)!r}: [{colour}]{type(state).__name__}[/{colour}] in "
-            f"{seconds:.2f}s: {progress.ran} ran, {progress.cached} cached, "
+            f"{seconds:.2f}s: {progress.ran} ran, {progress.cached} cached{resumed}, "
             f"{progress.failed} failed; {human_size(progress.bytes_written)} written"
         )
         for failure in progress.failures:

@@ -1,0 +1,280 @@
+"""``resultkit runs``, ``runs show RUN_ID`` and ``resume RUN_ID``: recorded runs, and continuing one.
+
+A run that stores a value records itself in a run store (see README
+"Resuming a run"): ``<run_id>/run.json`` names its flow, status, times and
+the file the flow process ran. ``runs`` lists them, ``runs show`` shows one
+(and draws its flow, loaded from that file), ``resume`` loads the flow the
+same way ``resultkit run`` does and calls ``flow.resume(run_id)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.markup import escape
+
+from ..engine.flow import Flow
+from ..engine.run_history import RunInfo
+from ..engine.runs import run_store_from
+from ..errors import FlowError
+from ..results import StorageResult
+from ..results._location import short
+from ..runs import default_run_store, get_run, list_runs
+from ._common import OK, CliError, Output, failures, human_age, plural, shown
+from ._open import open_root
+
+__all__ = ["add_parser", "run_runs", "run_resume"]
+
+_STORE_HELP = (
+    "the run store: a folder or URL (default: RESULTKIT_RUN_STORE, else RESULTKIT_HOME/runs, "
+    "i.e. ~/.resultkit/runs)"
+)
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser, command: Callable[..., Any]) -> None:
+    """Add ``runs`` (with ``runs show``) and ``resume`` (``command`` is cli.py's ``_command``)."""
+    runs = command(sub, "runs", "list recorded flow runs, newest first: id, flow, status, "
+                   "started, ended, task runs recorded",
+                   "  resultkit runs\n  resultkit runs --store s3://bucket/runs --json\n"
+                   "  resultkit runs show nightly-2026-11-25\n"
+                   "  resultkit runs show nightly-2026-11-25 --graph run.svg", common)  # fmt: skip
+    runs.add_argument("--store", metavar="URL", help=_STORE_HELP)
+    actions = runs.add_subparsers(dest="runs_action", metavar="show RUN_ID")
+    show = command(actions, "show", "show a recorded run and its task runs (name, map index, "
+                   "state, location); --graph draws its flow coloured by what it finished",
+                   "  resultkit runs show nightly-2026-11-25\n"
+                   "  resultkit runs show nightly-2026-11-25 --graph run.svg\n"
+                   "  resultkit runs show nightly-2026-11-25 --graph run.txt --json", common)  # fmt: skip
+    show.add_argument("run_id", metavar="RUN_ID")
+    show.add_argument("--store", metavar="URL", help=_STORE_HELP)
+    show.add_argument(
+        "--graph", metavar="FILE",
+        help="draw the flow (loaded from the file the run recorded): .svg/.png/.pdf with "
+        "graphviz's dot if installed, else a text tree in FILE's .txt; .dot: its source; "
+        ".txt: a text tree",
+    )  # fmt: skip
+    show.add_argument(
+        "--file", metavar="FILE.py",
+        help="with --graph: the file that defines the flow (default: the file the run recorded)",
+    )  # fmt: skip
+    show.add_argument("--flow", metavar="NAME", help="which flow, when the file defines several")
+    resume = command(sub, "resume", "continue a recorded run (killed, failed or paused) where it "
+                     "stopped, with a live table of its tasks",
+                     "  resultkit resume nightly-2026-11-25\n"
+                     "  resultkit resume nightly-2026-11-25 flows/etl.py --flow nightly\n"
+                     "  resultkit resume 3f1c... --store s3://bucket/runs --json", common)  # fmt: skip
+    resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument(
+        "file", metavar="FILE.py", nargs="?",
+        help="the file that defines the flow (default: the file the run recorded)",
+    )  # fmt: skip
+    resume.add_argument("--store", metavar="URL", help=_STORE_HELP)
+    resume.add_argument("--flow", metavar="NAME", help="which flow, when the file defines several")
+
+
+def _store(args: argparse.Namespace) -> tuple[StorageResult, str]:
+    """The run store the arguments name (or the default one), and its URL."""
+    if args.store is not None:
+        store = open_root(args.store, args.endpoint_url, args.storage_option)
+        if store.storage.protocol == "file" and not os.path.isdir(store.root_url[len("file://") :]):  # type: ignore[attr-defined]
+            raise CliError(
+                f"--store {shown(args.store)}: no such folder; give the folder or URL runs are "
+                "recorded in (see 'resultkit runs --help')"
+            )
+        return store, store.root_url
+    if args.endpoint_url or args.storage_option:
+        raise CliError("--endpoint-url and --storage-option apply to --store URL; give it")
+    found = default_run_store()
+    if found is None:
+        raise CliError(
+            "run records are off (RESULTKIT_RUN_STORE=off); give the run store with --store URL"
+        )
+    return found, found.root_url
+
+
+def _get(store: StorageResult, url: str, run_id: str) -> RunInfo:
+    try:
+        with failures(url, "read"):
+            return get_run(run_id, store)
+    except FlowError:
+        raise CliError(
+            f"no run {shown(run_id)!r} is recorded in {shown(url)}; list the recorded runs with "
+            f"'resultkit runs{_store_flag(url)}' (a run is recorded once a task stores its value)"
+        ) from None
+
+
+def _store_flag(url: str) -> str:
+    default = default_run_store()
+    return "" if default is not None and default.root_url == url else f" --store {url}"
+
+
+def _when(iso: str | None, now: datetime) -> str:
+    """An ISO time as ``2026-11-25 18:02:01 (3m ago)`` in UTC."""
+    if not iso:
+        return "-"
+    try:
+        when = datetime.fromisoformat(iso).astimezone(timezone.utc)
+    except ValueError:
+        return iso
+    return f"{when:%Y-%m-%d %H:%M:%S} ({human_age(when, now)} ago)"
+
+
+def _summary(info: RunInfo) -> dict[str, Any]:
+    return {
+        "run_id": info.run_id,
+        "flow": info.flow,
+        "status": info.status,
+        "started": info.started,
+        "ended": info.ended,
+        "flow_file": info.flow_file,
+        "task_runs": len(info.tasks),
+    }
+
+
+def run_runs(args: argparse.Namespace, out: Output) -> int:
+    """``resultkit runs`` (the recorded runs) or ``resultkit runs show RUN_ID`` (one run)."""
+    store, url = _store(args)
+    if args.runs_action == "show":
+        return _show(args, out, store, url)
+    with failures(url, "list"):
+        runs = list_runs(store)
+    if out.as_json:
+        out.json({"store": url, "runs": [_summary(r) for r in runs]})
+        return OK
+    out.line(shown(url))
+    if not runs:
+        out.line("no run is recorded here (a run is recorded once a task stores its value)")
+        return OK
+    now = datetime.now(timezone.utc)
+    table = [("RUN ID", "FLOW", "STATUS", "STARTED", "ENDED", "TASK RUNS")]
+    for r in runs:
+        table.append((r.run_id, r.flow, r.status, _when(r.started, now), _when(r.ended, now),
+                      str(len(r.tasks))))  # fmt: skip
+    _print_table(out, table)
+    out.line(f"{plural(len(runs), 'run')}; 'resultkit runs show RUN_ID' for one")
+    return OK
+
+
+def _print_table(out: Output, table: Sequence[Sequence[str]]) -> None:
+    """Columns padded to their widest cell (markup escaped after padding)."""
+    cells = [[short(c, 200) for c in row] for row in table]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    for row in cells:
+        out.line(escape("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()))
+
+
+def _load_for(info: RunInfo, file: str | None, name: str | None, how: str) -> Flow:
+    """The flow of run ``info``: from ``file`` if given, else from the file the run recorded.
+
+    ``how`` is the command to suggest with the file, ``{file}`` standing for it.
+    """
+    from .run import load_flow
+
+    if file is None:
+        file = info.flow_file
+        fix = how.format(run_id=shown(info.run_id), file="FILE.py")
+        if file is None:
+            raise CliError(
+                f"run {shown(info.run_id)!r} recorded no flow file (its process ran no file); "
+                f"give the file that defines flow {shown(info.flow)!r}: {fix}"
+            )
+        if not os.path.isfile(file):
+            raise CliError(
+                f"run {shown(info.run_id)!r} ran the flow from {shown(file)}, which no longer "
+                f"exists; give the file that defines flow {shown(info.flow)!r}: {fix}"
+            )
+    return load_flow(file, name, prefer=info.flow)
+
+
+def _show(args: argparse.Namespace, out: Output, store: StorageResult, url: str) -> int:
+    info = _get(store, url, args.run_id)
+    graph = None
+    if args.graph is not None:
+        from ._graph import write_graph
+
+        how = f"resultkit runs show {{run_id}} --graph {shown(args.graph)} --file {{file}}"
+        flow = _load_for(info, args.file, args.flow, how)
+        _check_flow(flow, info, store)
+        graph = write_graph(flow, info, args.graph)
+    tasks = sorted(info.tasks, key=lambda r: (r.index, -1 if r.map_index is None else r.map_index))
+    if out.as_json:
+        document = {**_summary(info), "store": url, "parameters": info.parameters}
+        document["tasks"] = [
+            {"name": r.name, "index": r.index, "map_index": r.map_index, "state": r.state,
+             "location": r.location, "message": r.message, "inputs": r.inputs}
+            for r in tasks
+        ]  # fmt: skip
+        document["graph"] = graph
+        out.json(document)
+        return OK
+    now = datetime.now(timezone.utc)
+    out.line(f"run {shown(info.run_id)} of flow {shown(info.flow)!r}: {shown(info.status)}")
+    out.line(f"  started     {_when(info.started, now)}")
+    out.line(f"  ended       {_when(info.ended, now)}")
+    out.line(f"  flow file   {shown(info.flow_file or '-')}")
+    out.line(f"  parameters  {shown(repr(info.parameters))}")
+    out.line(f"  store       {shown(url)}")
+    table = [("TASK", "MAP INDEX", "STATE", "LOCATION")]
+    for r in tasks:
+        where = r.location or (f"inputs: {', '.join(r.inputs)}" if r.inputs else "-")
+        table.append((r.name, "-" if r.map_index is None else str(r.map_index), r.state, where))
+    if tasks:
+        _print_table(out, table)
+    out.line(f"{plural(len(tasks), 'task run')} recorded")
+    if graph is not None:
+        if graph["format"] == "text" and not args.graph.lower().endswith(".txt"):
+            out.line(
+                f"graphviz's dot is not installed: wrote a text tree to {shown(graph['path'])} "
+                f"instead of {shown(args.graph)} (install graphviz to draw it)"
+            )
+        else:
+            out.line(f"wrote the flow's graph to {shown(graph['path'])}")
+    return OK
+
+
+def _check_flow(flow: Flow, info: RunInfo, store: StorageResult) -> None:
+    """Refuse a flow the run did not run (another flow, or tasks changed since); reads nothing."""
+    from ..engine.run_history import resumed_states
+
+    try:
+        resumed_states(flow, info, lambda t: store, store)
+    except FlowError as exc:
+        raise CliError(str(exc)) from None
+
+
+def run_resume(args: argparse.Namespace, out: Output) -> int:
+    """``resultkit resume RUN_ID [FILE.py]``: the run continued with a live table; 1 when it fails."""
+    from .run import Progress, run_with_progress
+
+    given = None
+    if args.file is not None:
+        from .run import load_flow
+
+        given = load_flow(args.file, args.flow)
+    if args.store is None and given is not None and given.run_store is not None:
+        # The file's Flow(run_store=...) is where its runs are recorded.
+        store = run_store_from(given.run_store, f"Flow({given.name!r}, run_store=...)")
+        if store is None:
+            raise CliError(f"flow {shown(given.name)!r} records no runs (run_store='off')")
+        url = store.root_url
+    else:
+        store, url = _store(args)
+    info = _get(store, url, args.run_id)
+    flow = given or _load_for(info, None, args.flow, "resultkit resume {run_id} {file}")
+    _check_flow(flow, info, store)
+    # The records are read from the store named here, whatever the file's
+    # Flow(run_store=...) says: the run was found there.
+    flow.run_store = store
+    progress = Progress(flow)
+    for rec in info.tasks:
+        if rec.state != "Paused" and rec.location is not None:
+            progress.resumed += 1
+            row = progress.rows.get(rec.name)
+            if row is not None and rec.map_index is None:
+                row.state = "Resumed"
+    where = os.path.abspath(args.file) if args.file is not None else info.flow_file
+    return run_with_progress(flow, out, lambda: flow.resume(info.run_id, flow_file=where), progress)
