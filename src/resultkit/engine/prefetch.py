@@ -46,7 +46,7 @@ def _decided_by_target(runner: TaskRunner, unit: RunUnit) -> StorageResult | Non
 
 
 def _refreshing(runner: TaskRunner, task: Any) -> bool:
-    return bool(getattr(task, "refresh_cache", False) or runner.flow_keys.get("refresh"))
+    return bool(runner.caching.refreshing(task))
 
 
 class _NotHere:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from ..caching import ResultCacheStore
 from ..caching.locks import SingleFlightLock
+from ..errors import StorageError
 from ..results import FormattedLocation, Result, StorageResult
 from .context import config
 from .output_cache import Lookup, OutputCaching
@@ -93,4 +94,8 @@ def cache_flight(
     if not store.result.storage.supports_put_if_absent:
         return None, None
     waiting = f"Task '{name}': waiting for another run computing its cached output"
-    return _compute_once(store.result, _lock_name(lookup), look_again, waiting)
+    try:
+        return _compute_once(store.result, _lock_name(lookup), look_again, waiting)
+    except StorageError as exc:  # the cache never fails a task: compute without the lock
+        logger.warning("Task '%s': no single-flight lock on the cache store (%s)", name, exc)
+        return None, None
