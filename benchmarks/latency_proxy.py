@@ -56,8 +56,14 @@ class LatentS3:
 
 
 @contextlib.contextmanager
-def latent_s3(latency_ms: float = DEFAULT_LATENCY_MS, server: str = "moto") -> Iterator[LatentS3]:
-    """Start ``server`` (``"moto"`` or ``"seaweedfs"``) behind a proxy adding ``latency_ms``."""
+def latent_s3(
+    latency_ms: float = DEFAULT_LATENCY_MS, server: str = "moto", running_port: int | None = None
+) -> Iterator[LatentS3]:
+    """Start ``server`` (``"moto"`` or ``"seaweedfs"``) behind a proxy adding ``latency_ms``.
+
+    ``running_port``: a moto server already listening there (the tests' own) is used
+    instead of a new one.
+    """
     for name, value in (
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
@@ -66,15 +72,20 @@ def latent_s3(latency_ms: float = DEFAULT_LATENCY_MS, server: str = "moto") -> I
     ):
         os.environ.setdefault(name, value)
     with tempfile.TemporaryDirectory(prefix="rk-bench-s3-") as work:
-        if server == "moto":
-            emulator = emulators.moto(Path(work))
-            options: dict[str, str] = {}
+        options: dict[str, str] = {}
+        emulator = None
+        if running_port is not None:
+            port = running_port
         else:
-            emulator = emulators.seaweedfs(Path(work), SEAWEED_KEY, SEAWEED_SECRET)
-            options = {"key": SEAWEED_KEY, "secret": SEAWEED_SECRET}
-        emulator.start()
+            if server == "moto":
+                emulator = emulators.moto(Path(work))
+            else:
+                emulator = emulators.seaweedfs(Path(work), SEAWEED_KEY, SEAWEED_SECRET)
+                options = {"key": SEAWEED_KEY, "secret": SEAWEED_SECRET}
+            emulator.start()
+            port = emulator.port
         proxy = subprocess.Popen(
-            [sys.executable, __file__, "--upstream-port", str(emulator.port)]
+            [sys.executable, __file__, "--upstream-port", str(port)]
             + ["--latency-ms", str(latency_ms)],
             stdout=subprocess.PIPE,
             text=True,
@@ -84,11 +95,12 @@ def latent_s3(latency_ms: float = DEFAULT_LATENCY_MS, server: str = "moto") -> I
             url = proxy.stdout.readline().strip()
             if not url.startswith("http://"):
                 raise RuntimeError(f"the latency proxy did not start (said {url!r})")
-            yield LatentS3(url, emulator.url, latency_ms, server, options)
+            yield LatentS3(url, f"http://127.0.0.1:{port}", latency_ms, server, options)
         finally:
             proxy.terminate()
             proxy.wait(timeout=15)
-            emulator.stop()
+            if emulator is not None:
+                emulator.stop()
 
 
 async def _pipe(

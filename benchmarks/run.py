@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="small sizes, one repeat (smoke)")
     parser.add_argument("--s3-servers", default=None, help="default: moto,seaweedfs (tiny: moto)")
     parser.add_argument("--json", help="also write every median to this file")
+    parser.add_argument("--moto-port", type=int, help="use the moto server listening there")
     args = parser.parse_args()
     if args.tiny:
         os.environ["BENCH_TINY"] = "1"
@@ -95,7 +96,8 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         s3 = {}
         for server in filter(None, servers):
-            started = stack.enter_context(latent_s3(server=server))
+            running = args.moto_port if server == "moto" else None
+            started = stack.enter_context(latent_s3(server=server, running_port=running))
             s3[server] = {"url": started.url, "options": started.storage_options}
         os.environ["BENCH_S3"] = json.dumps(s3)
         env = {  # after latent_s3, which sets the emulators' dummy credentials

@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_tiny_benchmark_prints_every_row_with_a_number(tmp_path):
+def test_tiny_benchmark_prints_every_row_with_a_number(tmp_path, moto_server):
     report_path = tmp_path / "bench.json"
     missing = str(tmp_path / "no-such-venv" / "python")
     out = subprocess.run(
@@ -25,6 +25,8 @@ def test_tiny_benchmark_prints_every_row_with_a_number(tmp_path):
             missing,
             "--json",
             str(report_path),
+            "--moto-port",  # the session's moto, behind the benchmark's latency proxy
+            str(moto_server.port),
         ],
         capture_output=True,
         text=True,
