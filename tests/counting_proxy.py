@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"}
@@ -33,6 +34,12 @@ class CountingProxy:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.requests: list[tuple[str, str]] = []
+        #: Seconds each request waits before it is forwarded (a slow link).
+        self.delay = 0.0
+        #: The most requests ever in flight at once (since the last clear()).
+        self.max_in_flight = 0
+        self._in_flight = 0
+        self._lock = threading.Lock()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,8 +52,20 @@ class CountingProxy:
                 return read_request_body(self)
 
             def _forward(self) -> None:
+                with proxy._lock:
+                    proxy._in_flight += 1
+                    proxy.max_in_flight = max(proxy.max_in_flight, proxy._in_flight)
+                try:
+                    self._relay()
+                finally:
+                    with proxy._lock:
+                        proxy._in_flight -= 1
+
+            def _relay(self) -> None:
                 body = self._body()
                 proxy.requests.append((self.command, self.path))
+                if proxy.delay:
+                    time.sleep(proxy.delay)  # the link's latency, not a synchronisation
                 conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
                 if body or self.command in ("PUT", "POST", "PATCH"):
@@ -84,6 +103,8 @@ class CountingProxy:
 
     def clear(self) -> None:
         self.requests.clear()
+        with self._lock:
+            self.max_in_flight = self._in_flight
 
     def methods(self) -> list[str]:
         return [m for m, _ in self.requests]

@@ -25,7 +25,7 @@ from .transitions import TaskRun, transition
 from .triggers import all_successful
 from .unit import RunUnit
 
-__all__ = ["settle_target_hits"]
+__all__ = ["settle_target_hits", "read_mapped_hits"]
 
 logger = logging.getLogger("resultkit")
 
@@ -111,4 +111,44 @@ def settle_target_hits(runner: TaskRunner, units: list[RunUnit]) -> dict[int, St
             continue  # shared with another task: the worker fails it, saying so
         run = TaskRun(unit.task, unit.full_name, Pending())
         hits[i] = transition(run, Cached(f"target {target} exists", StoredValue(result, target)))
+    return hits
+
+
+def read_mapped_hits(runner: TaskRunner, units: list[RunUnit]) -> dict[int, State]:
+    """In-process executors: mapped children whose targets the bulk check found, read at once.
+
+    One ``read_many`` per Result (concurrent requests on an object store)
+    instead of one read per child in turn. Each read is verified as a single
+    read is; a child whose read fails here (corrupt, gone since the check)
+    is left to its own run, which reports or recomputes it as usual.
+    """
+    wanted: dict[int, list[tuple[int, RunUnit]]] = {}
+    results: dict[int, StorageResult] = {}
+    for i, unit in enumerate(units):
+        if unit.map_index is None or not unit.target_exists or unit.target_location is None:
+            continue
+        result = _decided_by_target(runner, unit)
+        if result is not None:
+            wanted.setdefault(id(result), []).append((i, unit))
+            results[id(result)] = result
+    hits: dict[int, State] = {}
+    for rid, group in wanted.items():
+        if len(group) < 2:
+            continue  # nothing to gain over the child's own read
+        try:
+            stored = results[rid].read_many(
+                [u.target_location for _, u in group],  # type: ignore[misc]
+                return_exceptions=True,
+            )
+        except Exception:
+            logger.debug("bulk target read failed", exc_info=True)
+            continue
+        for (i, unit), got in zip(group, stored, strict=True):
+            target = unit.target_location
+            if isinstance(got, BaseException) or target is None:
+                continue
+            if runner.claim_target(unit.task, target) is not None:
+                continue
+            run = TaskRun(unit.task, unit.full_name, Pending())
+            hits[i] = transition(run, Cached(f"target {target} exists", got))
     return hits

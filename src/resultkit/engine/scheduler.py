@@ -18,7 +18,7 @@ from .executors import Executor, LocalExecutor
 from .flow import Edge, Flow, _Constant
 from .mapping import MappedRun, input_of, map_children
 from .output_cache import OutputCaching
-from .prefetch import settle_target_hits
+from .prefetch import read_mapped_hits, settle_target_hits
 from .preflight import check_run_id, refuse_recorded, refuse_shared_targets
 from .run_history import read_run, resumed_states
 from .runs import RunRecords, default_run_store, flow_file, run_store_from
@@ -235,11 +235,11 @@ class FlowRunner:
                         mapped.pop(t, None)
                     if t in states:  # settled at once (constant, parameter, reused, failed map)
                         settle(t)
-                hits = (
-                    settle_target_hits(runner, [u for _, _, u in layer])
-                    if self.executor.remote
-                    else {}
-                )
+                pending = [u for _, _, u in layer]
+                if self.executor.remote:  # a hit never takes a worker
+                    hits = settle_target_hits(runner, pending)
+                else:  # children's targets read at once, not one after the other
+                    hits = read_mapped_hits(runner, pending)
                 for n, (t, index, unit) in enumerate(layer):
                     if n in hits:
                         record(t, index, hits[n])
