@@ -156,6 +156,8 @@ def test_errors_name_the_store_the_file_and_the_fix(project, monkeypatch, capsys
 
     error = _one_error(main(["resume", "nope"]), capsys)
     assert f"no run 'nope' is recorded in {store}" in error and "'resultkit runs'" in error
+    error = _one_error(main(["runs", "show", "../etc"]), capsys)
+    assert "'../etc' is not a run id" in error
     error = _one_error(
         main(["runs", "show", "nope", "--store", str(project / "elsewhere")]), capsys
     )
@@ -201,3 +203,39 @@ def test_the_graph_as_text_and_dot(project, monkeypatch, capsys):
     assert 't1 -> t2 [style=dashed, label="map"];' in dot
     assert main(["runs", "show", run_id, "--graph", str(project / "g.dot")]) == 0
     assert (project / "g.dot").read_text().startswith("digraph run {")
+
+
+PAUSED = """
+from pathlib import Path
+from resultkit import Flow, task
+from resultkit.results import LocalResult
+from resultkit.triggers import manual_only
+
+@task(checkpoint=True)
+def extract():
+    return 41
+
+@task(trigger=manual_only)
+def publish(x):
+    (Path(__file__).parent / "published").write_text(str(x + 1))
+    return x + 1
+
+with Flow("gated", result=LocalResult(dir=str(Path(__file__).parent / "values"))) as flow:
+    publish(extract())
+"""
+
+
+def test_a_paused_run_waits_until_resume_approves_its_task(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RESULTKIT_RUN_STORE", str(tmp_path / "runs"))
+    (tmp_path / "gated.py").write_text(PAUSED)
+    assert main(["run", str(tmp_path / "gated.py"), "--json"]) == 1  # not a success: paused
+    run_id = json.loads(capsys.readouterr().out)["run_id"]
+    assert main(["resume", run_id]) == 1
+    assert f"approve with resultkit resume {run_id} --approve publish" in capsys.readouterr().out
+    assert not (tmp_path / "published").exists()
+    error = _one_error(main(["resume", run_id, "--approve", "extract"]), capsys)
+    assert "no paused task of that name (paused: publish)" in error
+    assert main(["resume", run_id, "--approve", "publish", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["state"], summary["ran"], summary["resumed"]) == ("Success", 1, 1)
+    assert (tmp_path / "published").read_text() == "42"  # from the input recorded at the pause

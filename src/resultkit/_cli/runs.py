@@ -20,6 +20,7 @@ from rich.markup import escape
 from ..engine.flow import Flow
 from ..engine.run_history import RunInfo
 from ..engine.runs import run_store_from
+from ..engine.state import Resume, State
 from ..errors import FlowError
 from ..results import StorageResult
 from ..results._location import short
@@ -74,6 +75,10 @@ def add_parser(sub: Any, common: argparse.ArgumentParser, command: Callable[...,
     )  # fmt: skip
     resume.add_argument("--store", metavar="URL", help=_STORE_HELP)
     resume.add_argument("--flow", metavar="NAME", help="which flow, when the file defines several")
+    resume.add_argument(
+        "--approve", metavar="TASK", action="append", default=[],
+        help="a paused task (manual_only) to run now, from its recorded inputs (repeatable)",
+    )  # fmt: skip
 
 
 def _store(args: argparse.Namespace) -> tuple[StorageResult, str]:
@@ -97,6 +102,11 @@ def _store(args: argparse.Namespace) -> tuple[StorageResult, str]:
 
 
 def _get(store: StorageResult, url: str, run_id: str) -> RunInfo:
+    if not run_id or any(c in run_id for c in "/\\{}") or run_id in (".", ".."):
+        raise CliError(
+            f"{shown(repr(run_id))} is not a run id (a run id names one folder of the run "
+            "store); list the recorded runs with 'resultkit runs'"
+        )
     try:
         with failures(url, "read"):
             return get_run(run_id, store)
@@ -266,6 +276,7 @@ def run_resume(args: argparse.Namespace, out: Output) -> int:
     info = _get(store, url, args.run_id)
     flow = given or _load_for(info, None, args.flow, "resultkit resume {run_id} {file}")
     _check_flow(flow, info, store)
+    approved = _approved(flow, info, args.approve)
     # The records are read from the store named here, whatever the file's
     # Flow(run_store=...) says: the run was found there.
     flow.run_store = store
@@ -277,4 +288,29 @@ def run_resume(args: argparse.Namespace, out: Output) -> int:
             if row is not None and rec.map_index is None:
                 row.state = "Resumed"
     where = os.path.abspath(args.file) if args.file is not None else info.flow_file
-    return run_with_progress(flow, out, lambda: flow.resume(info.run_id, flow_file=where), progress)
+    code = run_with_progress(
+        flow,
+        out,
+        lambda: flow.resume(info.run_id, task_states=approved, flow_file=where),
+        progress,
+    )
+    paused = sorted({name for name, row in progress.rows.items() if row.state == "Paused"})
+    if paused and not out.as_json:
+        approve = " ".join(f"--approve {shown(n)}" for n in paused)
+        out.line(f"paused: approve with resultkit resume {shown(info.run_id)} {approve}")
+    return code
+
+
+def _approved(flow: Flow, info: RunInfo, names: list[str]) -> dict[Any, State]:
+    """``{task: Resume()}`` for each task named by ``--approve`` (a task the run paused)."""
+    paused = {r.name for r in info.tasks if r.state == "Paused"}
+    approved: dict[Any, State] = {}
+    for name in names:
+        tasks = [t for t in flow.tasks if t.name == name]
+        if not tasks or name not in paused:
+            raise CliError(
+                f"--approve {shown(name)}: run {shown(info.run_id)!r} has no paused task of "
+                f"that name (paused: {', '.join(sorted(paused)) or 'none'})"
+            )
+        approved.update({t: Resume() for t in tasks})
+    return approved
