@@ -239,3 +239,29 @@ def test_a_paused_run_waits_until_resume_approves_its_task(tmp_path, monkeypatch
     summary = json.loads(capsys.readouterr().out)
     assert (summary["state"], summary["ran"], summary["resumed"]) == ("Success", 1, 1)
     assert (tmp_path / "published").read_text() == "42"  # from the input recorded at the pause
+
+
+def test_the_readme_session_a_failed_run_resumed(tmp_path, monkeypatch, capsys):
+    """README "Command line": etl.py fails on its load, then resumes with only load run."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    source = readme.split("`etl.py`:\n\n```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("RESULTKIT_HOME", raising=False)
+    monkeypatch.delenv("RESULTKIT_RUN_STORE", raising=False)
+    monkeypatch.delenv("DB_UP", raising=False)
+    (tmp_path / "etl.py").write_text(source)
+    assert main(["run", "etl.py", "--json"]) == 1
+    failed = json.loads(capsys.readouterr().out)
+    assert (failed["ran"], failed["failed"]) == (4, 1)
+    assert main(["runs", "--json"]) == 0
+    [run] = json.loads(capsys.readouterr().out)["runs"]
+    assert (run["run_id"], run["status"], run["task_runs"]) == (failed["run_id"], "Failed", 4)
+    assert main(["runs", "show", run["run_id"], "--graph", "etl.txt"]) == 0
+    assert "wrote the flow's graph to etl.txt" in capsys.readouterr().out
+    assert "└── map: clean  [3 mapped children stored]" in (tmp_path / "etl.txt").read_text()
+    monkeypatch.setenv("DB_UP", "1")
+    assert main(["resume", run["run_id"], "--json"]) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    assert (resumed["state"], resumed["ran"], resumed["resumed"]) == ("Success", 1, 4)
+    assert (tmp_path / ".resultkit" / "runs" / run["run_id"] / "run.json").is_file()
