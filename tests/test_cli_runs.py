@@ -265,3 +265,24 @@ def test_the_readme_session_a_failed_run_resumed(tmp_path, monkeypatch, capsys):
     resumed = json.loads(capsys.readouterr().out)
     assert (resumed["state"], resumed["ran"], resumed["resumed"]) == ("Success", 1, 4)
     assert (tmp_path / ".resultkit" / "runs" / run["run_id"] / "run.json").is_file()
+
+
+def test_a_flow_with_its_own_run_store(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RESULTKIT_RUN_STORE", str(tmp_path / "default-runs"))
+    source = PAUSED.replace(
+        'with Flow("gated", result=',
+        'with Flow("gated", run_store=str(Path(__file__).parent / "own"), result=',
+    )
+    (tmp_path / "gated.py").write_text(source)
+    assert main(["run", str(tmp_path / "gated.py"), "--json"]) == 1
+    run_id = json.loads(capsys.readouterr().out)["run_id"]
+    assert (tmp_path / "own" / run_id / "run.json").is_file()
+    error = _one_error(main(["resume", run_id]), capsys)  # looked for in the default store
+    assert f"recorded in file://{tmp_path}/default-runs" in error and "--store URL" in error
+    # Given the file, its Flow(run_store=...) is where the run is found.
+    assert main(["resume", run_id, str(tmp_path / "gated.py"), "--approve", "publish"]) == 0
+    assert (tmp_path / "published").read_text() == "42"
+    capsys.readouterr()
+    assert main(["runs", "--store", str(tmp_path / "own"), "--json"]) == 0
+    [run] = json.loads(capsys.readouterr().out)["runs"]
+    assert (run["run_id"], run["status"]) == (run_id, "Success")

@@ -22,10 +22,11 @@ from ..engine.run_history import RunInfo
 from ..engine.runs import run_store_from
 from ..engine.state import Resume, State
 from ..errors import FlowError
-from ..results import StorageResult
+from ..results import FSSpecResult, StorageResult
 from ..results._location import short
 from ..runs import default_run_store, get_run, list_runs
 from ._common import OK, CliError, Output, failures, human_age, plural, shown
+from ._inventory import _check_there
 from ._open import open_root
 
 __all__ = ["add_parser", "run_runs", "run_resume"]
@@ -113,7 +114,8 @@ def _get(store: StorageResult, url: str, run_id: str) -> RunInfo:
     except FlowError:
         raise CliError(
             f"no run {shown(run_id)!r} is recorded in {shown(url)}; list the recorded runs with "
-            f"'resultkit runs{_store_flag(url)}' (a run is recorded once a task stores its value)"
+            f"'resultkit runs{_store_flag(url)}' (a run is recorded once a task stores its "
+            "value; a flow with its own run_store records there: give it with --store URL)"
         ) from None
 
 
@@ -152,6 +154,8 @@ def run_runs(args: argparse.Namespace, out: Output) -> int:
         return _show(args, out, store, url)
     with failures(url, "list"):
         runs = list_runs(store)
+    if not runs and isinstance(store, FSSpecResult) and store.storage.protocol != "file":  # type: ignore[attr-defined]
+        _check_there(store, url)  # a listing of a missing bucket is empty, not an error
     if out.as_json:
         out.json({"store": url, "runs": [_summary(r) for r in runs]})
         return OK
