@@ -181,6 +181,10 @@ def _print_table(out: Output, table: Sequence[Sequence[str]]) -> None:
         out.line(escape("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()))
 
 
+#: resultkit's own folder: a run recorded with a file in it ran no flow file of the user's.
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def _load_for(info: RunInfo, file: str | None, name: str | None, how: str) -> Flow:
     """The flow of run ``info``: from ``file`` if given, else from the file the run recorded.
 
@@ -191,6 +195,8 @@ def _load_for(info: RunInfo, file: str | None, name: str | None, how: str) -> Fl
     if file is None:
         file = info.flow_file
         fix = how.format(run_id=shown(info.run_id), file="FILE.py")
+        if file is not None and os.path.dirname(os.path.abspath(file)) == _PACKAGE:
+            file = None  # resultkit's own __main__ (a run recorded by an older `run`)
         if file is None:
             raise CliError(
                 f"run {shown(info.run_id)!r} recorded no flow file (its process ran no file); "
