@@ -156,6 +156,13 @@ def test_errors_name_the_store_the_file_and_the_fix(project, monkeypatch, capsys
 
     error = _one_error(main(["resume", "nope"]), capsys)
     assert f"no run 'nope' is recorded in {store}" in error and "'resultkit runs'" in error
+    # Options before or after "show RUN_ID" alike.
+    assert main(["runs", "--json", "--store", str(project / "runs"), "show", run_id]) == 0
+    assert json.loads(capsys.readouterr().out)["run_id"] == run_id
+    error = _one_error(main(["runs", "show"]), capsys)
+    assert "runs show needs the run's id" in error
+    error = _one_error(main(["runs", "--graph", "g.svg"]), capsys)
+    assert "--graph goes with 'runs show RUN_ID'" in error
     error = _one_error(main(["runs", "show", "../etc"]), capsys)
     assert "'../etc' is not a run id" in error
     error = _one_error(

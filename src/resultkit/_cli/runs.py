@@ -1,4 +1,4 @@
-"""``resultkit runs``, ``runs show RUN_ID`` and ``resume RUN_ID``: recorded runs, and continuing one.
+"""``resultkit runs``, ``runs show RUN_ID``, ``resume RUN_ID``: recorded runs; continuing one.
 
 A run that stores a value records itself in a run store (see README
 "Resuming a run"): ``<run_id>/run.json`` names its flow, status, times and
@@ -39,31 +39,30 @@ _STORE_HELP = (
 
 def add_parser(sub: Any, common: argparse.ArgumentParser, command: Callable[..., Any]) -> None:
     """Add ``runs`` (with ``runs show``) and ``resume`` (``command`` is cli.py's ``_command``)."""
+    # One parser, not a sub-command "show": its options may come before or
+    # after "show RUN_ID" (a sub-parser's defaults would overwrite them).
     runs = command(sub, "runs", "list recorded flow runs, newest first: id, flow, status, "
-                   "started, ended, task runs recorded",
+                   "started, ended, task runs recorded; 'runs show RUN_ID': one run and its "
+                   "task runs (name, map index, state, location)",
                    "  resultkit runs\n  resultkit runs --store s3://bucket/runs --json\n"
-                   "  resultkit runs show nightly-2026-11-25\n"
-                   "  resultkit runs show nightly-2026-11-25 --graph run.svg", common)  # fmt: skip
-    runs.add_argument("--store", metavar="URL", help=_STORE_HELP)
-    actions = runs.add_subparsers(dest="runs_action", metavar="show RUN_ID")
-    show = command(actions, "show", "show a recorded run and its task runs (name, map index, "
-                   "state, location); --graph draws its flow coloured by what it finished",
                    "  resultkit runs show nightly-2026-11-25\n"
                    "  resultkit runs show nightly-2026-11-25 --graph run.svg\n"
                    "  resultkit runs show nightly-2026-11-25 --graph run.txt --json", common)  # fmt: skip
-    show.add_argument("run_id", metavar="RUN_ID")
-    show.add_argument("--store", metavar="URL", help=_STORE_HELP)
-    show.add_argument(
+    runs.add_argument("runs_action", nargs="?", choices=["show"], metavar="show",
+                      help="show one run (give its RUN_ID)")  # fmt: skip
+    runs.add_argument("run_id", nargs="?", metavar="RUN_ID", help="the run to show")
+    runs.add_argument("--store", metavar="URL", help=_STORE_HELP)
+    runs.add_argument(
         "--graph", metavar="FILE",
-        help="draw the flow (loaded from the file the run recorded): .svg/.png/.pdf with "
-        "graphviz's dot if installed, else a text tree in FILE's .txt; .dot: its source; "
-        ".txt: a text tree",
+        help="with show: draw the flow (loaded from the file the run recorded), coloured by what "
+        "the run recorded: .svg/.png/.pdf with graphviz's dot if installed, else a text tree in "
+        "FILE's .txt; .dot: its source; .txt: a text tree",
     )  # fmt: skip
-    show.add_argument(
+    runs.add_argument(
         "--file", metavar="FILE.py",
         help="with --graph: the file that defines the flow (default: the file the run recorded)",
     )  # fmt: skip
-    show.add_argument("--flow", metavar="NAME", help="which flow, when the file defines several")
+    runs.add_argument("--flow", metavar="NAME", help="with --graph: which flow of the file")
     resume = command(sub, "resume", "continue a recorded run (killed, failed or paused) where it "
                      "stopped, with a live table of its tasks",
                      "  resultkit resume nightly-2026-11-25\n"
@@ -86,7 +85,8 @@ def _store(args: argparse.Namespace) -> tuple[StorageResult, str]:
     """The run store the arguments name (or the default one), and its URL."""
     if args.store is not None:
         store = open_root(args.store, args.endpoint_url, args.storage_option)
-        if store.storage.protocol == "file" and not os.path.isdir(store.root_url[len("file://") :]):  # type: ignore[attr-defined]
+        local: Any = store.storage
+        if local.protocol == "file" and not os.path.isdir(local.root):
             raise CliError(
                 f"--store {shown(args.store)}: no such folder; give the folder or URL runs are "
                 "recorded in (see 'resultkit runs --help')"
@@ -149,12 +149,20 @@ def _summary(info: RunInfo) -> dict[str, Any]:
 
 def run_runs(args: argparse.Namespace, out: Output) -> int:
     """``resultkit runs`` (the recorded runs) or ``resultkit runs show RUN_ID`` (one run)."""
+    if args.runs_action == "show" and args.run_id is None:
+        raise CliError(
+            "runs show needs the run's id: resultkit runs show RUN_ID ('resultkit runs' lists them)"
+        )
+    extra = [f for f in ("graph", "file", "flow") if getattr(args, f) is not None]
+    if args.runs_action is None and extra:
+        raise CliError(f"--{extra[0]} goes with 'runs show RUN_ID'")
     store, url = _store(args)
     if args.runs_action == "show":
         return _show(args, out, store, url)
     with failures(url, "list"):
         runs = list_runs(store)
-    if not runs and isinstance(store, FSSpecResult) and store.storage.protocol != "file":  # type: ignore[attr-defined]
+    remote = getattr(store.storage, "protocol", "") != "file"
+    if not runs and remote and isinstance(store, FSSpecResult):
         _check_there(store, url)  # a listing of a missing bucket is empty, not an error
     if out.as_json:
         out.json({"store": url, "runs": [_summary(r) for r in runs]})
