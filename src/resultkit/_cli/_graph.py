@@ -90,13 +90,13 @@ def dot_source(flow: Flow, info: RunInfo) -> str:
     title = f"flow {flow.name!r}, run {info.run_id} ({info.status})"
     lines = [
         "digraph run {",
-        f"  label={json.dumps(title)}; labelloc=t; rankdir=LR;",
+        f"  label={json.dumps(title, ensure_ascii=False)}; labelloc=t; rankdir=LR;",
         '  node [shape=box, style="rounded,filled", fontname="Helvetica"];',
     ]
     for task in flow.sorted_tasks():
         if task in marks:
             mark = marks[task]
-            label = json.dumps(f"{task.name}\n{mark.label}")
+            label = json.dumps(f"{task.name}\n{mark.label}", ensure_ascii=False)
             lines.append(f"  {ids[task]} [label={label}, fillcolor={FILLS[mark.kind]}];")
     for up, down, mapped in _edges(flow):
         style = ' [style=dashed, label="map"]' if mapped else ""
