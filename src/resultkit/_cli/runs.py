@@ -226,7 +226,7 @@ def _show(args: argparse.Namespace, out: Output, store: StorageResult, url: str)
 
         how = f"resultkit runs show {{run_id}} --graph {shown(args.graph)} --file {{file}}"
         flow = _load_for(info, args.file, args.flow, how)
-        _check_flow(flow, info, store)
+        _check_flow(flow, info)
         graph = write_graph(flow, info, args.graph)
     tasks = sorted(info.tasks, key=lambda r: (r.index, -1 if r.map_index is None else r.map_index))
     if out.as_json:
@@ -264,14 +264,33 @@ def _show(args: argparse.Namespace, out: Output, store: StorageResult, url: str)
     return OK
 
 
-def _check_flow(flow: Flow, info: RunInfo, store: StorageResult) -> None:
-    """Refuse a flow the run did not run (another flow, or tasks changed since); reads nothing."""
-    from ..engine.run_history import resumed_states
+def _check_flow(flow: Flow, info: RunInfo) -> None:
+    """Refuse a flow the run did not run (another flow, or tasks changed since); reads nothing.
 
-    try:
-        resumed_states(flow, info, lambda t: store, store)
-    except FlowError as exc:
-        raise CliError(str(exc)) from None
+    The same checks as ``flow.resume`` makes, before a live table starts.
+    """
+    if info.flow != flow.name:
+        raise CliError(
+            f"run {shown(info.run_id)!r} is a run of flow {shown(info.flow)!r}, not "
+            f"{shown(flow.name)!r}; give the file that defines {shown(info.flow)!r}"
+        )
+    for rec in info.tasks:
+        now = flow.tasks[rec.index].name if rec.index < len(flow.tasks) else None
+        if now != rec.name:
+            raise CliError(
+                f"run {shown(info.run_id)!r} recorded task #{rec.index} as {shown(rec.name)!r}, "
+                f"but this flow's task #{rec.index} is {shown(repr(now)) if now else 'missing'}: "
+                "the flow changed since; start a new run instead"
+            )
+
+
+def _resumed(state: State) -> int:
+    """How many task runs (mapped children one by one) a resume reused from the records."""
+    count = 0
+    for task_state in (state.result or {}).values():
+        for s in [task_state, *(getattr(task_state, "map_states", None) or [])]:
+            count += (s.message or "").startswith("resumed from")
+    return count
 
 
 def run_resume(args: argparse.Namespace, out: Output) -> int:
@@ -293,25 +312,24 @@ def run_resume(args: argparse.Namespace, out: Output) -> int:
         store, url = _store(args)
     info = _get(store, url, args.run_id)
     flow = given or _load_for(info, None, args.flow, "resultkit resume {run_id} {file}")
-    _check_flow(flow, info, store)
+    _check_flow(flow, info)
     approved = _approved(flow, info, args.approve)
     # The records are read from the store named here, whatever the file's
     # Flow(run_store=...) says: the run was found there.
     flow.run_store = store
     progress = Progress(flow)
-    for rec in info.tasks:
-        if rec.state != "Paused" and rec.location is not None:
-            progress.resumed += 1
-            row = progress.rows.get(rec.name)
-            if row is not None and rec.map_index is None:
-                row.state = "Resumed"
+    for rec in info.tasks:  # shown as resumed until the task runs (its value gone, say)
+        row = progress.rows.get(rec.name)
+        if row is not None and rec.map_index is None and rec.location is not None:
+            row.state = "Resumed"
     where = os.path.abspath(args.file) if args.file is not None else info.flow_file
-    code = run_with_progress(
-        flow,
-        out,
-        lambda: flow.resume(info.run_id, task_states=approved, flow_file=where),
-        progress,
-    )
+
+    def resume() -> State:
+        state = flow.resume(info.run_id, task_states=approved, flow_file=where)
+        progress.resumed = _resumed(state)
+        return state
+
+    code = run_with_progress(flow, out, resume, progress)
     paused = sorted({name for name, row in progress.rows.items() if row.state == "Paused"})
     if paused and not out.as_json:
         approve = " ".join(f"--approve {shown(n)}" for n in paused)
