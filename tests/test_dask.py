@@ -148,3 +148,31 @@ def test_without_an_address_a_cluster_is_started_and_closed(tmp_path):
     state = flow.run(executor=executor)
     assert state.result[out].result == [2, 3, 4]
     assert executor.client is None and executor._cluster is None  # closed after the run
+
+
+class PickyError(Exception):
+    def __init__(self, code, detail):  # cannot be rebuilt from its args alone
+        super().__init__(f"{code}: {detail}")
+
+
+def test_shared_targets_and_unpicklable_errors_are_reported_as_in_process(tmp_path, cluster):
+    @task(target="shared/{k}.pkl")
+    def a(k):
+        return "a"
+
+    @task(target="shared/{k}.pkl")
+    def b(k):
+        return "b"
+
+    @task
+    def picky():
+        raise PickyError(7, "the user's own message")
+
+    with Flow("dask-errors", result=LocalResult(dir=tmp_path)) as flow:
+        ra, rb, rp = a(1), b(1), picky()
+    state = flow.run(executor=DaskExecutor(address=cluster.scheduler_address))
+    outcomes = sorted([state.result[ra].is_failed(), state.result[rb].is_failed()])
+    assert outcomes == [False, True]  # one computes, the other fails, as in process
+    failed = state.result[ra] if state.result[ra].is_failed() else state.result[rb]
+    assert "is also the target of task" in failed.message
+    assert "PickyError: 7: the user's own message" in state.result[rp].message

@@ -13,7 +13,9 @@ import pytest
 from resultkit import Flow, Parameter, config, task
 from resultkit.errors import FlowError
 from resultkit.results import LocalResult
-from resultkit.runs import list_runs
+from resultkit.runs import get_run, list_runs
+from resultkit.states import Resume
+from resultkit.triggers import manual_only
 
 FLOW = textwrap.dedent(
     """
@@ -100,7 +102,9 @@ def test_a_killed_run_resumes_in_a_new_process_and_no_body_runs_twice(tmp_path):
     assert approved.stdout.strip() == "Success published 285"
     assert _bodies(tmp_path) == expected + Counter(["publish"])
 
-    [run] = list_runs(str(tmp_path / "store" / "runs"))
+    [listed] = list_runs(str(tmp_path / "store" / "runs"))
+    assert listed.recorded == 13 and listed.tasks == []  # counted, not read
+    run = get_run("nightly-1", str(tmp_path / "store" / "runs"))
     assert (run.run_id, run.flow, run.status) == ("nightly-1", "resumable", "Success")
     assert run.parameters == {"n": 10}
     assert {r.name for r in run.tasks} == {"numbers", "square", "total", "publish"}
@@ -124,7 +128,7 @@ def test_run_ids_generated_named_and_checked(run_store, tmp_path):
     assert len(generated.run_id) == 32
     assert flow.run(run_id="mine").run_id == "mine"
     assert {r.run_id for r in list_runs()} == {generated.run_id, "mine"}
-    for bad in ("", "a/b", "..", "x{y}"):
+    for bad in ("", "a/b", "..", "x{y}", "a b"):
         with pytest.raises(FlowError, match="run_id"):
             flow.run(run_id=bad)
 
@@ -172,3 +176,122 @@ def test_only_stored_values_are_recorded_and_off_records_nothing(run_store, tmp_
     assert "not-recorded" not in {r.run_id for r in list_runs(str(run_store))}
     with pytest.raises(FlowError, match="run records are off"):
         flow.resume("m")
+
+
+def test_resume_reruns_what_changed_since_the_record(run_store, tmp_path):
+    """A record is reused only while its value and its inputs are those it recorded."""
+    calls = Counter[str]()
+    source = {"files": ["a", "b", "c"]}
+    store = LocalResult(dir=tmp_path / "v", location="{task_name}.pkl")
+
+    @task
+    def list_files():  # stores nothing: it runs again on resume
+        calls["list"] += 1
+        return list(source["files"])
+
+    @task(
+        result=LocalResult(dir=tmp_path / "v", location="{task_name}-{name}.pkl"), checkpoint=True
+    )
+    def upper(name):
+        calls[f"upper-{name}"] += 1
+        return name.upper()
+
+    @task(result=store, checkpoint=True)
+    def fail_once(names):
+        calls["fail_once"] += 1
+        if calls["fail_once"] == 1:
+            raise RuntimeError("first attempt fails")
+        return "".join(names)
+
+    with Flow("changing") as flow:
+        out = fail_once(upper.map(list_files()))
+    assert flow.run(run_id="c1").is_failed()
+    source["files"] = ["x", "b", "c", "z"]  # the mapped input changed before the resume
+    state = flow.resume("c1")
+    assert state.result[out].result == "XBCZ"
+    # b and c were recorded with the same inputs: reused; x and z are new.
+    assert calls["upper-b"] == calls["upper-c"] == 1
+    assert calls["upper-x"] == calls["upper-z"] == 1
+
+
+def test_resume_reruns_a_task_whose_value_was_overwritten_or_deleted(run_store, tmp_path):
+    calls = Counter[str]()
+    store = LocalResult(dir=tmp_path / "v", location="{task_name}.pkl")
+
+    @task(result=store, checkpoint=True)
+    def make(n):
+        calls["make"] += 1
+        return n * 100
+
+    @task
+    def fail_first(x):
+        calls["fail_first"] += 1
+        if calls["fail_first"] == 1:
+            raise RuntimeError("first attempt fails")
+        return x
+
+    with Flow("overwritten") as flow:
+        out = fail_first(make(Parameter("n", default=1)))
+    assert flow.run(run_id="o1").is_failed()
+    assert flow.run(parameters={"n": 2}, run_id="o2").is_successful()  # rewrites make.pkl
+    assert flow.resume("o1").result[out].result == 100  # not o2's 200
+    assert calls["make"] == 3
+    calls["fail_first"] = 0
+    assert flow.run(run_id="o3").is_failed()
+    assert store.delete("make.pkl")  # deleted behind the run store's back (a gc, a rule)
+    assert flow.resume("o3").result[out].result == 100
+    assert calls["make"] == 5  # o1, o2, the o1 resume, o3, the o3 resume
+
+
+def test_a_run_id_is_claimed_at_start_and_hostile_ids_are_refused(run_store, tmp_path):
+    @task
+    def nothing_stored():
+        return 1
+
+    with Flow("claims") as flow:
+        nothing_stored()
+    flow.run(run_id="claimed")  # stores nothing, yet a named run can be resumed
+    with pytest.raises(FlowError, match="already recorded"):
+        flow.run(run_id="claimed")
+    assert flow.resume("claimed").is_successful()
+    for bad in ("a\nb", "x\x00", ".rklocks", "C:", "z" * 129, "-ok-but-.."[:0]):
+        with pytest.raises(FlowError, match="run_id"):
+            flow.run(run_id=bad)
+
+
+def test_an_approved_task_is_not_run_again_by_a_second_approval(run_store, tmp_path):
+    calls = Counter[str]()
+
+    @task(result=LocalResult(dir=tmp_path / "v"), checkpoint=True, trigger=manual_only)
+    def deploy():
+        calls["deploy"] += 1
+        return "deployed"
+
+    with Flow("deploys") as flow:
+        d = deploy()
+    assert flow.run(run_id="d1").is_paused()
+    assert flow.resume("d1", task_states={d: Resume()}).result[d].result == "deployed"
+    assert flow.resume("d1", task_states={d: Resume()}).result[d].result == "deployed"
+    assert calls["deploy"] == 1
+
+
+def test_a_target_without_any_result_resumes(run_store, tmp_path, monkeypatch):
+    monkeypatch.setenv("RESULTKIT_HOME", str(tmp_path / "home"))  # LocalResult()'s folder
+    calls = Counter[str]()
+
+    @task(target="made.pkl")  # neither task nor flow names a Result: LocalResult()
+    def made():
+        calls["made"] += 1
+        return 7
+
+    @task
+    def fail_once(x):
+        calls["fail"] += 1
+        if calls["fail"] == 1:
+            raise RuntimeError("first attempt fails")
+        return x
+
+    with Flow("no-result") as flow:
+        out = fail_once(made())
+    assert flow.run(run_id="t1").is_failed()
+    assert flow.resume("t1").result[out].result == 7

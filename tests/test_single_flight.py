@@ -266,3 +266,32 @@ def test_eight_processes_compute_a_cache_key_once(tmp_path, backend, request):
     assert len(list((tmp_path / "marks").iterdir())) == 1, "the body ran more than once"
     cached = sum("value the value True" in out for out, _ in outputs)
     assert cached == 7  # the others read the entry the first one wrote
+
+
+def test_two_live_epochs_never_both_hold(tmp_path):
+    """A contender that listed no epoch (the holder had just released) makes a lower epoch
+    while another makes a higher one: neither may then hold the lock."""
+    result = LocalResult(dir=tmp_path)
+    first = SingleFlightLock(result, "x.pkl", lease=30)
+    second = SingleFlightLock(result, "x.pkl", lease=30)
+    assert first.acquire()
+    # The race, replayed: the second created the next epoch after its own listing.
+    assert second.storage.put_if_absent(second._key(1), second._body(), {})
+    assert second._rival(1)  # first's epoch 0 is live: second must back off
+    assert first._rival(0)  # and first sees second's live epoch too
+    first.release()
+    assert not second._rival(1)
+
+
+def test_a_lock_folder_that_cannot_be_used_computes_with_a_warning(tmp_path, caplog):
+    (tmp_path / ".rklocks").write_text("not a folder")  # no lock can be made under it
+
+    @task(target="t.pkl", result=LocalResult(dir=tmp_path))
+    def work():
+        return 5
+
+    with Flow("no-lock") as flow:
+        ref = work()
+    with caplog.at_level("WARNING", logger="resultkit"):
+        assert flow.run().result[ref].result == 5
+    assert "no single-flight lock" in caplog.text

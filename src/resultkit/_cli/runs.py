@@ -143,7 +143,7 @@ def _summary(info: RunInfo) -> dict[str, Any]:
         "started": info.started,
         "ended": info.ended,
         "flow_file": info.flow_file,
-        "task_runs": len(info.tasks),
+        "task_runs": info.recorded,
     }
 
 
@@ -175,7 +175,7 @@ def run_runs(args: argparse.Namespace, out: Output) -> int:
     table = [("RUN ID", "FLOW", "STATUS", "STARTED", "ENDED", "TASK RUNS")]
     for r in runs:
         table.append((r.run_id, r.flow, r.status, _when(r.started, now), _when(r.ended, now),
-                      str(len(r.tasks))))  # fmt: skip
+                      str(r.recorded)))  # fmt: skip
     _print_table(out, table)
     out.line(f"{plural(len(runs), 'run')}; 'resultkit runs show RUN_ID' for one")
     return OK

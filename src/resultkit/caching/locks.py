@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -34,6 +35,8 @@ from ..results._location import LOCKS_FOLDER
 __all__ = ["SingleFlightLock", "DEFAULT_LEASE", "lock_holders", "remove_stale_lock"]
 #: Seconds a lock is held without a heartbeat before another run may take it over.
 DEFAULT_LEASE = 30.0
+
+logger = logging.getLogger("resultkit")
 
 
 def _owner() -> str:
@@ -126,6 +129,12 @@ class SingleFlightLock:
                 f"{type(exc).__name__}: {exc}",
                 location=self.location,
             ) from exc
+        if self._rival(epoch):
+            # A contender that listed no epoch (the holder had just released) made a
+            # lower one meanwhile: two epochs are live, so neither may hold. Back off.
+            with contextlib.suppress(Exception):
+                self.storage.delete(self._key(epoch))
+            return False
         self._epoch = epoch
         for old in epochs:  # the dead holders' epochs
             with contextlib.suppress(Exception):  # best effort: a leftover holds nothing
@@ -136,6 +145,23 @@ class SingleFlightLock:
         )
         self._heartbeat.start()
         return True
+
+    def _rival(self, mine: int) -> bool:
+        """Whether an epoch other than ``mine`` is held by a live lease."""
+        try:
+            others = [e for e in self._epochs() if e != mine]
+        except StorageError:
+            return False  # cannot tell: the atomic create alone decides
+        for epoch in others:
+            found = self.storage.get(self._key(epoch))
+            if found is None:
+                continue
+            try:
+                if float(json.loads(bytes(found[0]))["expires"]) > time.time():
+                    return True
+            except (ValueError, KeyError, TypeError):
+                continue
+        return False
 
     def _renew_loop(self) -> None:
         assert self._epoch is not None
@@ -150,6 +176,13 @@ class SingleFlightLock:
 
     def release(self) -> None:
         """Give the lock up (a no-op when not held)."""
+        if self.lost:
+            logger.warning(
+                "single-flight lock of %s was taken over while held (this run was stopped "
+                "longer than the %gs lease): another run computed it too",
+                self.location,
+                self.lease,
+            )
         self._stop.set()
         if self._heartbeat is not None:
             self._heartbeat.join()

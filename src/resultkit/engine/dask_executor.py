@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import copy
 import logging
+import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigurationError
 from ..results import ConstantResult, Result
 from .context import config
-from .deferred import Deferred, RemoteValue, StoredValue, input_refs, resolve_inputs
+from .deferred import Deferred, RemoteValue, StoredValue, input_refs
 from .executors import Executor
 from .state import Mapped, State
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from .task_runner import TaskRunner
     from .unit import RunUnit
 
-__all__ = ["DaskExecutor"]
+__all__ = ["DaskExecutor", "RemoteTaskError"]
 
 logger = logging.getLogger("resultkit")
 
@@ -67,6 +68,27 @@ def _small(value: Any) -> bool:
         return False
 
 
+class RemoteTaskError(Exception):
+    """A task's exception that could not be sent from its worker, as text (and traceback)."""
+
+    def __init__(self, message: str, remote_traceback: str = "") -> None:
+        super().__init__(message)
+        self.remote_traceback = remote_traceback
+
+    def __reduce__(self) -> Any:
+        return (RemoteTaskError, (str(self), self.remote_traceback))
+
+
+def _travels(exc: BaseException) -> bool:
+    import cloudpickle
+
+    try:
+        cloudpickle.loads(cloudpickle.dumps(exc))
+    except Exception:
+        return False
+    return True
+
+
 def _length(value: Any) -> int | None:
     try:
         return len(value)
@@ -80,7 +102,7 @@ def _run_unit(
     """On a worker: resolve the deferred inputs, then run the unit like any executor would."""
     for name, value in settings.items():  # the flow process's config, for this run
         setattr(config, name, value)
-    unit.inputs = resolve_inputs(unit.inputs, refs)
+    unit.refs = dict(refs)  # the runner resolves deferred inputs, reporting failures
     return runner.run(unit)
 
 
@@ -89,6 +111,12 @@ def _light(state: State, key: str) -> State:
     if isinstance(state, Mapped):
         return state
     out = copy.copy(state)
+    if state.exception is not None and not _travels(state.exception):
+        # An exception the flow process could not unpickle would lose the user's message.
+        out.exception = RemoteTaskError(
+            f"{type(state.exception).__name__}: {state.exception}",
+            "".join(traceback.format_exception(state.exception)),
+        )
     result = state._result
     value = result.value
     if _small(value):

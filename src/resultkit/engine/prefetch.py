@@ -20,7 +20,7 @@ from .context import context
 from .deferred import Deferred, StoredValue, has_deferred
 from .state import Cached, Pending, State
 from .targets import format_target
-from .task_runner import TaskRunner
+from .task_runner import TaskRunner, shared_target
 from .transitions import TaskRun, transition
 from .triggers import all_successful
 from .unit import RunUnit
@@ -69,31 +69,43 @@ def _keys_here(runner: TaskRunner, unit: RunUnit) -> dict[str, Any]:
 
 
 def settle_target_hits(runner: TaskRunner, units: list[RunUnit]) -> dict[int, State]:
-    """The states of the units in ``units`` whose target exists, by position.
+    """The states of the units in ``units`` settled here, by position.
 
-    Targets not checked yet (``unit.target_exists is None``) are formatted
-    and checked in bulk, one ``exists_many`` per Result. A failure to
-    format or check is not an error here: the run then goes to a worker,
-    which reports it.
+    Every target that can be formatted here (no input still on a worker) is
+    formatted and claimed: two tasks sharing one fail here as they would in
+    process (each worker only knows its own claims). Targets not checked yet
+    are checked in bulk, one ``exists_many`` per Result, and a hit is
+    settled as ``Cached``. A failure to format or check is not an error
+    here: the run then goes to a worker, which reports it.
     """
+    hits: dict[int, State] = {}
     eligible: list[tuple[int, RunUnit, StorageResult]] = []
-    for i, unit in enumerate(units):
-        result = _decided_by_target(runner, unit)
-        if result is not None:
-            eligible.append((i, unit, result))
     by_result: dict[int, list[RunUnit]] = {}
     results: dict[int, StorageResult] = {}
-    for _, unit, result in eligible:
-        if unit.target_exists is not None:
+    for i, unit in enumerate(units):
+        task = unit.task
+        result = runner.result_for(task) if task.target is not None else None
+        if result is None or unit.target_failure is not None:
             continue
-        try:
-            keys = unit.keys or _keys_here(runner, unit)
-            with context(runner.flow_keys, keys):
-                unit.target_location = format_target(unit.task, result, keys)
-        except Exception:
-            continue  # the worker formats it again and fails the run with the reason
-        by_result.setdefault(id(result), []).append(unit)
-        results[id(result)] = result
+        if unit.target_location is None:
+            try:
+                keys = unit.keys or _keys_here(runner, unit)
+                with context(runner.flow_keys, keys):
+                    unit.target_location = format_target(task, result, keys)
+            except Exception:
+                continue  # the worker formats it again and fails the run with the reason
+        other = runner.claim_target(task, unit.target_location)
+        if other is not None:
+            run = TaskRun(task, unit.full_name, Pending())
+            hits[i] = transition(run, shared_target(unit.target_location, other))
+            continue
+        decided = _decided_by_target(runner, unit)
+        if decided is None:
+            continue
+        eligible.append((i, unit, decided))
+        if unit.target_exists is None:
+            by_result.setdefault(id(decided), []).append(unit)
+            results[id(decided)] = decided
     for rid, group in by_result.items():
         try:
             found = results[rid].exists_many([u.target_location for u in group])  # type: ignore[misc]
@@ -102,13 +114,10 @@ def settle_target_hits(runner: TaskRunner, units: list[RunUnit]) -> dict[int, St
             continue
         for unit, exists in zip(group, found, strict=True):
             unit.target_exists = bool(exists)
-    hits: dict[int, State] = {}
     for i, unit, result in eligible:
         target = unit.target_location
         if not unit.target_exists or target is None:
             continue
-        if runner.claim_target(unit.task, target) is not None:
-            continue  # shared with another task: the worker fails it, saying so
         run = TaskRun(unit.task, unit.full_name, Pending())
         hits[i] = transition(run, Cached(f"target {target} exists", StoredValue(result, target)))
     return hits

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 import string
 from typing import Any
 
-from ..errors import FlowError
+from ..errors import FlowError, ResultError
 from ..results import StorageResult
 from .flow import Flow
 from .targets import format_target
@@ -14,6 +17,8 @@ from .task_runner import TaskRunner
 from .unit import RunUnit
 
 __all__ = ["refuse_shared_targets", "check_run_id", "refuse_recorded"]
+
+_RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
 
 def refuse_shared_targets(flow: Flow, runner: TaskRunner) -> None:
@@ -62,26 +67,31 @@ def _fields(template: Any) -> set[str]:
 
 
 def refuse_recorded(store: StorageResult, run_id: str) -> None:
-    """A new run must not mix its records with those of an earlier run of the same id."""
+    """Claim ``run_id`` in ``store``: a new run never mixes its records with another's.
+
+    The claim is an atomic create where the storage has one, so of two
+    processes starting a run with one id at once, exactly one runs.
+    """
+    taken = FlowError(
+        f"run {run_id!r} is already recorded in {store.root_url}; continue it with "
+        f"flow.resume({run_id!r}), or give this run another run_id"
+    )
     try:
-        exists = store.exists(f"{run_id}/run.json")
-    except Exception:
+        if store.exists(f"{run_id}/run.json"):
+            raise taken
+        if store.storage.supports_put_if_absent:
+            owner = f"{socket.gethostname()}:{os.getpid()}".encode()
+            if not store.put_if_absent(owner, f"{run_id}/claim"):
+                raise taken
+    except ResultError:
         return  # the records' store is unreachable: the run warns when it records
-    if exists:
-        raise FlowError(
-            f"run {run_id!r} is already recorded in {store.root_url}; continue it with "
-            f"flow.resume({run_id!r}), or give this run another run_id"
-        )
 
 
 def check_run_id(run_id: str) -> None:
-    if (
-        not isinstance(run_id, str)
-        or not run_id
-        or any(c in run_id for c in "/\\{}")
-        or run_id in (".", "..")
-    ):
+    """Refuse a run id that could not name a folder of every run store."""
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
         raise FlowError(
-            f"run_id {run_id!r} is not usable: it names a folder of the run store, so give a "
-            "non-empty name without '/', '\\', braces, e.g. run_id='nightly-2026-11-25'"
+            f"run_id {run_id!r} is not usable: it names a folder of the run store, so use 1 to "
+            "128 letters, digits, '.', '_' or '-', not starting with '.', "
+            "e.g. run_id='nightly-2026-11-25'"
         )

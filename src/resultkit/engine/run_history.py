@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,8 @@ from .state import Paused, State, Success
 if TYPE_CHECKING:
     from .flow import Flow
     from .task import Task
+
+logger = logging.getLogger("resultkit")
 
 __all__ = ["RunInfo", "TaskRecord", "read_run", "list_runs", "resumed_states"]
 
@@ -31,6 +34,9 @@ class TaskRecord:
     location: str | None = None
     inputs: dict[str, str] = field(default_factory=dict)
     run_count: int = 0
+    #: The digest of the stored value and the tokens of the inputs, when recorded.
+    digest: str | None = None
+    input_tokens: dict[str, str] | None = None
 
 
 @dataclass
@@ -45,10 +51,15 @@ class RunInfo:
     flow_file: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     tasks: list[TaskRecord] = field(default_factory=list)
+    #: How many task runs the run recorded (known without reading their records).
+    recorded: int = 0
 
 
-def read_run(store: StorageResult, run_id: str) -> RunInfo:
-    """The recorded run ``run_id``; :class:`~resultkit.errors.FlowError` if there is none."""
+def read_run(store: StorageResult, run_id: str, *, tasks: bool = True) -> RunInfo:
+    """The recorded run ``run_id``; :class:`~resultkit.errors.FlowError` if there is none.
+
+    ``tasks=False`` reads only the run's document and parameters (no task records).
+    """
     docs = store.copy()
     docs.serializer = JSONSerializer()
     docs.location = None
@@ -71,7 +82,11 @@ def read_run(store: StorageResult, run_id: str) -> RunInfo:
         parameters=dict(params),
     )
     prefix = store.storage_key(f"{run_id}/tasks") + "/"
-    for key in sorted(store.storage.list(prefix)):
+    keys = sorted(k for k in store.storage.list(prefix) if k.endswith(".json"))
+    info.recorded = len(keys)
+    if not tasks:
+        return info
+    for key in keys:
         name = key[len(prefix) :]
         if not name.endswith(".json") or "/" in name:
             continue
@@ -89,6 +104,8 @@ def read_run(store: StorageResult, run_id: str) -> RunInfo:
                 location=rec.get("location"),
                 inputs=dict(rec.get("inputs") or {}),
                 run_count=int(rec.get("run_count") or 0),
+                digest=rec.get("digest"),
+                input_tokens=rec.get("input_tokens"),
             )
         )
     return info
@@ -96,6 +113,9 @@ def read_run(store: StorageResult, run_id: str) -> RunInfo:
 
 def list_runs(store: StorageResult | str | None = None) -> list[RunInfo]:
     """The runs recorded in ``store`` (default: the default run store), newest first.
+
+    Their task records are not read (``get_run(run_id)`` reads them): listing
+    costs one listing and two small reads a run.
 
     Example:
         >>> for run in list_runs():                                   # doctest: +SKIP
@@ -110,7 +130,7 @@ def list_runs(store: StorageResult | str | None = None) -> list[RunInfo]:
         rel = key[len(root) :]
         if rel.endswith("/run.json") and rel.count("/") == 1:
             try:
-                runs.append(read_run(found, rel.split("/")[0]))
+                runs.append(read_run(found, rel.split("/")[0], tasks=False))
             except (FlowError, ResultError):
                 continue
     return sorted(runs, key=lambda r: r.started, reverse=True)
@@ -145,7 +165,19 @@ def resumed_states(
             }
             state: State = Paused(f"resumed: {rec.message}", cached_inputs=inputs)
         elif rec.location is not None:
-            state = Success(f"resumed from {rec.location}", StoredValue(reader(task), rec.location))
+            result = reader(task)
+            if not _still_there(result, rec):
+                logger.info(
+                    "Run %s: the value task %r stored at %s is gone or was overwritten since; "
+                    "it runs again",
+                    info.run_id,
+                    rec.name,
+                    rec.location,
+                )
+                continue
+            state = Success(f"resumed from {rec.location}", StoredValue(result, rec.location))
+            # Reused only for the same inputs (checked where the task would run).
+            state.resumed_inputs = rec.input_tokens  # type: ignore[attr-defined]
         else:
             continue
         state.run_count = rec.run_count
@@ -154,3 +186,16 @@ def resumed_states(
         else:
             children[(rec.index, int(rec.map_index))] = state
     return whole, children
+
+
+def _still_there(result: Any, rec: TaskRecord) -> bool:
+    """Whether the recorded value is still at its location, with the digest recorded."""
+    if not isinstance(result, StorageResult):
+        return True  # a Prefect-1-style Result: no record to compare
+    try:
+        found = result.stat(rec.location)
+        if found is None or not result.exists(rec.location):  # a record left alone
+            return False
+    except ResultError:
+        return False
+    return rec.digest is None or found.digest == rec.digest

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from ..caching.hashing import inputs_token
 from ..errors import (
     ConfigurationError,
     ResultError,
@@ -182,7 +183,9 @@ class RunRecords:
         except ResultError as exc:
             self._warn("the end of the run", exc)
 
-    def task_done(self, task: Task, map_index: int | None, state: State) -> None:
+    def task_done(
+        self, task: Task, map_index: int | None, state: State, inputs: Mapping[str, Any]
+    ) -> None:
         """Record a task run's final state if a resume can reuse it.
 
         Recorded: a success whose value is stored (a checkpoint or a target
@@ -205,6 +208,12 @@ class RunRecords:
                 if location is None:
                     return
                 record["location"] = location
+                # A resume reuses it only while both still hold: the same bytes at
+                # the location, the same inputs (another run may have overwritten
+                # the location; the flow's constants or upstream values may differ).
+                stored = state._result.record
+                record["digest"] = stored.digest if stored is not None else None
+                record["input_tokens"] = inputs_token(inputs)
             elif isinstance(state, Paused):
                 inputs = {}
                 for name, value in (state.cached_inputs or {}).items():

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..caching import CacheStore, ResultCacheStore
 from ..errors import FlowError
-from ..results import ConstantResult, StorageResult
+from ..results import ConstantResult, LocalResult, StorageResult
 from .context import context, default_cache_store
 from .executors import Executor, LocalExecutor
 from .flow import Edge, Flow, _Constant
@@ -125,7 +125,9 @@ class FlowRunner:
                 refuse_recorded(store_of_runs, run_id)
             runner.records = RunRecords(store_of_runs, flow_run_id, flow)
             runner.records.start(params, flow_keys.get("flow_file") or flow_file())
-            if self.executor.remote:  # once here, not once per task run on the workers
+            # Once here, not once per task run on the workers; and a named run is
+            # resumable even if it stores nothing.
+            if self.executor.remote or (run_id is not None and resumed is None):
                 runner.records.start_now()
         with context(flow_keys):
             refuse_shared_targets(flow, runner)
@@ -173,13 +175,17 @@ class FlowRunner:
             )
         info = read_run(store, run_id)
         runner_flow = self.flow
+        default = LocalResult()  # a target's Result when neither task nor flow has one
         whole, children = resumed_states(
-            runner_flow, info, lambda t: t.result or runner_flow.result, store
+            runner_flow, info, lambda t: t.result or runner_flow.result or default, store
         )
         given = dict(task_states or {})
         for t, s in list(given.items()):
             recorded = whole.get(t)
-            if isinstance(s, Resume) and recorded is not None and recorded.cached_inputs:
+            if isinstance(recorded, Finished):
+                logger.info("Task '%s' finished in run %s: %s not applied", t.name, run_id, s)
+                del given[t]  # approved and done: approving again must not run it twice
+            elif isinstance(s, Resume) and recorded is not None and recorded.cached_inputs:
                 given[t] = Resume(s.message, cached_inputs=recorded.cached_inputs)
         logger.info(
             "Flow '%s': resuming run %s (%d task runs recorded)", info.flow, run_id, len(info.tasks)
@@ -273,9 +279,10 @@ class FlowRunner:
         if isinstance(t, _Constant):
             states[t] = Success(result=t.value)
             return []
-        if isinstance(prior.get(t), Finished):
-            states[t] = prior[t]
-            return []
+        given = prior.get(t)
+        if isinstance(given, Finished) and getattr(given, "resumed_inputs", None) is None:
+            states[t] = given
+            return []  # a recorded state with inputs: its run checks they are the same
         if isinstance(t, Parameter):
             value = runner.flow_keys["parameters"].get(t.name, t.default)
             states[t] = finish(TaskRun(t, t.name, Pending()), Success(f"parameter {t.name}", value))

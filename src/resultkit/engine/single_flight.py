@@ -66,7 +66,11 @@ def target_flight(
     if not result.storage.supports_put_if_absent:
         return None, None
     waiting = f"Task '{name}': waiting for another run computing {target}"
-    return _compute_once(result, target, look_again, waiting)
+    try:
+        return _compute_once(result, target, look_again, waiting)
+    except StorageError as exc:  # as for caches: compute without the lock, saying so
+        logger.warning("Task '%s': no single-flight lock for %s (%s)", name, target, exc)
+        return None, None
 
 
 def _lock_name(lookup: Lookup) -> str:

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..caching.explain import CacheMiss
+from ..caching.hashing import inputs_token
 from ..errors import ResultError
 from ..results import ConstantResult, FormattedLocation, LocalResult, Result
 from ..signals import FAIL, PAUSE, SKIP
@@ -49,11 +50,22 @@ __all__ = ["TaskRunner"]
 logger = logging.getLogger("resultkit")
 
 
+def _same_inputs(unit: RunUnit) -> bool:
+    """Whether a recorded (resumed) state's inputs are this run's: else it runs again."""
+    expected = getattr(unit.prior, "resumed_inputs", None)
+    if expected is None:
+        return True  # not from a record, or recorded without tokens
+    try:
+        return bool(inputs_token(unit.inputs) == expected)
+    except Exception:
+        return False
+
+
 def _as_results(inputs: Mapping[str, Any]) -> dict[str, Result]:
     return {k: ConstantResult(v) for k, v in inputs.items()}
 
 
-def _shared_target(target: FormattedLocation, other: Task) -> Failed:
+def shared_target(target: FormattedLocation, other: Task) -> Failed:
     return Failed(
         f"target: {target} is also the target of task {other.name!r} in this flow; two tasks "
         "sharing a target would serve each other's values. Give each its own target "
@@ -133,17 +145,42 @@ class TaskRunner:
 
     def run(self, unit: RunUnit) -> State:
         """Run ``unit`` to its state; never raises for a failure of the task or its hooks."""
+        if has_deferred(unit.inputs):  # values on other workers or in storage: get them here
+            failed = self._resolve_inputs(unit)
+            if failed is not None:
+                return finish(TaskRun(unit.task, unit.full_name, unit.prior or Pending()), failed)
+        if isinstance(unit.prior, Finished) and not _same_inputs(unit):
+            logger.info(
+                "Task '%s': its inputs differ from the recorded run's; running it again",
+                unit.full_name,
+            )
+            unit.prior = None
         run = TaskRun(unit.task, unit.full_name, unit.prior or Pending())
         state = self._run_guarded(run, unit)
         if self.records is not None and state is not unit.prior:
-            self.records.task_done(unit.task, unit.map_index, state)
+            self.records.task_done(unit.task, unit.map_index, state, unit.inputs)
         return state
 
+    def _resolve_inputs(self, unit: RunUnit) -> Failed | None:
+        """Replace deferred inputs by their values; the failure if one cannot be had."""
+        resolved = {}
+        for name, value in unit.inputs.items():
+            if not isinstance(value, Deferred):
+                resolved[name] = value
+                continue
+            try:
+                resolved[name] = value.resolve(unit.refs)
+            except ResultError as exc:
+                where = f" at {value.location}" if value.location else ""
+                return Failed(
+                    f"input {name!r}: the value stored{where} could not be read ({exc}); "
+                    "run the flow with refresh=True (or delete it) to compute it again",
+                    exception=exc,
+                )
+        unit.inputs = resolved
+        return None
+
     def _run_guarded(self, run: TaskRun, unit: RunUnit) -> State:
-        if has_deferred(unit.inputs):  # values a resume left in storage: read them here
-            unit.inputs = {
-                k: v.value if isinstance(v, Deferred) else v for k, v in unit.inputs.items()
-            }
         try:
             return self._run(run, unit)
         except StopRun as stop:  # a state handler raised: already logged and handled
@@ -214,7 +251,7 @@ class TaskRunner:
                 target = unit.target_location or format_target(task, result, keys)
                 other = self.claim_target(task, target)
                 if other is not None:
-                    return transition(run, _shared_target(target, other))
+                    return transition(run, shared_target(target, other))
                 hit = read_target(
                     task, result, target, unit.target_exists, run.name, self.caching, misses
                 )

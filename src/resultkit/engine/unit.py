@@ -32,6 +32,8 @@ class RunUnit:
     target_exists: bool | None = None
     #: Why this child's target could not be formatted; the child fails with it.
     target_failure: Failed | None = None
+    #: On a remote executor: the upstream states deferred inputs are resolved from.
+    refs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:
