@@ -295,3 +295,21 @@ def test_a_target_without_any_result_resumes(run_store, tmp_path, monkeypatch):
         out = fail_once(made())
     assert flow.run(run_id="t1").is_failed()
     assert flow.resume("t1").result[out].result == 7
+
+
+def test_a_flow_whose_tasks_changed_is_refused_naming_the_task(run_store, tmp_path):
+    @task(result=LocalResult(dir=tmp_path / "v"), checkpoint=True)
+    def one():
+        return 1
+
+    @task(result=LocalResult(dir=tmp_path / "v"), checkpoint=True)
+    def other():
+        return 2
+
+    with Flow("edited") as flow:
+        one()
+    flow.run(run_id="e1")
+    with Flow("edited") as edited:
+        other()  # the same flow name, its task renamed
+    with pytest.raises(FlowError, match="recorded task #0 as 'one'.*is 'other'.*changed"):
+        edited.resume("e1")
