@@ -45,6 +45,18 @@ class S3Storage(ObjectStoreStorage):
         fs: Any = self.fs
         return sync(fs.loop, fs._call_s3, method, fs.kwargs, **kwargs)
 
+    def _without_expect_continue(self) -> None:
+        """Small PUTs go without ``Expect: 100-continue`` (botocore adds it to every
+        body it streams, checksummed ones too): the wait for "100 Continue" is one
+        more round trip per PUT, which doubled a small write's latency."""
+        fs: Any = self.fs
+        client = getattr(fs, "_s3", None)
+        if client is None:
+            client = sync(fs.loop, fs.set_session)
+        if not getattr(client, "_resultkit_small_puts", False):
+            client.meta.events.register_last("before-call.s3", _drop_expect)  # after botocore's
+            client._resultkit_small_puts = True
+
     def _split(self, path: str) -> tuple[str, str]:
         bucket, key, _ = self.fs.split_path(path)
         return bucket, key
@@ -60,6 +72,7 @@ class S3Storage(ObjectStoreStorage):
                 return self.requests.put(path, data, metadata, create)
             finally:
                 self.fs.invalidate_cache(path)
+        self._without_expect_continue()
         bucket, key = self._split(path)
         condition = {"IfNoneMatch": "*"} if create else {}
         try:
@@ -192,6 +205,15 @@ class S3Storage(ObjectStoreStorage):
                 )
                 removed += 1
         return removed
+
+
+def _drop_expect(params: dict[str, Any], **kwargs: Any) -> None:
+    """botocore ``before-call`` handler: no ``Expect: 100-continue`` on a small PUT."""
+    from botocore.utils import determine_content_length
+
+    size = determine_content_length(params.get("body") or b"")
+    if size is not None and size <= ObjectStoreStorage.single_request_limit:
+        params.get("headers", {}).pop("Expect", None)
 
 
 class S3Result(FSSpecResult):
