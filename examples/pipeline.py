@@ -9,6 +9,7 @@ Run it twice: the second run is served from the targets written by the first.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import timedelta
 
@@ -22,7 +23,7 @@ from resultkit.serializers import JSONSerializer
 attempts = {"load": 0}
 
 
-def build_flow(result: LocalResult) -> Flow:
+def build_flow(result: LocalResult, run_store: str | None = None) -> Flow:
     @task(target="{flow_name}/{today}/extract-{city}.json", checkpoint=True)
     def extract(city: str) -> list[dict]:
         """Pretend to download a day of readings (slow in real life)."""
@@ -42,7 +43,7 @@ def build_flow(result: LocalResult) -> Flow:
             raise ConnectionError("warehouse connection reset (first attempt always fails)")
         return f"loaded {summary['city']}: mean {summary['mean']:.2f} C"
 
-    with Flow("weather", result=result) as flow:
+    with Flow("weather", result=result, run_store=run_store) as flow:
         city = Parameter("city", default="lisbon")
         rows = extract(city)
         summary = transform(rows, city)
@@ -56,7 +57,8 @@ def main(argv: list[str]) -> int:
     result = LocalResult(dir=folder, serializer=JSONSerializer(indent=1))
     console = Console()
     console.print(f"[bold]resultkit example[/bold]: results under {result.root_url}")
-    flow = build_flow(result)
+    # Given a folder, everything stays in it: the run records too (resume, `resultkit runs`).
+    flow = build_flow(result, os.path.join(folder, "runs") if folder else None)
     state = flow.run(parameters={"city": "lisbon"})
 
     table = Table(title=f"flow 'weather': {type(state).__name__}")

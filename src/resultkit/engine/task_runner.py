@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 from ..caching.explain import CacheMiss
 from ..caching.hashing import inputs_token
 from ..errors import ResultError
-from ..results import ConstantResult, FormattedLocation, LocalResult, Result
+from ..results import FormattedLocation, LocalResult, Result
 from ..signals import FAIL, PAUSE, SKIP
+from .body import as_results, run_body
 from .context import context
 from .deferred import Deferred, has_deferred
 from .flow import Flow
@@ -33,8 +32,6 @@ from .state import (
     Paused,
     Pending,
     Resume,
-    Retrying,
-    Running,
     Skipped,
     State,
     Success,
@@ -61,29 +58,12 @@ def _same_inputs(unit: RunUnit) -> bool:
         return False
 
 
-def _as_results(inputs: Mapping[str, Any]) -> dict[str, Result]:
-    return {k: ConstantResult(v) for k, v in inputs.items()}
-
-
 def shared_target(target: FormattedLocation, other: Task) -> Failed:
     return Failed(
         f"target: {target} is also the target of task {other.name!r} in this flow; two tasks "
         "sharing a target would serve each other's values. Give each its own target "
         "(e.g. include {task_name})."
     )
-
-
-def _counted(state: State, run_count: int) -> State:
-    """``state`` with the number of times the body ran (Prefect 1's ``run_count``)."""
-    state.run_count = run_count
-    return state
-
-
-def _enter(run: TaskRun, new: State) -> None:
-    """Move to an intermediate state (Running, Retrying); a handler replacing it ends the run."""
-    state = transition(run, new)
-    if not isinstance(state, type(new)):
-        raise StopRun(state)  # already recorded: the handler's state is the run's last
 
 
 class TaskRunner:
@@ -224,7 +204,7 @@ class TaskRunner:
             if task.trigger(upstream):
                 return None
         except PAUSE as sig:
-            return Paused(str(sig), cached_inputs=_as_results(inputs))
+            return Paused(str(sig), cached_inputs=as_results(inputs))
         except SKIP as sig:
             return Skipped(str(sig) or f"skipped by the trigger {name_of(task.trigger)}")
         except FAIL as sig:
@@ -320,7 +300,7 @@ class TaskRunner:
     ) -> State:
         task = unit.task
         # 3. The body, with retries. A final state other than Success is already recorded.
-        state = self._run_body(run, task, inputs, first_run_count(unit.prior))
+        state = run_body(run, task, inputs, first_run_count(unit.prior))
         state.cache_miss = misses[-1] if misses else None
         if not isinstance(state, Success) or isinstance(state, Skipped):
             return state
@@ -339,39 +319,3 @@ class TaskRunner:
         if target is not None and task.target_validator is not None and state.is_successful():
             self.caching.remember_target(task, str(target), state)  # the code that wrote it
         return state
-
-    def _run_body(self, run: TaskRun, task: Task, inputs: dict[str, Any], run_count: int) -> State:
-        """The body's outcome: a recorded final state, or a Success still to persist."""
-        while True:
-            _enter(run, Running("running" if run_count == 1 else f"run {run_count}"))
-            try:
-                with context(task_run_count=run_count, task_loop_count=1):
-                    value = task.run(**inputs)
-            except SKIP as sig:
-                return transition(run, _counted(Skipped(str(sig) or "skipped"), run_count))
-            except PAUSE as sig:
-                paused = Paused(str(sig), cached_inputs=_as_results(inputs))
-                return transition(run, _counted(paused, run_count))
-            except FAIL as sig:
-                failed = Failed(str(sig) or "failed", exception=sig)
-                return transition(run, _counted(failed, run_count))
-            except Exception as exc:
-                if run_count <= task.max_retries:
-                    delay = task.retry_delay.total_seconds()
-                    retry = Retrying(
-                        f"{describe(exc)}; retry {run_count} of {task.max_retries} in {delay:g}s",
-                        start_time=datetime.now(timezone.utc) + task.retry_delay,
-                        run_count=run_count,
-                        exception=exc,
-                        cached_inputs=_as_results(inputs),
-                    )
-                    _enter(run, retry)
-                    time.sleep(delay)
-                    run_count += 1
-                    continue
-                failed = Failed(describe(exc), exception=exc)
-                failed.run_count = run_count
-                return transition(run, failed)
-            success = Success("finished", ConstantResult(value))
-            success.run_count = run_count
-            return success
