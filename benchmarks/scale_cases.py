@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from harness import sized, timed
+from harness import TINY, sized, timed
 from remote_cases import s3_result
 
 CHILDREN = sized(200, 10)
@@ -25,8 +25,9 @@ SERIAL_REPEAT = 2  # a cold in-process run pays every request in turn: ~25 s ove
 def _cluster() -> Iterator[str]:
     import distributed
 
+    # The smoke test's tiny mode uses in-process workers: they start in a second.
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=4, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=4, processes=not TINY, dashboard_address=None
     ) as cluster:
         yield cluster.scheduler_address
 
