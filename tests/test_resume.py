@@ -313,3 +313,51 @@ def test_a_flow_whose_tasks_changed_is_refused_naming_the_task(run_store, tmp_pa
         other()  # the same flow name, its task renamed
     with pytest.raises(FlowError, match="recorded task #0 as 'one'.*is 'other'.*changed"):
         edited.resume("e1")
+
+
+def test_ctrl_c_stops_a_run_and_a_failed_upstream_leaves_nothing_to_map(run_store, tmp_path):
+    ran = []
+
+    @task
+    def interrupted(x):
+        ran.append(x)
+        if x == 2:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C during this child
+        return x
+
+    with Flow("ctrl-c") as flow:
+        interrupted.map([1, 2, 3, 4])
+    with pytest.raises(KeyboardInterrupt):
+        flow.run()
+    assert ran == [1, 2]  # no child ran after the interrupt
+
+    @task
+    def broken():
+        raise ValueError("no list today")
+
+    @task
+    def each(x):
+        return x
+
+    with Flow("nothing-to-map") as flow:
+        out = each.map(broken())
+    state = flow.run().result[out]
+    assert state.is_failed() and "upstream task(s) 'broken' did not succeed" in state.message
+
+
+def test_a_resume_keeps_the_runs_start(run_store, tmp_path):
+    calls = Counter[str]()
+
+    @task(result=LocalResult(dir=tmp_path / "v"), checkpoint=True)
+    def flaky():
+        calls["flaky"] += 1
+        if calls["flaky"] == 1:
+            raise RuntimeError("first attempt fails")
+        return 1
+
+    with Flow("started") as flow:
+        flaky()
+    flow.run(run_id="s1")
+    first = get_run("s1").started
+    flow.resume("s1")
+    assert get_run("s1").started == first

@@ -295,3 +295,34 @@ def test_a_lock_folder_that_cannot_be_used_computes_with_a_warning(tmp_path, cap
     with caplog.at_level("WARNING", logger="resultkit"):
         assert flow.run().result[ref].result == 5
     assert "no single-flight lock" in caplog.text
+
+
+def test_a_dead_holder_here_is_taken_over_at_once_a_remote_one_after_its_lease(tmp_path):
+    import json as _json
+
+    from resultkit.results._localsafety import process_space
+
+    result = LocalResult(dir=tmp_path)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    gone = int(dead.stdout)  # a process of this machine that has exited
+
+    def plant(owner: str, lease: float) -> None:
+        lock = SingleFlightLock(result, "t.pkl", lease=30)
+        for key in result.storage.list(lock._prefix):
+            result.storage.delete(key)
+        doc = {"owner": owner, "expires": time.time() + lease, "lease": lease}
+        assert result.storage.put_if_absent(lock._key(0), _json.dumps(doc).encode(), {})
+
+    plant(f"thishost:{gone}:{process_space()}:abcd1234", lease=60)
+    here = SingleFlightLock(result, "t.pkl", lease=30)
+    assert here.acquire()  # no need to wait 60 s for a process known to be gone
+    here.release()
+
+    plant(f"otherhost:{gone}:000000:abcd1234", lease=3)  # another machine: its lease rules
+    there = SingleFlightLock(result, "t.pkl", lease=30)
+    assert not there.acquire()  # the pid means nothing here: wait for the lease
+    assert there.wait(timeout=20)
+    assert there.acquire()
+    there.release()

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..errors import StorageError
 from ..results import StorageResult
+from ..results._localsafety import pid_alive, process_space
 from ..results._location import LOCKS_FOLDER
 
 __all__ = ["SingleFlightLock", "DEFAULT_LEASE", "lock_holders", "remove_stale_lock"]
@@ -40,7 +41,17 @@ logger = logging.getLogger("resultkit")
 
 
 def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    # host:pid:process-space:nonce. The process space (machine and PID namespace)
+    # lets a contender there see at once that a holder's process is gone.
+    return f"{socket.gethostname()}:{os.getpid()}:{process_space()}:{uuid.uuid4().hex[:8]}"
+
+
+def _dead_here(owner: Any) -> bool:
+    """Whether ``owner`` was a process of this machine and PID namespace that no longer exists."""
+    parts = str(owner).split(":")
+    if len(parts) != 4 or not parts[1].isdigit() or parts[2] != process_space():
+        return False
+    return not pid_alive(int(parts[1]))
 
 
 class SingleFlightLock:
@@ -108,8 +119,8 @@ class SingleFlightLock:
             expires = float(doc["expires"])
         except (ValueError, KeyError, TypeError):
             return None  # a damaged lock holds nothing
-        if expires <= time.time():
-            return None
+        if expires <= time.time() or _dead_here(doc.get("owner")):
+            return None  # its lease ran out, or its process is gone (killed): take it over
         return dict(doc)
 
     def acquire(self) -> bool:
@@ -157,7 +168,8 @@ class SingleFlightLock:
             if found is None:
                 continue
             try:
-                if float(json.loads(bytes(found[0]))["expires"]) > time.time():
+                doc = json.loads(bytes(found[0]))
+                if float(doc["expires"]) > time.time() and not _dead_here(doc.get("owner")):
                     return True
             except (ValueError, KeyError, TypeError):
                 continue

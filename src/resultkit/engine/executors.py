@@ -46,7 +46,7 @@ class LocalExecutor(Executor):
         fut: cf.Future[Any] = cf.Future()
         try:
             fut.set_result(fn(*args))
-        except BaseException as exc:
+        except Exception as exc:  # Ctrl-C and SystemExit stop the run, as in plain Python
             fut.set_exception(exc)
         return fut
 

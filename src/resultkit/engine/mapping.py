@@ -7,7 +7,7 @@ from typing import Any
 from ..errors import FlowError
 from .deferred import Deferred, DeferredList, has_deferred
 from .flow import Edge
-from .state import Failed, Mapped, Running, State
+from .state import Failed, Mapped, Running, State, TriggerFailed
 from .targets import TargetCollision, check_mapped_targets
 from .task import Task
 from .task_runner import TaskRunner
@@ -52,6 +52,16 @@ def map_children(
     parent's given state: ``Resume()``, a Retrying...).
     """
     t = parent.run.task
+    unfinished = [
+        e.upstream.name for e in edges if e.mapped and not states[e.upstream].is_successful()
+    ]
+    if unfinished:  # nothing to map over: say why, as a trigger would
+        names = ", ".join(repr(n) for n in sorted(set(unfinished)))
+        finish(
+            parent.run,
+            TriggerFailed(f"nothing to map over: upstream task(s) {names} did not succeed"),
+        )
+        return None
     if not isinstance(finish(parent.run, Running("mapping")), Running):
         return None  # a state handler replaced Running (or raised): that is the final state
     try:

@@ -8,7 +8,7 @@ import socket
 import string
 from typing import Any
 
-from ..errors import FlowError, ResultError
+from ..errors import FlowError
 from ..results import StorageResult
 from .flow import Flow
 from .targets import format_target
@@ -81,9 +81,13 @@ def refuse_recorded(store: StorageResult, run_id: str) -> None:
             raise taken
         if store.storage.supports_put_if_absent:
             owner = f"{socket.gethostname()}:{os.getpid()}".encode()
-            if not store.put_if_absent(owner, f"{run_id}/claim"):
+            # Under the reserved locks folder: never listed as a value, nor verified.
+            claim = store.lock_prefix(f"{run_id}/run.json") + "claim"
+            if not store.storage.put_if_absent(claim, owner, {}):
                 raise taken
-    except ResultError:
+    except FlowError:
+        raise
+    except Exception:
         return  # the records' store is unreachable: the run warns when it records
 
 

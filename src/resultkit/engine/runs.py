@@ -147,6 +147,10 @@ class RunRecords:
         self._started = _now()
         self._written = False
 
+    def keep_started(self, started: str) -> None:
+        """Record ``started`` as the run's start (a resume continues an earlier run)."""
+        self._started = started
+
     def start_now(self) -> None:
         """Write the run's start now (before task runs go to other processes)."""
         try:

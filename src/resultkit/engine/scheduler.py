@@ -39,6 +39,7 @@ class FlowRunner:
     def __init__(self, flow: Flow, executor: Executor | None = None) -> None:
         self.flow = flow
         self.executor = executor or LocalExecutor()
+        self._started_at: str | None = None  # of the recorded run a resume continues
 
     def _check_parameters(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
         declared = {p.name: p for p in self.flow.parameters()}
@@ -125,6 +126,8 @@ class FlowRunner:
                 refuse_recorded(store_of_runs, run_id)
             runner.records = RunRecords(store_of_runs, flow_run_id, flow)
             runner.records.start(params, flow_keys.get("flow_file") or flow_file())
+            if resumed is not None and self._started_at:
+                runner.records.keep_started(self._started_at)  # a resume keeps the run's start
             # Once here, not once per task run on the workers; and a named run is
             # resumable even if it stores nothing.
             if self.executor.remote or (run_id is not None and resumed is None):
@@ -174,6 +177,7 @@ class FlowRunner:
                 "nothing to resume; set a run_store before the run"
             )
         info = read_run(store, run_id)
+        self._started_at = info.started
         runner_flow = self.flow
         default = LocalResult()  # a target's Result when neither task nor flow has one
         whole, children = resumed_states(

@@ -70,9 +70,13 @@ def _missed(
     reason: str,
     changed: tuple[str, ...] = (),
 ) -> None:
-    """Log a target miss in one line and keep it for ``state.cache_miss``."""
-    logger.info("Task '%s': target miss (%s): %s", name, target, reason)
+    """Log a target miss in one line and keep it for ``state.cache_miss``.
+
+    Without ``misses`` (a second look, under a single-flight lock) nothing is
+    logged: the first look already said why.
+    """
     if misses is not None:
+        logger.info("Task '%s': target miss (%s): %s", name, target, reason)
         misses.append(CacheMiss("target", str(target), reason, changed))
 
 

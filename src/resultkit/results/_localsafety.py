@@ -92,7 +92,8 @@ def _writer(name: str) -> tuple[int, str] | None:
     return (int(pid), token[:6]) if sep and pid.isdigit() else None
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists in this PID namespace."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -131,7 +132,7 @@ def sweep_dead_writers(folder: str, now: float | None = None, force: bool = Fals
             continue
         pid, space = writer
         if space == process_space():
-            if pid == os.getpid() or _alive(pid):
+            if pid == os.getpid() or pid_alive(pid):
                 continue
             age = DEAD_WRITER_AGE
         else:  # another machine or container: its pids mean nothing here
@@ -163,7 +164,7 @@ def is_dead_writer_temp(name: str, modified: float, now: float | None = None) ->
     pid, space = writer
     now = time.time() if now is None else now
     if space == process_space():
-        if pid == os.getpid() or _alive(pid):
+        if pid == os.getpid() or pid_alive(pid):
             return False
         return now - modified >= DEAD_WRITER_AGE
     return now - modified >= FOREIGN_WRITER_AGE
