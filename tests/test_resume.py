@@ -361,3 +361,19 @@ def test_a_resume_keeps_the_runs_start(run_store, tmp_path):
     first = get_run("s1").started
     flow.resume("s1")
     assert get_run("s1").started == first
+
+
+def test_the_run_records_the_file_that_built_the_flow(run_store, tmp_path, monkeypatch):
+    (tmp_path / "pipeline_mod.py").write_text(
+        "from resultkit import Flow, task\n"
+        "@task\n"
+        "def one():\n"
+        "    return 1\n"
+        "with Flow('from-a-module') as flow:\n"
+        "    one()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import pipeline_mod  # a script elsewhere imports the module that builds the flow
+
+    pipeline_mod.flow.run(run_id="mod-1")
+    assert get_run("mod-1").flow_file == str(tmp_path / "pipeline_mod.py")

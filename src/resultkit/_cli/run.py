@@ -55,6 +55,10 @@ def load_flow(path: str, name: str | None, prefer: str | None = None) -> Flow:
     """
     if not os.path.isfile(path):
         raise CliError(f"no such file: {shown(path)}; give the Python file that defines the flow")
+    # As `python FILE.py` does: the file's folder first on the path, for its own modules.
+    folder = os.path.dirname(os.path.abspath(path))
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     try:
         # Not "__main__": a file's own "if __name__ == '__main__': flow.run()" stays quiet.
         namespace = runpy.run_path(path, run_name="__resultkit_run__")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import contextvars
+import os
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -46,6 +48,15 @@ class _Constant(Task):
         return self.value
 
 
+def _caller_file() -> str | None:
+    """The Python file of the code that called ``Flow(...)`` (skipping subclasses' __init__)."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_name == "__init__":
+        frame = frame.f_back  # type: ignore[assignment]
+    path = frame.f_globals.get("__file__") if frame is not None else None
+    return os.path.abspath(path) if isinstance(path, str) and path.endswith(".py") else None
+
+
 class Flow:
     """A set of tasks and the edges between them.
 
@@ -85,6 +96,8 @@ class Flow:
         run_store: Result | str | None = None,
     ) -> None:
         self.name = name
+        #: The file that built the flow (recorded with its runs, for ``resultkit resume``).
+        self.defined_in: str | None = _caller_file()
         #: Where runs are recorded (None: the global run store), see :meth:`resume`.
         self.run_store = run_store
         self.result = result

@@ -125,7 +125,9 @@ class FlowRunner:
             if run_id is not None and resumed is None:
                 refuse_recorded(store_of_runs, run_id)
             runner.records = RunRecords(store_of_runs, flow_run_id, flow)
-            runner.records.start(params, flow_keys.get("flow_file") or flow_file())
+            runner.records.start(
+                params, flow_keys.get("flow_file") or flow.defined_in or flow_file()
+            )
             if resumed is not None and self._started_at:
                 runner.records.keep_started(self._started_at)  # a resume keeps the run's start
             # Once here, not once per task run on the workers; and a named run is
