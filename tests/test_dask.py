@@ -176,3 +176,30 @@ def test_shared_targets_and_unpicklable_errors_are_reported_as_in_process(tmp_pa
     failed = state.result[ra] if state.result[ra].is_failed() else state.result[rb]
     assert "is also the target of task" in failed.message
     assert "PickyError: 7: the user's own message" in state.result[rp].message
+
+
+def test_the_command_line_runs_a_flow_on_dask(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "f.py").write_text(
+        "from resultkit import Flow, task\n"
+        "from resultkit.executors import DaskExecutor\n"
+        "@task\n"
+        "def inc(x):\n"
+        "    return x + 1\n"
+        "ex = DaskExecutor(cluster_kwargs={'n_workers': 1, 'processes': False})\n"
+        "with Flow('cli-dask', executor=ex) as flow:\n"
+        "    inc.map([1, 2, 3])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "resultkit", "run", "f.py", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert (summary["state"], summary["ran"], summary["failed"]) == ("Success", 3, 0)

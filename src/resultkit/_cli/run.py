@@ -185,7 +185,10 @@ def run_with_progress(
     summary; the exit code: 0 when the flow succeeded, 1 when it did not."""
     progress = progress or Progress(flow)
     handlers = {t: list(t.state_handlers) for t in flow.tasks}
-    for t in flow.tasks:
+    # On a remote executor (Dask) the tasks' handlers run on the workers: the table
+    # is filled from the final states instead of live.
+    remote = bool(getattr(flow.executor, "remote", False))
+    for t in flow.tasks if not remote else []:
         t.state_handlers.append(progress.handler)
     start = time.monotonic()
     try:
@@ -202,6 +205,11 @@ def run_with_progress(
     finally:
         for t, before in handlers.items():
             t.state_handlers[:] = before
+    if remote and isinstance(state.result, dict):
+        for t, final in state.result.items():
+            for child in getattr(final, "map_states", []):
+                progress.handler(t, final, child)
+            progress.handler(t, final, final)
     seconds = time.monotonic() - start
     summary = {
         "flow": flow.name, "run_id": state.run_id, "state": type(state).__name__,
