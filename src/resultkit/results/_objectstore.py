@@ -37,6 +37,7 @@ import io
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from glob import has_magic
 from typing import Any, BinaryIO, ClassVar
 from urllib.parse import quote, unquote
 
@@ -290,9 +291,17 @@ class ObjectStoreStorage(FileSystemStorage):
         # Object stores answer a DELETE of a missing key with success: ask first.
         found = self._head_path(path)
         # With a sidecar of a pair written before (or left beside a newer object),
-        # in one bulk request where the store has one (S3 DeleteObjects).
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm([path, path + RECORD_SUFFIX])
+        # in one bulk request where the store has one (S3 DeleteObjects). fsspec's
+        # rm expands glob characters: a name holding them is deleted one by one,
+        # exactly, never as a pattern.
+        paths = [path, path + RECORD_SUFFIX]
+        if has_magic(path):
+            for one in paths:
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm_file(one)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm(paths)
         return found
 
     def _find_under(self, base: str) -> list[str]:

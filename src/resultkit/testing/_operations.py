@@ -64,6 +64,21 @@ class OperationTests(RawAccess):
         assert keys == sorted(neighbours), f"list must show the neighbours only; got {keys}"
 
     @applies_when(supports_delete=True)
+    def test_delete_never_expands_glob_characters(self, result: StorageResult) -> None:
+        names = ["g/a*", "g/ab", "g/a?", "g/a[b]", "g/x[y]", "g/xy"]
+        for location in names:
+            result.write(location, location=location)
+        assert result.delete("g/a*") and result.delete("g/x[y]"), (
+            "delete must return True for a stored key whose name holds * ? ["
+        )
+        left = {loc: result.read(loc).value for loc in ("g/ab", "g/a?", "g/a[b]", "g/xy")}
+        assert left == {loc: loc for loc in left}, (
+            "delete must remove exactly the named key, never treat * ? [ as a pattern; "
+            f"the others now read {left}"
+        )
+        assert result.exists("g/a*") is False and result.exists("g/x[y]") is False
+
+    @applies_when(supports_delete=True)
     def test_write_after_delete(self, result: StorageResult) -> None:
         result.write("first", location="del/again.pkl")
         result.delete("del/again.pkl")
