@@ -144,6 +144,8 @@ def test_gc_dry_run_changes_nothing_then_gc_cleans_but_keeps_a_locked_result(tmp
     store = tmp_path / "store"
     r.write("in use", location="busy.pkl")
     (store / "orphan.pkl").write_bytes(b"payload without record")
+    two_hours_ago = time.time() - 7200  # an orphan is removed once an hour old
+    os.utime(store / "orphan.pkl", (two_hours_ago, two_hours_ago))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
     temp = (

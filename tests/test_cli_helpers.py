@@ -245,3 +245,36 @@ def test_temp_objects_of_object_stores_go_after_a_day():
     assert not _temp_is_garbage(s3, Item(name, 10, fresh))  # an upload may still be under way
     mine = f"runs/.big.pkl.rktmp-{os.getpid()}-abcdef0123"
     assert not _temp_is_garbage(s3, Item(mine, 10, old))  # this process's own upload
+
+
+def test_gc_and_rm_never_touch_what_is_not_a_result(tmp_path, monkeypatch, capsys):
+    # The home folder and the disk's root are refused outright.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert main(["gc", str(tmp_path), "--orphans", "--dry-run"]) == 2
+    assert "not a results folder" in capsys.readouterr().err
+    # A folder with no result: --orphans would take every file, so it is refused.
+    project = tmp_path / "proj"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "main.py").write_text("print('mine')\n")
+    assert main(["gc", str(project), "--orphans"]) == 2
+    assert (project / "src" / "main.py").exists()
+    # rm -r deletes results only, never the other files beside them.
+    r = LocalResult(dir=project / "results")
+    r.write(1, location="one.pkl")
+    (project / "results" / "notes.txt").write_text("keep me")
+    assert main(["rm", "-r", str(project / "results")]) == 0
+    assert not (project / "results" / "one.pkl").exists()
+    assert (project / "results" / "notes.txt").read_text() == "keep me"
+
+
+def test_gc_of_a_parent_folder_keeps_what_a_run_below_holds_and_its_lock(tmp_path):
+    below = LocalResult(dir=tmp_path / "nest" / "sub")
+    below.write("in use", location="v.pkl")
+    lock = SingleFlightLock(below, "v.pkl", lease=60)
+    assert lock.acquire()
+    try:
+        assert main(["gc", str(tmp_path / "nest"), "--older-than", "0s", "--orphans"]) == 0
+        assert (tmp_path / "nest" / "sub" / "v.pkl").exists()
+        assert lock_holders(below)["v.pkl"] is not None  # the lock itself is no orphan
+    finally:
+        lock.release()

@@ -97,7 +97,10 @@ def test_adopt_gc_and_rm_on_s3(s3, capsys):
         done = rk("gc", url, "--older-than", "0s", "--orphans", *endpoint)
         assert done.returncode == 0, done.stdout + done.stderr
         assert r.read("busy.pkl").value == "busy" and lock.holder() is not None
-        assert not r.exists("old.pkl") and not r.exists("prefect/junk.txt")
+        assert not r.exists("old.pkl")
+        # A payload without a record is an orphan once an hour old (it may be a write
+        # in progress, or another tool's file): this one was just written, so it stays.
+        assert r.exists("prefect/junk.txt")
         assert not list(r.storage.list(".rklocks/old.pkl/"))
     finally:
         lock.release()

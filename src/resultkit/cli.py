@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--dry-run", action="store_true", help="change nothing; say what would go")
 
     adopt = _command(sub, "adopt", "write integrity records for payloads another tool wrote "
-                     "(Prefect 1 targets), after each deserializes",
+                     "(Prefect 1 targets), after each deserializes (a pickle runs code it "
+                     "names: adopt only files you trust)",
                      "  resultkit adopt ~/.prefect/results/extract.txt\n"
                      "  resultkit adopt -r s3://bucket/prefect-results --serializer pickle", common)  # fmt: skip
     adopt.add_argument("url", metavar="URL")

@@ -11,6 +11,7 @@ from ..caching import CacheEntryInfo, ResultCacheStore
 from ..caching.locks import lock_holders
 from ..results import FSSpecResult
 from ..results._localsafety import is_dead_writer_temp
+from ..results._location import LOCKS_FOLDER
 from ..results._upload import is_stale_temp
 from ._common import failures
 from ._inventory import Inventory, Item
@@ -70,6 +71,7 @@ def _units(
                 "size": row.get("size") or item.size or 0,
                 "used": row.get("written_at") or item.modified,
                 "written_at": row.get("written_at"), "record": row.get("record", "ok"),
+                "modified": item.modified,
             })  # fmt: skip
     if not entries:
         return units
@@ -106,6 +108,24 @@ def held_from_above(result: FSSpecResult) -> dict[str, dict[str, Any]]:
     return held
 
 
+def held_below(result: FSSpecResult, inventory: Inventory) -> dict[str, dict[str, Any]]:
+    """Live locks of runs whose Result is rooted in a sub-folder (``<sub>/.rklocks/``).
+
+    gc of ``~/.resultkit`` must see the locks of a run writing under
+    ``~/.resultkit/results``. Keys are relative to ``result``.
+    """
+    storage: Any = result.storage
+    marker = f"/{LOCKS_FOLDER}/"
+    subs = sorted({i.key.split(marker, 1)[0] for i in inventory.locks if marker in i.key})
+    held: dict[str, dict[str, Any]] = {}
+    for sub in subs:
+        below = FSSpecResult(result.fs, f"{storage.root.rstrip('/')}/{sub}")
+        for target, holder in lock_holders(below).items():
+            if holder is not None:
+                held[f"{sub}/{target}"] = holder
+    return held
+
+
 def make_plan(
     result: FSSpecResult,
     url: str,
@@ -133,6 +153,8 @@ def make_plan(
     if older_than is not None or max_size is not None or orphans or expired:
         with failures(url, "list the locks above"):
             held.update(held_from_above(result))
+        with failures(url, "list the locks below"):
+            held.update(held_below(result, inventory))
 
     needs_records = orphans or older_than is not None or max_size is not None
     plain = [i for k, i in inventory.payloads.items() if not _CACHE.match(k)]
@@ -162,8 +184,9 @@ def make_plan(
 
     if orphans:
         for unit in units:
-            if unit["kind"] == "result" and unit["record"] == "missing":
-                take(unit, "payload without record")
+            young = unit.get("modified") is not None and now - unit["modified"] < ORPHAN_RECORD_AGE
+            if unit["kind"] == "result" and unit["record"] == "missing" and not young:
+                take(unit, "payload without record")  # an hour old: not a write in progress
         for key, item in inventory.sidecars.items():
             old = item.modified is not None and now - item.modified >= ORPHAN_RECORD_AGE
             if key not in inventory.payloads and old:

@@ -46,8 +46,8 @@ class Inventory:
 
     def add(self, item: Item) -> None:
         name = item.key.rpartition("/")[2]
-        if item.key.startswith(LOCKS_FOLDER + "/"):
-            self.locks.append(item)
+        if item.key.startswith(LOCKS_FOLDER + "/") or f"/{LOCKS_FOLDER}/" in item.key:
+            self.locks.append(item)  # at any depth: a Result rooted lower keeps its locks there
         elif TEMP_MARKER in name.lower():
             self.temps.append(item)
         elif name.lower().endswith(RECORD_SUFFIX * 2):

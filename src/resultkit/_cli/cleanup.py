@@ -46,10 +46,19 @@ def run_rm(args: argparse.Namespace, out: Output) -> int:
                     "use rm -r)"
                 )
             else:
+                _refuse_whole_disk(target.result, url, "rm -r")
                 inventory = take_inventory(target.result, url)
-                keys = sorted(set(inventory.payloads) | set(inventory.sidecars))
+                # Results only (a payload with its record): another file in the folder
+                # is not resultkit's to delete.
+                keys = sorted(
+                    k
+                    for k in inventory.payloads
+                    if k in inventory.sidecars or _has_record(target.result, k)
+                )
                 if not keys:
-                    raise CliError(f"nothing is stored under {shown(url)}")
+                    raise CliError(
+                        f"no result (a value with its integrity record) under {shown(url)}"
+                    )
             for key in keys:
                 with failures(target.key_url(key), "delete"):
                     if target.result.delete(key):
@@ -61,6 +70,31 @@ def run_rm(args: argparse.Namespace, out: Output) -> int:
     if out.as_json:
         out.json({"removed": removed, "failed": failed})
     return USAGE if failed else OK
+
+
+def _refuse_whole_disk(result: FSSpecResult, url: str, what: str) -> None:
+    """A local root, or the home folder itself, is never a results folder: refuse it."""
+    storage = result.storage
+    if getattr(storage, "protocol", None) != "file":
+        return
+    root = os.path.realpath(str(getattr(storage, "root", "")) or "/")
+    if root in ("/", os.path.realpath(os.path.expanduser("~"))):
+        raise CliError(
+            f"{what} of {shown(url)} ({root}) refused: that is not a results folder; give the "
+            "folder your results are in, e.g. ~/.resultkit/results"
+        )
+
+
+def _has_record(result: FSSpecResult, key: str) -> bool:
+    try:
+        return result.stat(key) is not None
+    except Exception:
+        return False
+
+
+def _has_records(result: FSSpecResult, inventory: Any) -> bool:
+    """Whether any payload under the root has an integrity record (object stores keep it inline)."""
+    return any(_has_record(result, k) for k in list(inventory.payloads)[:50])
 
 
 def _delete_result(result: FSSpecResult, removal: Removal) -> bool:
@@ -124,7 +158,13 @@ def run_gc(args: argparse.Namespace, out: Output) -> int:
     if target.name is not None:
         raise CliError(f"{shown(args.url)} is one result; gc takes the folder it is in (or rm it)")
     result = target.result
+    _refuse_whole_disk(result, args.url, "gc")
     inventory = take_inventory(result, args.url)
+    if args.orphans and not inventory.sidecars and not _has_records(result, inventory):
+        raise CliError(
+            f"no resultkit result under {shown(args.url)}, so every file there would count as "
+            "an orphan: --orphans takes a folder resultkit writes to"
+        )
     plan = make_plan(
         result, args.url, inventory,
         expired=args.expired, older_than=older, max_size=cap, orphans=args.orphans,
