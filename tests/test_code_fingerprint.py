@@ -318,3 +318,38 @@ def test_a_compiled_function_of_yours_fails_closed():
         fp = code_fingerprint(cell("def f(x):\n    return fast(x)\n", fast=compiled))
     assert fp.kinds["f -> fast"] == "unfollowed"
     assert any("compiled code of module '__main__'" in str(w.message) for w in caught)
+
+
+def test_library_wrappers_of_your_code_and_stdlib_named_modules_are_followed(tmp_path, monkeypatch):
+    ctx = "import contextlib\n@contextlib.contextmanager\ndef ctx():\n    yield 2\n"
+    ctx += "def f(x):\n    with ctx() as k:\n        return x * k\n"
+    before = code_fingerprint(cell(ctx))
+    after = code_fingerprint(cell(ctx.replace("yield 2", "yield 3")))
+    assert after.changed_from(before.components) == ["f -> ctx"]  # inside contextmanager
+
+    disp = "import functools\n@functools.singledispatch\ndef proc(x):\n    return x\n"
+    disp += "@proc.register(int)\ndef _(x):\n    return x * 2\ndef f(x):\n    return proc(x)\n"
+    before = code_fingerprint(cell(disp))
+    after = code_fingerprint(cell(disp.replace("x * 2", "x * 3")))
+    assert after.changed_from(before.components) == ["f -> _"]  # a registered implementation
+
+    lazy = "import functools\nclass M:\n    @functools.cached_property\n    def k(self):\n"
+    lazy += "        return 2\ndef f(x):\n    return x * M().k\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # its lock must not make it fail closed
+        before = code_fingerprint(cell(lazy))
+    assert code_fingerprint(cell(lazy.replace("return 2", "return 3"))).token != before.token
+
+    # Your own module named like a standard one is yours.
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("statistics", None)
+    (tmp_path / "statistics.py").write_text("def clip(x):\n    return min(x, 10)\n")
+    try:
+        body = "import statistics\ndef f(x):\n    return statistics.clip(x)\n"
+        before = code_fingerprint(cell(body))
+        sys.modules.pop("statistics")
+        (tmp_path / "statistics.py").write_text("def clip(x):\n    return min(x, 20)\n")
+        after = code_fingerprint(cell(body))
+        assert after.changed_from(before.components) == ["f -> statistics.clip"]
+    finally:
+        sys.modules.pop("statistics", None)  # the real one comes back when next imported

@@ -182,16 +182,19 @@ def is_user_module(name: str | None) -> bool:
     if not name or name == "__main__":
         return True  # a script, a notebook, code run by exec
     top = name.partition(".")[0]
-    if top == "resultkit" or top in sys.stdlib_module_names or name in sys.builtin_module_names:
+    if top == "resultkit":
         return False
     module = sys.modules.get(name)
     path = getattr(module, "__file__", None)
-    if not isinstance(path, str):  # a namespace package: judged by its folders
-        folders = [p for p in getattr(module, "__path__", None) or () if isinstance(p, str)]
-        if folders:
-            return not all(_file_is_library(p) for p in folders)
-        return module is None or getattr(module, "__spec__", None) is None
-    return not _file_is_library(path)
+    if isinstance(path, str):  # by its file first: your statistics.py is yours
+        return not _file_is_library(path)
+    if top in sys.stdlib_module_names or name in sys.builtin_module_names:
+        return False
+    # A namespace package (no file): judged by its folders.
+    folders = [p for p in getattr(module, "__path__", None) or () if isinstance(p, str)]
+    if folders:
+        return not all(_file_is_library(p) for p in folders)
+    return module is None or getattr(module, "__spec__", None) is None
 
 
 def home_module(fn: types.FunctionType) -> str | None:

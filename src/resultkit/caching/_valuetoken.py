@@ -45,7 +45,8 @@ def is_code(value: Any) -> bool:
         | types.BuiltinFunctionType
         | staticmethod
         | classmethod
-        | property,
+        | property
+        | functools.cached_property,
     )
 
 

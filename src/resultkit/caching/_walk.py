@@ -116,6 +116,8 @@ class Walk:
             for part in (obj.fget, obj.fset, obj.fdel):
                 if part is not None:
                     self.follow(part, parent)
+        elif isinstance(obj, functools.cached_property):
+            self.follow(obj.func, parent)  # its lock (3.11) is no part of the code
         elif isinstance(obj, types.MethodType):
             bound = obj.__self__
             owner = bound if isinstance(bound, type) else type(bound)
@@ -131,6 +133,16 @@ class Walk:
         elif isinstance(obj, types.FunctionType):
             if not is_user_function(obj):
                 self._package(home_module(obj) or "builtins", parent)
+                # A library's wrapper of your code (contextmanager, singledispatch...):
+                # the code it wraps, and the implementations it dispatches to.
+                wrapped = getattr(obj, "__wrapped__", None)
+                if callable(wrapped):
+                    self.follow(wrapped, parent)
+                registry = getattr(obj, "registry", None)
+                if isinstance(registry, Mapping):
+                    for impl in list(registry.values()):
+                        if callable(impl):
+                            self.follow(impl, parent)
             else:
                 self._function(obj, path)
         elif isinstance(obj, type):
