@@ -157,3 +157,23 @@ def test_duplicates_and_hostile_locations(tmp_path):
         r.write_many([("a.pkl", 1, 2)])
     with pytest.raises(ConfigurationError, match="concurrency"):
         r.write_many({"c.pkl": 1}, concurrency=True)
+
+
+def test_exists_many_of_few_keys_is_one_head_each_and_defaults(moto_server, tmp_path):
+    from counting_proxy import CountingProxy
+
+    with CountingProxy(moto_server.port) as proxy:
+        r = S3Result("rk-batch", prefix=uuid.uuid4().hex, endpoint_url=proxy.url)
+        if not r.fs.exists("rk-batch"):
+            r.fs.mkdir("rk-batch")
+        r.write(1, "f/a.pkl")
+        proxy.clear()
+        assert r.exists_many(["f/a.pkl", "f/b.pkl", "g/c.pkl", "f/d.pkl"]) == [
+            True,
+            False,
+            False,
+            False,
+        ]
+        assert sorted(proxy.methods()) == ["HEAD"] * 4, proxy.requests  # never a listing
+    assert r.storage.batch_concurrency == 32
+    assert LocalResult(dir=tmp_path).storage.batch_concurrency == 8
