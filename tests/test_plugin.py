@@ -263,6 +263,7 @@ EXPECTED: dict[str, dict[str, str]] = {
         "and False when nothing was there; got True then True",
         "test_read_after_delete_is_not_found": "after delete, get must return None",
         "test_delete_leaves_neighbours": "list must show the neighbours only",
+        "test_delete_never_expands_glob_characters": "after delete, exists must be False",
         "test_exists_many_sees_deletes_and_new_writes": "exists_many must see every delete",
         "test_put_if_absent_after_delete": "after delete, put_if_absent must create the key",
         # the suite damages a pair by deleting it and putting another (see RawAccess.raw_write)

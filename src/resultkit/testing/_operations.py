@@ -76,7 +76,10 @@ class OperationTests(RawAccess):
             "delete must remove exactly the named key, never treat * ? [ as a pattern; "
             f"the others now read {left}"
         )
-        assert result.exists("g/a*") is False and result.exists("g/x[y]") is False
+        gone = (result.exists("g/a*"), result.exists("g/x[y]"))
+        assert gone == (False, False), (
+            f"after delete, exists must be False for the deleted keys; got {gone}"
+        )
 
     @applies_when(supports_delete=True)
     def test_write_after_delete(self, result: StorageResult) -> None:
