@@ -9,6 +9,7 @@
 # Environment:
 #   PYTHON          the Python that creates the virtualenv (default python3)
 #   RESULTKIT_VENV  the virtualenv to create or use (default <checkout>/.venv)
+#   RESULTKIT_TEST_WORKERS  pytest-xdist workers (default 2; 0 runs in one process)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -50,5 +51,7 @@ fi
 echo "== ruff check";  "$VENV/bin/ruff" check src tests examples benchmarks
 echo "== ruff format"; "$VENV/bin/ruff" format --check src tests examples benchmarks
 echo "== mypy";        "$VENV/bin/mypy" src
-echo "== pytest"
-exec "$PY" -m pytest "$@"
+# The suite waits on emulators and subprocesses as much as it computes: two
+# workers halve its time on 2 cores (each worker starts its own emulators).
+echo "== pytest (${RESULTKIT_TEST_WORKERS:-2} workers)"
+exec "$PY" -m pytest -n "${RESULTKIT_TEST_WORKERS:-2}" "$@"

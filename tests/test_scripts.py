@@ -140,7 +140,8 @@ def test_test_sh_skips_npm_ci_when_node_modules_matches_the_lockfile(tmp_path, e
     proc = _run(script, "-q", "-k", "x", cwd=tmp_path, env=env)
     assert "skipping npm ci" in proc.stdout
     assert _calls(log, "npm") == []
-    assert _calls(log, "pytest") == ["pytest -m pytest -q -k x"]  # extra args reach pytest
+    # two xdist workers by default; extra args reach pytest
+    assert _calls(log, "pytest") == ["pytest -m pytest -n 2 -q -k x"]
     assert _calls(log, "mypy") == ["mypy src"]
 
     # the lock file moved on (a different azurite): install

@@ -79,17 +79,24 @@ def _start(
     )
 
 
-def test_eight_processes_compute_a_target_once(tmp_path):
-    (tmp_path / "marks").mkdir()
-    procs = [_start(tmp_path, lease=5, hold=0.5) for _ in range(8)]
+def _race(tmp_path: Path, procs: list[subprocess.Popen[str]]) -> list[tuple[str, str]]:
+    """Start ``procs``' flows at one instant; their outputs, once each got the value
+    and the body ran exactly once among them."""
     for p in procs:
         assert p.stdout is not None and p.stdout.readline() == "ready\n"
     (tmp_path / "go").touch()
-    outputs = [p.communicate(timeout=120) for p in procs]
+    outputs = [p.communicate(timeout=180) for p in procs]
     for (out, err), p in zip(outputs, procs, strict=True):
         assert p.returncode == 0, err
         assert "value the value" in out, (out, err)
     assert len(list((tmp_path / "marks").iterdir())) == 1, "the body ran more than once"
+    return outputs
+
+
+def test_eight_processes_compute_a_target_once(tmp_path):
+    (tmp_path / "marks").mkdir()
+    procs = [_start(tmp_path, lease=5, hold=0.5) for _ in range(8)]
+    _race(tmp_path, procs)
     assert not (tmp_path / "root" / ".rklocks").exists()  # no lock, no empty folder left
 
 
@@ -227,14 +234,7 @@ def remote_result(request, tmp_path):
 def test_eight_processes_compute_a_remote_target_once(tmp_path, remote_result):
     (tmp_path / "marks").mkdir()
     procs = [_start(tmp_path, lease=10, hold=0.5, result=remote_result) for _ in range(8)]
-    for p in procs:
-        assert p.stdout is not None and p.stdout.readline() == "ready\n"
-    (tmp_path / "go").touch()
-    outputs = [p.communicate(timeout=180) for p in procs]
-    for (out, err), p in zip(outputs, procs, strict=True):
-        assert p.returncode == 0, err
-        assert "value the value" in out, (out, err)
-    assert len(list((tmp_path / "marks").iterdir())) == 1, "the body ran more than once"
+    _race(tmp_path, procs)
     result = eval(remote_result)
     assert result.storage.list(result.lock_prefix("shared.pkl")) == []  # no lock left
 
@@ -256,14 +256,7 @@ def test_eight_processes_compute_a_cache_key_once(tmp_path, backend, request):
                 made.fs.mkdir("rk-sf")
     (tmp_path / "marks").mkdir()
     procs = [_start(tmp_path, lease=10, hold=0.5, result=result, mode="cache") for _ in range(8)]
-    for p in procs:
-        assert p.stdout is not None and p.stdout.readline() == "ready\n"
-    (tmp_path / "go").touch()
-    outputs = [p.communicate(timeout=180) for p in procs]
-    for (out, err), p in zip(outputs, procs, strict=True):
-        assert p.returncode == 0, err
-        assert "value the value" in out, (out, err)
-    assert len(list((tmp_path / "marks").iterdir())) == 1, "the body ran more than once"
+    outputs = _race(tmp_path, procs)
     cached = sum("value the value True" in out for out, _ in outputs)
     assert cached == 7  # the others read the entry the first one wrote
 
