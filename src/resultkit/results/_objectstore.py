@@ -47,6 +47,7 @@ from ._fsstorage import FileSystemStorage
 from ._location import RECORD_SUFFIX, TEMP_MARKER
 from ._record import PREVIOUS_KEY
 from ._upload import LargeUpload, SpillingUpload, TempObjectUpload, is_stale_temp
+from ._verify import parse_record
 from .storage import Metadata, StorageWriter
 
 __all__ = [
@@ -249,7 +250,7 @@ class ObjectStoreStorage(FileSystemStorage):
 
     def open_reader(self, key: str) -> tuple[BinaryIO, Metadata] | None:
         path = self.path(key)
-        for _ in range(3):
+        for attempt in range(3):
             found = self._get_object(path)
             if found is None:
                 self._check_container()
@@ -257,6 +258,8 @@ class ObjectStoreStorage(FileSystemStorage):
             data, raw = found
             metadata = self._decode(raw)
             if metadata is not None:
+                if attempt < 2 and _torn(data, metadata):
+                    continue  # a response cut short (a client resuming a broken stream)
                 return io.BytesIO(data), metadata
             # Written before records were metadata: its record is a sidecar.
             sidecar = self._cat_or_none(path + RECORD_SUFFIX)
@@ -385,3 +388,19 @@ class _ObjectWriter:
 
     def abort(self) -> None:
         self._upload.abort()
+
+
+def _torn(data: bytes, metadata: Metadata) -> bool:
+    """Whether one GET's body is not as long as the record it came with says.
+
+    An object store publishes payload and record together, so this is never
+    a real state of the object: a client (obstore resuming a broken stream
+    during a concurrent overwrite) handed back a cut response. Reading again
+    costs a request only then; a body that stays wrong is reported by the
+    digest check as corrupt.
+    """
+    try:
+        record = parse_record("", metadata)
+    except Exception:
+        return False
+    return len(data) != record.size

@@ -60,8 +60,8 @@ def load_pair(
     A storage with two objects per pair (``atomic_pairs`` false) may be
     read between a writer's two steps; the record it puts first vouches
     for the old and the new payload, and a reader that still finds a
-    mismatch reads again (on any storage). It reports damage only when two
-    reads in a row see the very same mismatch: evidence, not a timeout.
+    mismatch reads again. It reports damage only when two reads in a row
+    see the very same mismatch: evidence, not a timeout.
     """
     seen: object = None
     for attempt in range(_MAX_READ_ATTEMPTS):
@@ -95,12 +95,8 @@ def load_pair(
             if not raw:
                 check_serializer(location, matched, result.serializer)
             return (data if raw else result._deserialize(location, data)), matched
-        # Even a storage that publishes payload and record together can hand a
-        # reader a torn response (a client resuming a broken stream, a server
-        # replacing the object mid-response): damage is reported only when a
-        # second read sees the very same mismatch, never on one racy read.
         problem = (tuple(sorted(metadata.items())), size, digest)
-        if problem == seen:
+        if result.storage.atomic_pairs or problem == seen:
             raise corrupt_error(location, record, size, digest)
         seen = problem
     raise ResultCorruptError(
