@@ -507,3 +507,16 @@ def test_from_url_uses_the_backend_storage(moto_server):
     assert type(r.storage) is S3Storage and r.storage.atomic_pairs
     r.write([1], location="u.pkl")
     assert base.storage.head("u.pkl") == r.stat("u.pkl").to_metadata()
+
+
+def test_a_body_cut_short_is_told_from_its_record():
+    from resultkit.results import MemoryResult
+    from resultkit.results._objectstore import _torn
+
+    r = MemoryResult()
+    written = r.write({"rows": [1, 2, 3]}, location="t.pkl")
+    _, metadata = r.storage.get(r.storage_key("t.pkl"))
+    size = written.record.size
+    assert not _torn(b"x" * size, metadata)
+    assert _torn(b"", metadata) and _torn(b"x" * (size + 1), metadata)
+    assert not _torn(b"", {})  # no record: the digest check decides, as before
