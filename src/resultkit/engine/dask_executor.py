@@ -186,7 +186,7 @@ class DaskExecutor(Executor):
             self.client = distributed.Client(self.address, **self.client_kwargs)
             return
         kwargs: dict[str, Any] = {"n_workers": 2, "threads_per_worker": 1, "processes": True}
-        kwargs.update(dashboard_address=None)
+        kwargs.update(dashboard_address=":0")  # a free port: never a clash with another cluster
         kwargs.update(self.cluster_kwargs)
         self._cluster = distributed.LocalCluster(**kwargs)
         self.client = distributed.Client(self._cluster, **self.client_kwargs)
