@@ -26,7 +26,6 @@ __all__ = [
     "StoredValue",
     "DeferredList",
     "ChildValues",
-    "resolve_inputs",
     "input_refs",
     "has_deferred",
 ]
@@ -198,11 +197,6 @@ class ChildValues(Deferred):
 
     def __repr__(self) -> str:
         return f"<values of {len(self.states)} mapped children>"
-
-
-def resolve_inputs(inputs: Mapping[str, Any], refs: Mapping[str, Any]) -> dict[str, Any]:
-    """``inputs`` with every deferred value replaced by the value (on the worker)."""
-    return {k: v.resolve(refs) if isinstance(v, Deferred) else v for k, v in inputs.items()}
 
 
 def input_refs(inputs: Mapping[str, Any]) -> set[str]:

@@ -37,16 +37,12 @@ def _decided_by_target(runner: TaskRunner, unit: RunUnit) -> StorageResult | Non
         return None
     if task.cache_for is not None or task.trigger is not all_successful:
         return None
-    if getattr(task, "target_validator", None) is not None or _refreshing(runner, task):
+    if task.target_validator is not None or runner.caching.refreshing(task):
         return None
     if any(not s.is_successful() or s.is_skipped() for _, s in unit.upstream):
         return None
     result = runner.result_for(task)
     return result if isinstance(result, StorageResult) else None
-
-
-def _refreshing(runner: TaskRunner, task: Any) -> bool:
-    return bool(runner.caching.refreshing(task))
 
 
 class _NotHere:
