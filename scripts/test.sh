@@ -14,7 +14,7 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
-EXTRAS="all,test"
+EXTRAS="all,test,bench"  # bench: joblib, which the benchmark smoke test compares against
 UPGRADE_PIP=1  # the test tools want a recent pip
 # shellcheck source=scripts/_venv.sh
 . "$REPO/scripts/_venv.sh"
