@@ -1,8 +1,8 @@
 """A loopback HTTP proxy that injects faults, per request, in front of a storage emulator.
 
-Modelled on ``counting_proxy.CountingProxy``: the client talks HTTP to the
-proxy, the proxy to the emulator (moto), and every request that reaches the
-proxy is recorded with what the proxy did to it. Faults are scripted and
+The client talks HTTP to the proxy, the proxy to the emulator (moto), and
+every request that reaches the proxy is recorded with what the proxy did to
+it, and how many were in flight at once (``max_in_flight``). Faults are scripted and
 consumed in order, each for the next N matching requests (or until
 :meth:`FaultProxy.heal`)::
 
@@ -14,7 +14,7 @@ consumed in order, each for the next N matching requests (or until
         proxy.fail(None, status=403)       # every request: 403 AccessDenied, until heal()
         proxy.latency_ms = 20              # every forwarded request waits 20 ms
         proxy.outage()                     # every request 503 until heal()
-        proxy.count(), proxy.count("PUT"), proxy.requests
+        proxy.count(), proxy.count("PUT"), proxy.log, proxy.calls(), proxy.max_in_flight
 
 A fault may be limited to requests of one HTTP method (``method="PUT"``) or
 whose path contains a string (``path=".rkmeta"``). Only loopback addresses
@@ -32,9 +32,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from counting_proxy import read_request_body
-
-__all__ = ["FaultProxy", "Fault", "Request"]
+__all__ = ["FaultProxy", "Fault", "Request", "read_request_body"]
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"}
 
@@ -53,6 +51,21 @@ _S3_CODES = {
     503: ("ServiceUnavailable", "Service is unable to handle request."),
     504: ("GatewayTimeout", "Gateway timeout."),
 }
+
+
+def read_request_body(handler: BaseHTTPRequestHandler) -> bytes:
+    """The body of the request ``handler`` is serving (chunked or sized)."""
+    if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        chunks = []
+        while True:
+            size = int(handler.rfile.readline().strip().split(b";")[0], 16)
+            if size == 0:
+                handler.rfile.readline()
+                break
+            chunks.append(handler.rfile.read(size))
+            handler.rfile.readline()
+        return b"".join(chunks)
+    return handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
 
 
 @dataclass
@@ -89,9 +102,12 @@ class FaultProxy:
     def __init__(self, upstream_port: int, upstream_timeout: float = 60.0) -> None:
         self.upstream_port = upstream_port
         self.upstream_timeout = upstream_timeout
-        self.requests: list[Request] = []
+        self.log: list[Request] = []
         #: Latency added to every request that is forwarded (milliseconds).
         self.latency_ms: float = 0.0
+        #: The most requests ever in flight at once (since the last clear()).
+        self.max_in_flight = 0
+        self._in_flight = 0
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         proxy = self
@@ -159,6 +175,16 @@ class FaultProxy:
                     conn.close()
 
             def _handle(self) -> None:
+                with proxy._lock:
+                    proxy._in_flight += 1
+                    proxy.max_in_flight = max(proxy.max_in_flight, proxy._in_flight)
+                try:
+                    self._serve()
+                finally:
+                    with proxy._lock:
+                        proxy._in_flight -= 1
+
+            def _serve(self) -> None:
                 body = self._body()
                 fault = proxy._take(self.command, self.path)
                 outcome = "forwarded"
@@ -287,18 +313,19 @@ class FaultProxy:
     # -- what happened -----------------------------------------------------------------------
     def _record(self, method: str, path: str, outcome: str) -> None:
         with self._lock:
-            self.requests.append(Request(method, path, outcome))
+            self.log.append(Request(method, path, outcome))
 
     def clear(self) -> None:
         with self._lock:
-            self.requests.clear()
+            self.log.clear()
+            self.max_in_flight = self._in_flight
 
     def count(self, method: str | None = None, outcome: str | None = None) -> int:
         """Requests that reached the proxy (of one method, with one outcome prefix)."""
         with self._lock:
             return sum(
                 1
-                for r in self.requests
+                for r in self.log
                 if (method is None or r.method == method)
                 and (outcome is None or r.outcome.startswith(outcome))
             )
@@ -306,4 +333,4 @@ class FaultProxy:
     def calls(self) -> list[tuple[str, str]]:
         """(method, path) of every request, in order."""
         with self._lock:
-            return [(r.method, r.path) for r in self.requests]
+            return [(r.method, r.path) for r in self.log]

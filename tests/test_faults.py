@@ -127,10 +127,10 @@ def test_transient_faults_are_retried_and_the_call_succeeds(proxy, op, fault):
     assert call() == HEALTHY[op]
     assert proxy.pending() == 0, "the scripted faults were not all met"
     # Each failed attempt is exactly one request, then a healthy call.
-    assert proxy.count() == healthy + faults, proxy.requests
-    first = proxy.requests[0]
-    retried = [(q.method, q.path) for q in proxy.requests[: faults + 1]]
-    assert retried == [(first.method, first.path)] * (faults + 1), proxy.requests
+    assert proxy.count() == healthy + faults, proxy.log
+    first = proxy.log[0]
+    retried = [(q.method, q.path) for q in proxy.log[: faults + 1]]
+    assert retried == [(first.method, first.path)] * (faults + 1), proxy.log
     assert r.read("k.pkl").value == VALUE
 
 
@@ -140,7 +140,7 @@ def test_an_answer_lost_after_the_server_applied_a_write_is_retried(proxy):
     proxy.reset(1, after_upstream=True)  # the PUT lands, its answer does not
     r.write({"v": 2}, location="k.pkl")
     assert proxy.count() == healthy + 1
-    assert proxy.requests[0].outcome == "reset-after-upstream"
+    assert proxy.log[0].outcome == "reset-after-upstream"
     assert r.read("k.pkl").value == {"v": 2}
 
 
@@ -153,7 +153,7 @@ def test_a_read_timeout_is_retried(proxy):
     assert r.read("k.pkl").value == VALUE
     assert time.monotonic() - start < 6.0, "the client waited for the held request"
     assert proxy.count() == healthy + 1
-    assert proxy.requests[0].outcome.startswith("delayed")
+    assert proxy.log[0].outcome.startswith("delayed")
 
 
 def test_latency_alone_is_not_a_failure(proxy):
@@ -165,7 +165,7 @@ def test_latency_alone_is_not_a_failure(proxy):
     for call, n in zip(calls, healthy, strict=True):
         proxy.clear()
         call()
-        assert proxy.count() == n, proxy.requests  # no spurious retry
+        assert proxy.count() == n, proxy.log  # no spurious retry
 
 
 # == retries are bounded ==========================================================================
@@ -186,12 +186,12 @@ def test_a_service_that_stays_down_gets_exactly_attempts_requests(proxy, op, kin
     assert not isinstance(info.value, StorageAccessError)
     assert f"s3://{BUCKET}/" in str(info.value) and "k.pkl" in str(info.value)
     if kind == "status":
-        assert proxy.count() == attempts, proxy.requests
+        assert proxy.count() == attempts, proxy.log
     else:
         # aiohttp resends an idempotent request once when a reused keep-alive
         # connection drops (RFC 9112, 9.3.1), below resultkit: at most one
         # extra request per attempt.
-        assert attempts <= proxy.count() <= 2 * attempts, proxy.requests
+        assert attempts <= proxy.count() <= 2 * attempts, proxy.log
     assert took < 10, f"{attempts} attempts took {took:.1f}s"
 
 
@@ -219,7 +219,7 @@ def test_access_denied_is_one_request(proxy, op):
     with pytest.raises(StorageAccessError, match="access denied") as info:
         _op(op, r)()
     assert "k.pkl" in str(info.value)
-    assert proxy.count() == 1, proxy.requests
+    assert proxy.count() == 1, proxy.log
 
 
 def test_exists_of_a_missing_key_is_one_request(proxy):
@@ -227,7 +227,7 @@ def test_exists_of_a_missing_key_is_one_request(proxy):
     assert r.exists("first-miss.pkl") is False  # also checks the bucket, once
     proxy.clear()
     assert r.exists("missing.pkl") is False
-    assert proxy.count() == 1, proxy.requests
+    assert proxy.count() == 1, proxy.log
 
 
 def _calls_for(proxy: FaultProxy, call, exc: type[BaseException]) -> list[tuple[str, str]]:
@@ -255,11 +255,11 @@ def test_an_injected_404_on_a_write_is_not_retried(proxy):
     with pytest.raises(StorageError, match="does not exist") as info:
         r.write(VALUE, location="k.pkl")
     assert "k.pkl" in str(info.value) or BUCKET in str(info.value)
-    faulted = [q for q in proxy.requests if q.outcome.startswith("status:404")]
+    faulted = [q for q in proxy.log if q.outcome.startswith("status:404")]
     assert len(faulted) == 1
     assert (faulted[0].method, faulted[0].path) not in [
-        (q.method, q.path) for q in proxy.requests if q is not faulted[0]
-    ], proxy.requests
+        (q.method, q.path) for q in proxy.log if q is not faulted[0]
+    ], proxy.log
 
 
 # == the retry policy is on every backend ========================================================
@@ -313,7 +313,7 @@ def test_an_outage_mid_flow_fails_the_task_naming_the_location_then_the_next_run
     where = f"s3://{result.storage.root}/etl/load.pkl"
     assert where in failed.message, failed.message
     during = proxy.count(outcome="status:503")
-    assert during == FAST.attempts, proxy.requests  # bounded: one request per attempt
+    assert during == FAST.attempts, proxy.log  # bounded: one request per attempt
 
     proxy.heal()
     outage["on"] = False

@@ -31,7 +31,7 @@ def test_a_warm_mapped_flow_on_s3_reads_each_child_once_and_checks_in_bulk(moto_
             out = square.map(list(range(20)))
         assert flow.run().result[out].result == [i * i for i in range(20)]
         proxy.clear()
-        proxy.delay = 0.05  # a slow link: reads in turn would never overlap
+        proxy.latency_ms = 50  # a slow link: reads in turn would never overlap
         state = flow.run()
         assert state.result[out].result == [i * i for i in range(20)]
         assert all(s.is_cached() for s in state.result[out].map_states)
