@@ -194,6 +194,13 @@ class Config:
     variable ``RESULTKIT_CACHE_STORE`` (a URL or ``memory``), else the folder
     ``cache`` under ``RESULTKIT_HOME`` (see :func:`default_cache_store`).
 
+    ``batch_writes`` (default ``True``, environment ``RESULTKIT_BATCH_WRITES``):
+    whether the children of a mapped task run in process (``LocalExecutor``,
+    ``ThreadExecutor``) write their checkpoints and targets on an object store
+    together, one ``write_many`` per chunk of up to 64 children (or 64 MB),
+    instead of one request after another. ``False`` writes each child as it
+    finishes.
+
     ``run_store`` (default ``None``): where flow runs record what they
     finished, for ``flow.resume(run_id)``: a Result, a URL or ``"off"``.
     ``None`` uses the environment variable ``RESULTKIT_RUN_STORE``, else the
@@ -203,12 +210,14 @@ class Config:
     def __init__(self) -> None:
         self.checkpointing: bool = _env_flag("RESULTKIT_CHECKPOINTING", True)
         self.lock_lease: float = _env_seconds("RESULTKIT_LOCK_LEASE", 30.0)
+        self.batch_writes: bool = _env_flag("RESULTKIT_BATCH_WRITES", True)
         self.cache_store: Any = None
         self.run_store: Any = None
 
     def __repr__(self) -> str:
         return (
             f"Config(checkpointing={self.checkpointing}, lock_lease={self.lock_lease}, "
+            f"batch_writes={self.batch_writes}, "
             f"cache_store={self.cache_store!r}, run_store={self.run_store!r})"
         )
 

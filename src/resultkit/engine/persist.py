@@ -14,7 +14,7 @@ from .state import State, Success
 from .task import Task
 from .transitions import call_user
 
-__all__ = ["persist"]
+__all__ = ["persist", "where_to_write", "written_state"]
 
 # Tasks already warned that the global switch stops their writes (one warning each).
 _warned_checkpoint_off: set[str] = set()
@@ -36,6 +36,38 @@ def _warn_checkpointing_off(task: Task) -> None:
         )
 
 
+def where_to_write(
+    task: Task,
+    result: Result | None,
+    keys: Mapping[str, Any],
+    target: FormattedLocation | None,
+) -> tuple[Result, FormattedLocation | None] | None:
+    """The Result to write with and the target (None: the Result's own location), or None.
+
+    None when the task writes nothing (no Result, ``checkpoint=False``
+    without a target, or checkpointing off globally, which warns). Raises
+    :class:`~resultkit.errors.ResultError` when a checkpoint's location
+    cannot be formatted.
+    """
+    if result is None or (task.checkpoint is False and task.target is None):
+        return None
+    if not config.checkpointing:
+        if task.target is not None or task.checkpoint is True:
+            _warn_checkpointing_off(task)
+        return None
+    if target is None:  # a checkpoint: the Result's own location, formatted once
+        hook = f"Result hook {type(result).__name__}.format_map"
+        result = call_user(hook, result.format_map, keys, passthrough=(ResultError,))
+    return result, target
+
+
+def written_state(state: State, written: Result) -> Success:
+    """The Success that replaces ``state`` once its value is stored as ``written``."""
+    out = Success(f"finished; result at {written.location}", written)
+    out.run_count = state.run_count
+    return out
+
+
 def persist(
     task: Task,
     result: Result | None,
@@ -49,20 +81,10 @@ def persist(
     :class:`~resultkit.engine.transitions.UserCodeError` when the Result's
     own code raised something else.
     """
-    if result is None or (task.checkpoint is False and task.target is None):
+    where = where_to_write(task, result, keys, target)
+    if where is None:
         return state
-    if not config.checkpointing:
-        if task.target is not None or task.checkpoint is True:
-            _warn_checkpointing_off(task)
-        return state
-    hook = f"Result hook {type(result).__name__}"
-    if target is None:  # a checkpoint: the Result's own location, formatted once
-        result = call_user(
-            f"{hook}.format_map", result.format_map, keys, passthrough=(ResultError,)
-        )
-    written = call_user(
-        f"{hook}.write", result.write, state.result, target, passthrough=(ResultError,)
-    )
-    out = Success(f"finished; result at {written.location}", written)
-    out.run_count = state.run_count
-    return out
+    writer, location = where
+    hook = f"Result hook {type(writer).__name__}.write"
+    written = call_user(hook, writer.write, state.result, location, passthrough=(ResultError,))
+    return written_state(state, written)

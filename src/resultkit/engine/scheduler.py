@@ -13,8 +13,8 @@ from typing import Any
 from ..caching import CacheStore, ResultCacheStore
 from ..errors import FlowError
 from ..results import ConstantResult, LocalResult, StorageResult
-from .context import context, default_cache_store
-from .executors import Executor, LocalExecutor
+from .context import config, context, default_cache_store
+from .executors import Executor, LocalExecutor, ThreadExecutor
 from .flow import Edge, Flow, _Constant
 from .mapping import MappedRun, input_of, map_children
 from .output_cache import OutputCaching
@@ -27,6 +27,7 @@ from .task import Parameter, Task
 from .task_runner import TaskRunner
 from .transitions import TaskRun, describe, finish
 from .unit import RunUnit, template_keys
+from .write_batch import WriteBatch, WriteQueued
 
 __all__ = ["FlowRunner"]
 
@@ -120,6 +121,8 @@ class FlowRunner:
         runner = TaskRunner(flow, flow_keys, caching)
         if resumed is not None:
             runner.child_priors = dict(resumed[1])
+        if config.batch_writes and isinstance(self.executor, (LocalExecutor, ThreadExecutor)):
+            runner.batch = WriteBatch()  # Dask's workers write their own values
         store_of_runs = self._run_store()
         if store_of_runs is not None:
             if run_id is not None and resumed is None:
@@ -142,6 +145,8 @@ class FlowRunner:
                 self._loop(runner, states, prior)
             self.executor.gather(states)  # values kept on workers, before they go
         finally:
+            if runner.batch is not None:
+                runner.batch.abandon()  # stopped mid-layer (Ctrl-C): release held target locks
             self.executor.shutdown()
         flow.last_states = dict(states)
         public = {t: s for t, s in states.items() if not isinstance(t, _Constant)}
@@ -216,6 +221,7 @@ class FlowRunner:
         ready = collections.deque(t for t in order if waiting[t] == 0)
         futures: dict[cf.Future[State], tuple[Task, int | None]] = {}
         mapped: dict[Task, MappedRun] = {}
+        batch = runner.batch
 
         def settle(t: Task) -> None:
             for down in {e.downstream for e in flow.downstream_edges(t)}:
@@ -230,6 +236,10 @@ class FlowRunner:
             elif mapped[t].child_done(index, state):
                 states[t] = mapped.pop(t).finish()
                 settle(t)
+
+        def write_batch(batch: WriteBatch) -> None:
+            for unit, state in batch.flush():
+                record(unit.task, unit.map_index, state)
 
         while True:
             while ready:
@@ -257,6 +267,11 @@ class FlowRunner:
                         record(t, index, hits[n])
                     else:
                         futures[self.executor.submit_unit(runner, unit)] = (t, index)
+                        if batch is not None and batch.full:  # bounded: unwritten values wait
+                            write_batch(batch)
+            if batch is not None and len(batch) and (batch.full or all_done(futures)):
+                write_batch(batch)  # children finish; their downstream tasks may be ready
+                continue
             if not futures:
                 return
             done, _ = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
@@ -267,7 +282,8 @@ class FlowRunner:
                 except Exception as exc:  # TaskRunner.run does not raise; an executor may
                     logger.error("Task '%s': internal error", t.name, exc_info=True)
                     state = _internal_error(t, exc)
-                record(t, index, state)
+                if not isinstance(state, WriteQueued):  # recorded when its batch is written
+                    record(t, index, state)
 
     def _start(
         self,
@@ -312,7 +328,15 @@ class FlowRunner:
             states[t] = parent.run.state
             return []
         mapped[t] = parent
+        if runner.batch is not None and len(units) > 1:
+            for unit in units:
+                unit.batched = True  # written together (on an object store), see write_batch
         return list(enumerate(units))
+
+
+def all_done(futures: Mapping[cf.Future[State], Any]) -> bool:
+    """Whether no submitted task run is still running."""
+    return all(f.done() for f in futures)
 
 
 def _internal_error(t: Task, exc: BaseException) -> State:

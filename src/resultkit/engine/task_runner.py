@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..caching.explain import CacheMiss
@@ -41,6 +41,7 @@ from .targets import format_target, read_target
 from .task import Task
 from .transitions import StopRun, TaskRun, UserCodeError, describe, finish, name_of, transition
 from .unit import RunUnit, first_run_count, unit_keys
+from .write_batch import WriteBatch, batches, queue_write
 
 __all__ = ["TaskRunner"]
 
@@ -83,6 +84,8 @@ class TaskRunner:
         self.preformatted: dict[Task, RunUnit] = {}
         #: The recorded states of mapped children a resume starts from.
         self.child_priors: dict[tuple[int, int], State] = {}
+        #: Where batched mapped children queue their writes (in-process executors only).
+        self.batch: WriteBatch | None = None
 
     def child_prior(self, task: Task, index: int) -> State | None:
         """The state a resume gives mapped child ``index`` of ``task``, if any."""
@@ -137,6 +140,8 @@ class TaskRunner:
             unit.prior = None
         run = TaskRun(unit.task, unit.full_name, unit.prior or Pending())
         state = self._run_guarded(run, unit)
+        if unit.queued is not None:
+            return state  # finished (and recorded) once its batch is written
         if self.records is not None and state is not unit.prior:
             self.records.task_done(unit.task, unit.map_index, state, unit.inputs)
         return state
@@ -161,8 +166,12 @@ class TaskRunner:
         return None
 
     def _run_guarded(self, run: TaskRun, unit: RunUnit) -> State:
+        return self.guarded(run, lambda: self._run(run, unit))
+
+    def guarded(self, run: TaskRun, step: Callable[[], State]) -> State:
+        """``step()``, its failures (user code, a handler, a bug here) made the run's state."""
         try:
-            return self._run(run, unit)
+            return step()
         except StopRun as stop:  # a state handler raised: already logged and handled
             return stop.state
         except UserCodeError as err:
@@ -252,7 +261,10 @@ class TaskRunner:
                 try:
                     return self._compute(run, unit, inputs, keys, result, target, misses)
                 finally:
-                    lock.release()
+                    if unit.queued is None:
+                        lock.release()
+                    else:  # held until the child's value is written with its batch
+                        unit.queued.release = lock.release
         return self._compute(run, unit, inputs, keys, result, target, misses)
 
     def _compute(
@@ -277,6 +289,8 @@ class TaskRunner:
                     self.caching, task, lookup, run.name, lambda: self.caching.get(task, found)
                 )
                 if flight is not None:
+                    # A sibling with the same inputs may wait for this lock: write at once.
+                    unit.batched = False
                     try:
                         return self._compute_body(
                             run, unit, inputs, keys, result, target, misses, lookup
@@ -305,11 +319,28 @@ class TaskRunner:
         if not isinstance(state, Success) or isinstance(state, Skipped):
             return state
 
-        # 4. Persist: target or checkpoint.
+        # 4. Persist: target or checkpoint (a batched child queues its write and waits).
+        if unit.batched and self.batch is not None and batches(result):
+            queued = queue_write(self, run, unit, state, keys, result, target, misses, lookup)
+            if queued is not None:
+                return queued
         try:
             state = persist(task, result, state, keys, target)
         except ResultError as exc:
             return transition(run, Failed(f"could not write the result: {exc}", exception=exc))
+        return self.persisted(run, unit, state, target, misses, lookup)
+
+    def persisted(
+        self,
+        run: TaskRun,
+        unit: RunUnit,
+        state: State,
+        target: FormattedLocation | None,
+        misses: list[CacheMiss],
+        lookup: Lookup | None,
+    ) -> State:
+        """Steps 4-5 once the value is stored: the success through the handlers, then the cache."""
+        task = unit.task
         state = transition(run, state)
         state.cache_miss = misses[-1] if misses else None
 

@@ -34,6 +34,10 @@ class RunUnit:
     target_failure: Failed | None = None
     #: On a remote executor: the upstream states deferred inputs are resolved from.
     refs: dict[str, Any] = field(default_factory=dict)
+    #: A mapped child whose write may wait in the run's batch (``engine.write_batch``).
+    batched: bool = False
+    #: Its write, once queued (a ``QueuedWrite``): the child finishes when it is written.
+    queued: Any = None
 
     @property
     def full_name(self) -> str:
