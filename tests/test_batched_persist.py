@@ -119,7 +119,8 @@ def test_a_child_whose_write_is_refused_fails_alone_with_its_error(moto_server, 
 KILLED = textwrap.dedent(
     """
     import os, signal, sys, uuid
-        from resultkit import Flow, task
+    from pathlib import Path
+    from resultkit import Flow, task
     from resultkit.engine import write_batch
     from resultkit.results import S3Result
 
