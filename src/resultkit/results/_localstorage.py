@@ -28,7 +28,7 @@ from ._localsafety import check_inside
 from ._localwrite import LocalWriter, remove_spares
 from ._location import LOCKS_FOLDER, RECORD_SUFFIX, short
 from ._locks import folder_lock, publish_lock
-from ._record import Record, sidecar_metadata
+from ._record import Record, parsed_record, sidecar_metadata
 from .storage import Metadata, StorageWriter
 
 __all__ = ["LocalFileStorage"]
@@ -87,6 +87,8 @@ class LocalFileStorage(FileSystemStorage):
     def exists_many(self, keys: builtins.list[str]) -> builtins.list[bool]:
         """Per-key ``stat`` (about 1 us each); a folder is listed only when that is
         cheaper: many of the keys are in it and it holds few other entries."""
+        if len(keys) < _LIST_FROM:  # few keys: exactly exists() for each, nothing more
+            return [os.path.isfile(self.path(k)) for k in keys]
         paths = [self.path(k) for k in keys]
         listed: dict[str, set[str] | None] = {}
         if len(paths) >= _LIST_FROM:
@@ -117,6 +119,34 @@ class LocalFileStorage(FileSystemStorage):
         if len(data) > _MAX_RECORD:
             return b"{}"  # no record is that large: unreadable, so the pair is damaged
         return data
+
+    def small_pair(self, key: str) -> tuple[bytes, Record] | None:
+        """A small pair in two reads: the payload's bytes and the record that names them.
+
+        The common read of a small value, without the general path's stream,
+        status calls and retries: the record, then the payload, each one
+        ``open`` and one ``pread`` (which refuses a FIFO or a socket; a
+        symlink is never followed). Returns ``None`` for anything else (no
+        record, a payload over 64 KB or of another length than its record
+        says, one that only the record it replaced names, any error): the
+        caller then takes the general path, which reads again and says what
+        is wrong. Nothing here is verified but the length: the caller checks
+        the digest.
+        """
+        path = self.path(key)
+        raw = _pread_whole(path + RECORD_SUFFIX, _RECORD_READ)
+        if raw is None or len(raw) >= _RECORD_READ:
+            return None
+        try:
+            record = parsed_record(sidecar_metadata(raw))
+        except (ValueError, RecursionError):
+            return None
+        if record.size > _SMALL_PAIR:
+            return None
+        data = _pread_whole(path, record.size + 1)
+        if data is None or len(data) != record.size:
+            return None
+        return data, record
 
     def _digest_or_none(self, path: str) -> str | None:
         stream = _open_regular(path)
@@ -228,6 +258,30 @@ _OPEN_FLAGS = (
     | getattr(os, "O_NONBLOCK", 0)
     | getattr(os, "O_CLOEXEC", 0)
 )
+
+
+#: What :meth:`LocalFileStorage.small_pair` reads of a record (one is a few hundred bytes).
+_RECORD_READ = 4096
+#: The largest payload :meth:`LocalFileStorage.small_pair` reads.
+_SMALL_PAIR = 1 << 16
+
+
+def _pread_whole(path: str, limit: int) -> bytes | None:
+    """Up to ``limit`` bytes of a regular file, or None when that cannot be had in one read.
+
+    ``pread`` fails on a FIFO or a socket (``ESPIPE``) and a folder
+    (``EISDIR``), and the open never follows a final symlink or blocks.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError:
+        return None
+    try:
+        return os.pread(fd, limit, 0)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _open_fd(path: str) -> tuple[int, os.stat_result] | None:

@@ -117,16 +117,29 @@ class StorageResult(BatchOperations, Result):
     def _canonical_location(
         self, location: LocationTemplate | None, keys: Mapping[str, Any]
     ) -> FormattedLocation:
+        return self._locate(location, keys)[0]
+
+    def _locate(
+        self, location: LocationTemplate | None, keys: Mapping[str, Any]
+    ) -> tuple[FormattedLocation, str]:
+        """The canonical location and its storage key, the location checked once."""
+        key = self._located_key(location, keys)
         template = location if location is not None else self.location
         if isinstance(template, FormattedLocation) and "://" in template:
-            self._key(template)  # a canonical location is checked against this root too
-            return template
-        formatted = super()._canonical_location(location, keys)
-        return FormattedLocation(self.storage.url(self._key(formatted)))
+            return template, key
+        return FormattedLocation(self.storage.url(key)), key
+
+    def _located_key(self, location: LocationTemplate | None, keys: Mapping[str, Any]) -> str:
+        """The storage key of :meth:`_locate`, without building the canonical URL."""
+        template = location if location is not None else self.location
+        if isinstance(template, FormattedLocation) and "://" in template:
+            # A canonical location is checked against this root too.
+            return self._key(template)
+        return self._key(super()._canonical_location(location, keys))
 
     def storage_key(self, location: LocationTemplate | None = None, **kwargs: Any) -> str:
         """The storage key of a location (formatted and checked like any other)."""
-        return self._key(self._canonical_location(location, kwargs))
+        return self._located_key(location, kwargs)
 
     def lock_prefix(self, location: LocationTemplate | None = None, **kwargs: Any) -> str:
         """The storage keys under which the single-flight locks of a location live."""
@@ -153,10 +166,10 @@ class StorageResult(BatchOperations, Result):
         one, or nothing. A write that fails leaves the old value in place.
         ``self`` is not changed.
         """
+        loc, key = self._locate(location, kwargs)
         new = self.copy()
-        new.location = loc = self._canonical_location(location, kwargs)
+        new.location = loc
         new.value = value
-        key = self._key(loc)
         new.record = self._call(loc, "write", lambda: self._store(loc, key, value))
         return new
 
@@ -169,11 +182,9 @@ class StorageResult(BatchOperations, Result):
         :class:`~resultkit.errors.SerializerMismatchError`; never returns a
         value that does not match what was written.
         """
+        loc, key = self._locate(self._needs_location(location, "read"), kwargs)
         new = self.copy()
-        new.location = loc = self._canonical_location(
-            self._needs_location(location, "read"), kwargs
-        )
-        key = self._key(loc)
+        new.location = loc
         new.value, new.record = self._call(loc, "read", lambda: self._load(loc, key))
         return new
 
@@ -239,17 +250,16 @@ class StorageResult(BatchOperations, Result):
 
     def exists(self, location: LocationTemplate | None = None, **kwargs: Any) -> bool:
         """Return whether something is stored at ``location``; never downloads it."""
-        canonical = self._canonical_location(self._needs_location(location, "exists"), kwargs)
-        key = self._key(canonical)
+        canonical, key = self._locate(self._needs_location(location, "exists"), kwargs)
         return bool(self._call(canonical, "check", lambda: self.storage.exists(key)))
 
     def exists_many(self, locations: Sequence[LocationTemplate]) -> list[bool]:
         """``exists`` for many (already formatted) locations at once, answered in bulk."""
-        canonical = [self._canonical_location(loc, {}) for loc in locations]
-        if not canonical:
+        keys = [self._located_key(loc, {}) for loc in locations]
+        if not keys:
             return []
-        keys = [self._key(c) for c in canonical]
-        return list(self._call(canonical[0], "check", lambda: self.storage.exists_many(keys)))
+        first = self.storage.url(keys[0])  # errors name it
+        return list(self._call(first, "check", lambda: self.storage.exists_many(keys)))
 
     def stat(self, location: LocationTemplate | None = None, **kwargs: Any) -> Record | None:
         """The integrity record stored at ``location`` without reading the value.
@@ -288,7 +298,7 @@ class StorageResult(BatchOperations, Result):
     # -- write and read, once for every backend ------------------------------------
     def _call(self, location: str, action: str, fn: Callable[[], T]) -> T:
         """Run a storage operation: errors mapped to resultkit's, transient ones retried."""
-        delays = self.retries.delays()
+        delays = None  # made at the first failure: most calls succeed at once
         while True:
             try:
                 return fn()
@@ -299,6 +309,8 @@ class StorageResult(BatchOperations, Result):
                     and not isinstance(error, StorageAccessError)
                     and is_transient(exc)
                 ):
+                    if delays is None:
+                        delays = self.retries.delays()
                     delay = next(delays, None)
                     if delay is not None:
                         time.sleep(delay)
@@ -311,7 +323,30 @@ class StorageResult(BatchOperations, Result):
         return store_pair(self, location, key, value)
 
     def _load(self, location: str, key: str, raw: bool = False) -> tuple[Any, Record | None]:
+        if self.verify:
+            small_pair = getattr(self.storage, "small_pair", None)
+            pair = small_pair(key) if small_pair is not None else None
+            if pair is not None:
+                data, record = pair
+                if self._accepts(record, key, data, raw):
+                    return (data if raw else self._deserialize(location, data)), record
+        # Anything but a settled small pair that checks out, the general path
+        # reads again from the start and says what is wrong.
         return load_pair(self, location, key, raw)
+
+    def _accepts(self, record: Record, key: str, data: bytes, raw: bool) -> bool:
+        """Whether ``data`` is the payload ``record`` names, with the serializer and
+        signature a read needs: every check of the general path's success."""
+        if len(data) != record.size or Record.digest_of(data) != record.digest:
+            return False
+        if not raw and record.serializer != self.serializer.name:
+            return False
+        if self.signing is not None:
+            try:
+                self.signing.check(record, key, "")
+            except ResultError:
+                return False
+        return True
 
     def _deserialize(self, location: str, data: Any) -> Any:
         try:
