@@ -5,10 +5,11 @@ each payload it writes.
 """
 
 from ._base import Serializer
-from ._basic import DateTimeSerializer, JSONSerializer, PickleSerializer
+from ._basic import DateTimeSerializer, JSONSerializer
 from ._compressed import CompressedSerializer
 from ._numpy import NumpySerializer
 from ._pandas import PandasSerializer
+from ._pickle import PickleSerializer, load_pickle
 
 __all__ = [
     "Serializer",
@@ -18,4 +19,5 @@ __all__ = [
     "PandasSerializer",
     "CompressedSerializer",
     "NumpySerializer",
+    "load_pickle",
 ]

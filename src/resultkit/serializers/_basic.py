@@ -1,97 +1,19 @@
-"""Pickle (cloudpickle), JSON and datetime serializers."""
+"""JSON and datetime serializers (PickleSerializer lives in ``_pickle``, re-exported here)."""
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as _dt
 import decimal
 import json
-import pickle
 import uuid
 from typing import Any
 
-import cloudpickle
-
 from ..errors import ConfigurationError
-from ._base import Serializer, WritableStream
+from ._base import Serializer
+from ._pickle import PickleSerializer, anonymous_buffer
 
-__all__ = ["PickleSerializer", "JSONSerializer", "DateTimeSerializer"]
-
-
-class PickleSerializer(Serializer):
-    """Serializes (almost) any Python object with cloudpickle, protocol 5.
-
-    Large values stream: :meth:`dump` pickles straight into the open file, and
-    protocol 5 writes big buffers (numpy arrays, bytes) without first copying
-    them into one in-memory pickle.
-
-    Example:
-        >>> PickleSerializer().deserialize(PickleSerializer().serialize({"a": 1}))
-        {'a': 1}
-    """
-
-    name = "pickle"
-
-    def __init__(self, protocol: int = 5) -> None:
-        if (
-            isinstance(protocol, bool)
-            or not isinstance(protocol, int)
-            or not 2 <= protocol <= pickle.HIGHEST_PROTOCOL
-        ):
-            raise ConfigurationError(
-                f"PickleSerializer(protocol={protocol!r}): pickle protocol is not available "
-                f"here; use an integer from 2 to {pickle.HIGHEST_PROTOCOL} (default 5)"
-            )
-        self.protocol = protocol
-
-    def serialize(self, value: Any) -> bytes:
-        try:
-            return cloudpickle.dumps(value, protocol=self.protocol)
-        except Exception as exc:
-            raise self._fail("serialize", value, exc) from exc
-
-    def dump(self, value: Any, stream: WritableStream) -> None:
-        try:
-            cloudpickle.dump(value, stream, protocol=self.protocol)
-        except Exception as exc:
-            raise self._fail("serialize", value, exc) from exc
-
-    def allocate(self, size: int) -> Any:
-        # The bytes are unpickled and dropped: large ones go into fresh pages
-        # (huge where the kernel allows), never zero-filled first as a
-        # bytearray would be.
-        if size < _MAP_FROM:
-            return bytearray(size)
-        return anonymous_buffer(size)
-
-    def deserialize(self, data: bytes) -> Any:
-        try:
-            return pickle.loads(data)
-        except Exception as exc:
-            raise self._fail("deserialize", data, exc) from exc
-
-    def load(self, stream: Any) -> Any:
-        try:
-            return pickle.load(stream)
-        except Exception as exc:
-            raise self._fail("deserialize", None, exc) from exc
-
-
-#: Buffers of at least this many bytes are mapped (see ``anonymous_buffer``).
-_MAP_FROM = 4 << 20
-
-
-def anonymous_buffer(size: int) -> Any:
-    """A writable buffer of ``size`` bytes in fresh private pages (huge pages if allowed)."""
-    import mmap
-
-    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    hugepage = getattr(mmap, "MADV_HUGEPAGE", None)
-    if hugepage is not None:
-        with contextlib.suppress(OSError):
-            buf.madvise(hugepage)
-    return buf
+__all__ = ["PickleSerializer", "JSONSerializer", "DateTimeSerializer", "anonymous_buffer"]
 
 
 _TAG = "__resultkit_type__"

@@ -8,9 +8,9 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ._base import Serializer, WritableStream
-from ._basic import PickleSerializer
 from ._checks import check_call_kwargs, did_you_mean, qualified_name
 from ._codecs import FORMATS, Codec, codec
+from ._pickle import PickleSerializer
 
 __all__ = ["CompressedSerializer"]
 
@@ -25,7 +25,8 @@ class CompressedSerializer(Serializer):
     ``compress(bytes) -> bytes`` and ``decompress(bytes) -> bytes``.
 
     Args:
-        serializer: the inner serializer (default :class:`PickleSerializer`).
+        serializer: the inner serializer (default :class:`PickleSerializer`; a
+            pickle inside compression is always a plain one, in band).
         format: ``zlib`` (the default), ``gzip``, ``bz2``, ``lzma`` (standard
             library), ``zstd`` or ``lz4`` (``pip install 'resultkit[compression]'``).
         compress: a function that compresses the inner serializer's bytes
@@ -191,8 +192,13 @@ class CompressedSerializer(Serializer):
 
 
 def _inner(serializer: object) -> Serializer:
+    # Pickles inside compression stay plain (in band): ``decompress`` then
+    # ``pickle.loads`` opens them, and the decompressed bytes are a copy
+    # anyway, so buffers laid out of band would save nothing.
     if serializer is None:
-        return PickleSerializer()
+        return PickleSerializer(out_of_band=False)
+    if isinstance(serializer, PickleSerializer):
+        return serializer.in_band()
     if isinstance(serializer, Serializer):
         return serializer
     if isinstance(serializer, type) and issubclass(serializer, Serializer):
