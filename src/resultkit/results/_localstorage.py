@@ -123,10 +123,10 @@ class LocalFileStorage(FileSystemStorage):
     def small_pair(self, key: str) -> tuple[bytes, Record] | None:
         """A small pair in two reads: the payload's bytes and the record that names them.
 
-        The common read of a small value, without the general path's stream,
-        status calls and retries: the record, then the payload, each one
-        ``open`` and one ``pread`` (which refuses a FIFO or a socket; a
-        symlink is never followed). Returns ``None`` for anything else (no
+        The common read of a small value, without the general path's file
+        objects, loops and retries: the record, then the payload, each one
+        ``open``, ``fstat`` (regular files only) and ``pread``; a final
+        symlink is never followed. Returns ``None`` for anything else (no
         record, a payload over 64 KB or of another length than its record
         says, one that only the record it replaced names, any error): the
         caller then takes the general path, which reads again and says what
@@ -267,16 +267,18 @@ _SMALL_PAIR = 1 << 16
 
 
 def _pread_whole(path: str, limit: int) -> bytes | None:
-    """Up to ``limit`` bytes of a regular file, or None when that cannot be had in one read.
+    """Up to ``limit`` bytes of a regular file in one read, or None for anything else.
 
-    ``pread`` fails on a FIFO or a socket (``ESPIPE``) and a folder
-    (``EISDIR``), and the open never follows a final symlink or blocks.
+    Never a FIFO, a device, a socket or a folder (one ``fstat``), and the
+    open never follows a final symlink nor blocks.
     """
     try:
         fd = os.open(path, _OPEN_FLAGS)
     except OSError:
         return None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         return os.pread(fd, limit, 0)
     except OSError:
         return None
