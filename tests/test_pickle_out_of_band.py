@@ -8,11 +8,13 @@ SerializationError, never a view out of range.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import pickle
 import pickletools
 import random
 import struct
+import uuid
 
 import cloudpickle
 import numpy as np
@@ -21,7 +23,7 @@ import pyarrow as pa
 import pytest
 
 from resultkit.errors import SerializationError
-from resultkit.results import LocalResult, MemoryResult
+from resultkit.results import LocalResult, MemoryResult, S3Result
 from resultkit.serializers import CompressedSerializer, PickleSerializer, load_pickle
 from resultkit.serializers._pickle_layout import ALIGN, HEADER, LayoutWriter, is_layout
 
@@ -102,6 +104,22 @@ def test_values_without_a_large_contiguous_buffer_are_plain_pickles_byte_for_byt
         assert (back == value).all()
     else:
         assert back == value
+
+
+def test_remote_reads_make_the_arrays_in_their_verified_buffer_too(moto_server):
+    prefix = uuid.uuid4().hex
+    r = S3Result("rk-oob", prefix=prefix, endpoint_url=moto_server.url)
+    with contextlib.suppress(FileExistsError):
+        r.fs.mkdir("rk-oob")
+    value = np.random.default_rng(3).random(MB // 2)  # 4 MB
+    r.write(value, location="a.pkl")
+    RecordingPickle.allocated = []
+    reader = S3Result(
+        "rk-oob", prefix=prefix, endpoint_url=moto_server.url, serializer=RecordingPickle()
+    )
+    back = reader.read("a.pkl").value
+    assert np.array_equal(back, value) and back.flags.writeable
+    assert lies_in(back, RecordingPickle.allocated[-1])
 
 
 def test_one_array_read_twice_is_one_object_and_several_arrays_each_have_their_place(tmp_path):
