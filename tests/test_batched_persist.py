@@ -12,6 +12,7 @@ import pytest
 
 from counting_proxy import CountingProxy
 from resultkit import Flow, config, task
+from resultkit.caching.locks import lock_holders
 from resultkit.engine.executors import ThreadExecutor
 from resultkit.executors import LocalExecutor
 from resultkit.results import S3Result
@@ -178,3 +179,37 @@ def test_a_run_killed_mid_layer_keeps_complete_pairs_and_resume_reruns_only_unwr
     # Children whose value was written ran once; the unwritten chunk's ran again.
     assert bodies() == Counter(range(30)) + Counter(range(16, 20))
     assert [r.read(f"sq/{i}.pkl").value for i in range(30)] == [i * i for i in range(30)]
+
+
+class LockSeeingS3Result(CountingS3Result):
+    """Notes, as each write_many starts, which single-flight locks are held (read from S3)."""
+
+    def write_many(self, items, **kwargs):
+        items = list(items)
+        self.held = sorted(k for k, h in lock_holders(self).items() if h is not None)
+        return super().write_many(items, **kwargs)
+
+
+def test_children_with_targets_hold_their_locks_until_their_batch_is_written(moto_server):
+    r = LockSeeingS3Result(
+        BUCKET,
+        prefix=uuid.uuid4().hex,
+        endpoint_url=moto_server.url,
+        storage_options={"skip_instance_cache": True},
+    )
+    if not r.fs.exists(BUCKET):
+        r.fs.mkdir(BUCKET)
+
+    @task(target="t/{map_index}.pkl", result=r)
+    def square(x):
+        return x * x
+
+    with Flow("locked", run_store="off") as flow:
+        out = square.map(list(range(6)))
+    state = flow.run()
+    assert state.result[out].result == [i * i for i in range(6)]
+    assert r.batches == [6]
+    assert r.held == sorted(f"t/{i}.pkl" for i in range(6))  # every child's lock, mid-write
+    assert all(h is None for h in lock_holders(r).values())  # all released after
+    again = flow.run()  # the targets are there: hits, nothing written
+    assert all(s.is_cached() for s in again.result[out].map_states) and r.batches == [6]

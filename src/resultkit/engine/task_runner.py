@@ -41,7 +41,7 @@ from .targets import format_target, read_target
 from .task import Task
 from .transitions import StopRun, TaskRun, UserCodeError, describe, finish, name_of, transition
 from .unit import RunUnit, first_run_count, unit_keys
-from .write_batch import WriteBatch, batches, queue_write
+from .write_batch import WriteBatch, queue_write
 
 __all__ = ["TaskRunner"]
 
@@ -320,10 +320,9 @@ class TaskRunner:
             return state
 
         # 4. Persist: target or checkpoint (a batched child queues its write and waits).
-        if unit.batched and self.batch is not None and batches(result):
-            queued = queue_write(self, run, unit, state, keys, result, target, misses, lookup)
-            if queued is not None:
-                return queued
+        queued = queue_write(self, run, unit, state, keys, result, target, misses, lookup)
+        if queued is not None:
+            return queued
         try:
             state = persist(task, result, state, keys, target)
         except ResultError as exc:
@@ -343,7 +342,6 @@ class TaskRunner:
         task = unit.task
         state = transition(run, state)
         state.cache_miss = misses[-1] if misses else None
-
         # 5. Remember in the output cache (what a handler made of the success).
         if lookup is not None and isinstance(state, Success):
             self.caching.put(task, lookup, state)

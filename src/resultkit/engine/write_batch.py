@@ -200,10 +200,13 @@ def queue_write(
 ) -> State | None:
     """Queue a batched child's write: WriteQueued, a failure, or None to write it at once.
 
-    Called by the task runner once the child's body succeeded. The child
-    finishes in ``complete``, when the scheduler flushes the batch.
+    Called by the task runner once a body succeeded; None for a task run
+    that is not a batched child on an object store. A queued child finishes
+    in ``complete``, when the scheduler flushes the batch.
     """
-    assert runner.batch is not None and isinstance(result, StorageResult)
+    if not unit.batched or runner.batch is None or not batches(result):
+        return None
+    assert isinstance(result, StorageResult)
     try:
         where = where_to_write(unit.task, result, keys, target)
     except ResultError as exc:
