@@ -23,10 +23,11 @@ import datetime
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ..errors import ConfigurationError
+from ._ranged import RangedObject, ReplacedWhileRead
 
 __all__ = ["ObstoreRequests"]
 
@@ -127,17 +128,50 @@ class ObstoreRequests:
             raise _plain(exc) from None
         return True
 
-    def get(self, path: str) -> tuple[bytes, Mapping[str, str]] | None:
+    def get(
+        self,
+        path: str,
+        range_limit: int | None = None,
+        ranged_object: Callable[[str, int, Any], RangedObject] | None = None,
+    ) -> tuple[bytes | RangedObject, Mapping[str, str]] | None:
+        """The object's bytes and metadata; past ``range_limit`` bytes, a
+        :class:`RangedObject` made by ``ranged_object(path, size, fetch)``."""
         import obstore
 
         try:
             got = obstore.get(self.store, self._key(path))
+            size = int(got.meta["size"])
+            etag = got.meta.get("e_tag")
+            if range_limit is not None and ranged_object and size > range_limit and etag:
+                # The body is dropped unread; ranges of exactly this version follow.
+                fetch = self._range_fetcher(path, etag)
+                return ranged_object(path, size, fetch), dict(got.attributes)
             return bytes(got.bytes()), dict(got.attributes)
         except Exception as exc:
             error = _plain(exc)
             if isinstance(error, FileNotFoundError):
                 return self._missing(error)
             raise error from None
+
+    def _range_fetcher(self, path: str, etag: str) -> Callable[[int, int], Awaitable[bytes]]:
+        key = self._key(path)
+
+        async def fetch(start: int, end: int) -> bytes:
+            import obstore
+
+            try:
+                got = await obstore.get_async(
+                    self.store, key, options={"range": (start, end), "if_match": etag}
+                )
+                return bytes(await got.bytes_async())
+            except Exception as exc:
+                if type(exc).__name__ in ("PreconditionError", "NotFoundError") or isinstance(
+                    exc, FileNotFoundError
+                ):
+                    raise ReplacedWhileRead(f"{path} was overwritten or deleted") from None
+                raise _plain(exc) from None
+
+        return fetch
 
     def head(self, path: str) -> Mapping[str, str] | None:
         import obstore

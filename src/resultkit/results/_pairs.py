@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ResultCorruptError, ResultNotFoundError
 from ._errors import translate
+from ._ranged import ReplacedWhileRead
 from ._record import HashingWriter, Record, previous_record
 from ._verify import (
     check_serializer,
@@ -73,7 +74,11 @@ def load_pair(
         stream, metadata = opened
         try:
             if not result.verify:
-                return result._deserialize(location, stream.read()), None
+                try:
+                    payload = stream.read()
+                except ReplacedWhileRead:
+                    continue  # overwritten between two ranged GETs: read the new version
+                return result._deserialize(location, payload), None
             if not metadata and not result.storage.atomic_pairs:
                 stream.close()  # maybe between a delete's or a publish's two steps
                 problem: object = ("no record",)
@@ -85,7 +90,15 @@ def load_pair(
             prev = previous_record(metadata)
             sizes = {record.size} if prev is None else {record.size, prev.size}
             allocate = bytearray if raw else result.serializer.allocate
-            data, size, digest = read_hashed(stream, sizes, allocate)
+            # A large object-store read fills the buffer by concurrent ranged GETs.
+            ranged = getattr(stream, "read_hashed", None)
+            try:
+                if ranged is not None:
+                    data, size, digest = ranged(sizes, allocate)
+                else:
+                    data, size, digest = read_hashed(stream, sizes, allocate)
+            except ReplacedWhileRead:
+                continue  # overwritten between two ranged GETs: read the new version
         finally:
             stream.close()
         matched = matching_record(metadata, record, size, digest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import uuid
@@ -16,6 +17,7 @@ from ..serializers import Serializer
 from ._fsspec import FSSpecResult
 from ._location import LocationTemplate
 from ._objectstore import ObjectStoreStorage
+from ._ranged import RangedObject, ReplacedWhileRead
 from ._upload import LargeUpload
 
 __all__ = ["AzureResult", "AzureStorage"]
@@ -77,22 +79,22 @@ class AzureStorage(ObjectStoreStorage):
     def _on_blob(self, path: str, action: Callable[[Any], Awaitable[T]]) -> T:
         """Run ``action(blob_client)`` on the client's loop, with Azure's errors as OSError's."""
         fs: Any = self.fs
+        return sync(fs.loop, self._on_blob_async, path, action)
+
+    async def _on_blob_async(self, path: str, action: Callable[[Any], Awaitable[T]]) -> T:
+        fs: Any = self.fs
         container, key, _ = fs.split_path(path)
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
-        async def run() -> T:
-            from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-
-            try:
-                async with fs.service_client.get_blob_client(container, key) as blob:
-                    return await action(blob)
-            except ResourceNotFoundError as exc:
-                if _error_code(exc) == "ContainerNotFound":
-                    raise FileNotFoundError(f"the container does not exist: {container}") from exc
-                raise FileNotFoundError(f"{container}/{key}") from exc
-            except ResourceExistsError as exc:
-                raise FileExistsError(f"{container}/{key}") from exc
-
-        return sync(fs.loop, run)
+        try:
+            async with fs.service_client.get_blob_client(container, key) as blob:
+                return await action(blob)
+        except ResourceNotFoundError as exc:
+            if _error_code(exc) == "ContainerNotFound":
+                raise FileNotFoundError(f"the container does not exist: {container}") from exc
+            raise FileNotFoundError(f"{container}/{key}") from exc
+        except ResourceExistsError as exc:
+            raise FileExistsError(f"{container}/{key}") from exc
 
     def _put_object(
         self, path: str, data: bytes, metadata: dict[str, str], create: bool = False
@@ -127,17 +129,61 @@ class AzureStorage(ObjectStoreStorage):
         except FileNotFoundError:
             return None
 
-    def _get_object(self, path: str) -> tuple[bytes, Mapping[str, str]] | None:
-        async def get(blob: Any) -> tuple[bytes, Mapping[str, str]]:
+    def _get_object(self, path: str) -> tuple[bytes | RangedObject, Mapping[str, str]] | None:
+        limit = self._range_limit(path)
+
+        async def get(blob: Any) -> tuple[bytes | RangedObject, Mapping[str, str]]:
+            # The SDK's first GET asks for the first max_single_get_size bytes (and
+            # gets the size, ETag and metadata): no larger than where ranges start.
+            # Its chunks as large, so the first chunk is that GET's, not one more.
+            # (A copy: the service client shares its configuration with every blob client.)
+            config = blob._config = copy.copy(blob._config)
+            config.max_single_get_size = min(config.max_single_get_size, limit)
+            config.max_chunk_get_size = config.max_single_get_size
             downloader = await blob.download_blob()
+            metadata = dict(downloader.properties.metadata or {})
+            size = int(downloader.size or 0)
+            etag = downloader.properties.etag
+            if size > limit and etag:
+                first = b""
+                async for chunk in downloader.chunks():  # what the first GET brought
+                    first = bytes(chunk)
+                    break
+                fetch = self._range_fetcher(path, etag)
+                prefix = first[:limit]
+                return self._ranged_object(path, size, fetch, prefix), metadata
             data = await downloader.readall()
-            return data, dict(downloader.properties.metadata or {})
+            return data, metadata
 
         try:
             return self._on_blob(path, get)
         except FileNotFoundError as exc:
             self._missing(exc)
             return None
+
+    def _range_fetcher(self, path: str, etag: str) -> Callable[[int, int], Awaitable[bytes]]:
+        async def fetch(start: int, end: int) -> bytes:
+            from azure.core import MatchConditions
+            from azure.core.exceptions import ResourceModifiedError
+
+            async def get(blob: Any) -> bytes:
+                try:
+                    downloader = await blob.download_blob(
+                        offset=start,
+                        length=end - start,
+                        etag=etag,
+                        match_condition=MatchConditions.IfNotModified,  # If-Match
+                    )
+                    return bytes(await downloader.readall())
+                except ResourceModifiedError:
+                    raise ReplacedWhileRead(f"{path} was overwritten") from None
+
+            try:
+                return await self._on_blob_async(path, get)
+            except FileNotFoundError:
+                raise ReplacedWhileRead(f"{path} was deleted") from None
+
+        return fetch
 
     def _etag(self, path: str) -> str | None:
         """The blob's ETag (one HEAD), or ``None`` when there is no blob."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from ..serializers import Serializer
 from ._fsspec import FSSpecResult
 from ._location import LocationTemplate
 from ._objectstore import ObjectStoreStorage
+from ._ranged import RangedObject, ReplacedWhileRead
 
 __all__ = ["GCSResult", "GCSStorage"]
 
@@ -75,13 +76,18 @@ class GCSStorage(ObjectStoreStorage):
         resource = self._resource(path)
         return None if resource is None else (resource.get("metadata") or {})
 
-    def _get_object(self, path: str) -> tuple[bytes, Mapping[str, str]] | None:
+    def _get_object(self, path: str) -> tuple[bytes | RangedObject, Mapping[str, str]] | None:
         fs: Any = self.fs
+        limit = self._range_limit(path)
         for _ in range(self.max_read_attempts):
             resource = self._resource(path)
             if resource is None:
                 return None
             generation = str(resource["generation"])
+            size = int(resource.get("size") or 0)
+            if size > limit:  # ranges of exactly this generation, many at once
+                fetch = self._range_fetcher(path, generation)
+                return self._ranged_object(path, size, fetch), resource.get("metadata") or {}
             try:
                 headers, data = self._call("GET", fs.url(path, generation=generation))
             except FileNotFoundError:
@@ -94,6 +100,24 @@ class GCSStorage(ObjectStoreStorage):
             f"gs://{path} was replaced {self.max_read_attempts} times while it was read; "
             "too many concurrent writers of one location"
         )
+
+    def _range_fetcher(self, path: str, generation: str) -> Callable[[int, int], Awaitable[bytes]]:
+        fs: Any = self.fs
+        url = fs.url(path, generation=generation)
+
+        async def fetch(start: int, end: int) -> bytes:
+            try:
+                headers, data = await fs._call(
+                    "GET", url, headers={"Range": f"bytes={start}-{end - 1}"}
+                )
+            except FileNotFoundError:  # that generation was replaced or deleted
+                raise ReplacedWhileRead(f"gs://{path} was overwritten") from None
+            served = headers.get("X-Goog-Generation")
+            if served is not None and str(served) != generation:
+                raise ReplacedWhileRead(f"gs://{path} was overwritten")
+            return bytes(data)
+
+        return fetch
 
     def _copy_object(self, src: str, dst: str, metadata: dict[str, str], size: int) -> None:
         src_bucket, src_key = self._split(src)

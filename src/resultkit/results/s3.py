@@ -16,6 +16,7 @@ from ._fsspec import FSSpecResult
 from ._location import LocationTemplate
 from ._objectstore import ObjectStoreStorage
 from ._obstore import ObstoreRequests
+from ._ranged import RangedObject, ReplacedWhileRead
 from ._upload import is_stale_temp
 
 __all__ = ["S3Result", "S3Storage"]
@@ -91,26 +92,60 @@ class S3Storage(ObjectStoreStorage):
             self.fs.invalidate_cache(path)
         return True
 
-    def _get_object(self, path: str) -> tuple[bytes, Mapping[str, str]] | None:
+    def _get_object(self, path: str) -> tuple[bytes | RangedObject, Mapping[str, str]] | None:
+        limit = self._range_limit(path)
         if self.requests is not None:
-            return self.requests.get(path)
+            return self.requests.get(path, limit, self._ranged_object)
         fs: Any = self.fs
         bucket, key = self._split(path)
 
-        async def get() -> tuple[bytes, Mapping[str, str]]:
+        async def get() -> tuple[bytes | RangedObject, Mapping[str, str]]:
             response = await fs._call_s3("get_object", fs.kwargs, Bucket=bucket, Key=key)
             body = response["Body"]
+            metadata = response.get("Metadata") or {}
             try:
+                size = int(response.get("ContentLength") or 0)
+                if size > limit and response.get("ETag"):
+                    # Not streamed: ranges of exactly this version, many at once.
+                    fetch = self._range_fetcher(bucket, key, response["ETag"])
+                    return self._ranged_object(path, size, fetch), metadata
                 data = await body.read()
             finally:
                 body.close()
-            return data, response.get("Metadata") or {}
+            return data, metadata
 
         try:
             return sync(fs.loop, get)
         except FileNotFoundError as exc:
             self._missing(exc)
             return None
+
+    def _range_fetcher(self, bucket: str, key: str, etag: str) -> Any:
+        fs: Any = self.fs
+
+        async def fetch(start: int, end: int) -> bytes:
+            try:
+                response = await fs._call_s3(
+                    "get_object",
+                    fs.kwargs,
+                    Bucket=bucket,
+                    Key=key,
+                    Range=f"bytes={start}-{end - 1}",
+                    IfMatch=etag,  # 412 once the object was overwritten
+                )
+            except FileNotFoundError:
+                raise ReplacedWhileRead(f"{bucket}/{key} was deleted") from None
+            except OSError as exc:
+                if precondition_failed(exc):
+                    raise ReplacedWhileRead(f"{bucket}/{key} was overwritten") from None
+                raise
+            body = response["Body"]
+            try:
+                return bytes(await body.read())
+            finally:
+                body.close()
+
+        return fetch
 
     def _head_object(self, path: str) -> Mapping[str, str] | None:
         if self.requests is not None:
