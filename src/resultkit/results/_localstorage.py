@@ -125,7 +125,7 @@ class LocalFileStorage(FileSystemStorage):
 
         The common read of a small value, without the general path's file
         objects, loops and retries: the record, then the payload, each one
-        ``open``, ``fstat`` (regular files only) and ``pread``; a final
+        ``open``, ``fstat`` (regular files only) and ``read``; a final
         symlink is never followed. Returns ``None`` for anything else (no
         record, a payload over 64 KB or of another length than its record
         says, one that only the record it replaced names, any error): the
@@ -134,7 +134,7 @@ class LocalFileStorage(FileSystemStorage):
         the digest.
         """
         path = self.path(key)
-        raw = _pread_whole(path + RECORD_SUFFIX, _RECORD_READ)
+        raw = _read_whole(path + RECORD_SUFFIX, _RECORD_READ)
         if raw is None or len(raw) >= _RECORD_READ:
             return None
         try:
@@ -143,7 +143,7 @@ class LocalFileStorage(FileSystemStorage):
             return None
         if record.size > _SMALL_PAIR:
             return None
-        data = _pread_whole(path, record.size + 1)
+        data = _read_whole(path, record.size + 1)
         if data is None or len(data) != record.size:
             return None
         return data, record
@@ -266,7 +266,7 @@ _RECORD_READ = 4096
 _SMALL_PAIR = 1 << 16
 
 
-def _pread_whole(path: str, limit: int) -> bytes | None:
+def _read_whole(path: str, limit: int) -> bytes | None:
     """Up to ``limit`` bytes of a regular file in one read, or None for anything else.
 
     Never a FIFO, a device, a socket or a folder (one ``fstat``), and the
@@ -279,7 +279,9 @@ def _pread_whole(path: str, limit: int) -> bytes | None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        return os.pread(fd, limit, 0)
+        # A regular file gives all it has up to limit in one read; a short one
+        # (FUSE, a signal) only sends the caller the general way.
+        return os.read(fd, limit)
     except OSError:
         return None
     finally:
