@@ -331,3 +331,53 @@ def test_random_damage_to_the_table_never_escapes_as_anything_but_serialization_
             assert set(back) == {"a", "b"}  # a byte that changed nothing it uses
             outcomes.add("value")
     assert "error" in outcomes
+
+
+def test_the_readme_recipe_opens_both_forms_without_resultkit(tmp_path):
+    def load_resultkit_pickle(path):  # as in the README, standard library only
+        with open(path, "rb") as f:
+            data = bytearray(f.read())
+        if not data.startswith(b"\xffRKPICKLEOOB v1\n"):
+            return pickle.loads(data)
+        size, count, _ = struct.unpack("<QQ8s", data[-24:])
+        table = struct.unpack(f"<{2 * count}Q", data[-24 - 16 * count : -24])
+        view = memoryview(data)
+        buffers = [view[o : o + n] for o, n in zip(table[::2], table[1::2], strict=True)]
+        return pickle.loads(view[16 : 16 + size], buffers=buffers)
+
+    value = {"a": np.arange(MB, dtype=np.int16), "b": np.ones(MB // 4), "n": 1}
+    LocalResult(dir=tmp_path).write(value, location="x.pkl")
+    LocalResult(dir=tmp_path).write({"n": 2}, location="small.pkl")
+    back = load_resultkit_pickle(tmp_path / "x.pkl")
+    assert np.array_equal(back["a"], value["a"]) and np.array_equal(back["b"], value["b"])
+    assert load_resultkit_pickle(tmp_path / "small.pkl") == {"n": 2}
+
+
+def test_a_large_bytearray_stays_in_band_and_round_trips_as_a_bytearray():
+    value = bytearray(b"ab" * MB)
+    data = PickleSerializer().serialize(value)
+    assert not is_layout(data)  # pickle writes a bytearray itself (BYTEARRAY8), no buffer
+    back = PickleSerializer().deserialize(bytearray(data))
+    assert type(back) is bytearray and back == value
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"out_of_band": "yes"}, "give True, False"),
+        ({"protocol": 4, "out_of_band": True}, "need protocol 5"),
+    ],
+)
+def test_bad_out_of_band_settings_are_refused(kwargs, message):
+    from resultkit.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=message):
+        PickleSerializer(**kwargs)
+    assert PickleSerializer(protocol=4).out_of_band is False  # in band below protocol 5
+
+
+def test_a_serializer_pickled_by_an_older_resultkit_unpickles_equal():
+    old = PickleSerializer.__new__(PickleSerializer)
+    old.__dict__.update({"protocol": 5})  # what an older release pickled
+    revived = pickle.loads(pickle.dumps(old))
+    assert revived == PickleSerializer() and revived.out_of_band

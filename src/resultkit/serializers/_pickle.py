@@ -143,6 +143,8 @@ class PickleSerializer(Serializer):
 
     def deserialize(self, data: Any) -> Any:
         try:
+            if type(data) in _BYTES and data[:1] != HEADER[:1]:  # the usual small value: fast
+                return pickle.loads(data)
             view = memoryview(data)
             if view.format != "B" or view.ndim != 1:
                 view = view.cast("B")
@@ -229,6 +231,8 @@ def load_pickle(path: str | os.PathLike[str]) -> Any:
     with open(path, "rb") as f:
         return PickleSerializer().deserialize(_read_all(f))
 
+
+_BYTES = (bytes, bytearray)
 
 #: Buffers of at least this many bytes are mapped (see ``anonymous_buffer``).
 _MAP_FROM = 4 << 20
