@@ -17,6 +17,7 @@ from harness import sized, timed
 
 WARM_TASKS = 100  # local_cases.py's warm_flow (resultkit, Prefect 1) uses 100 too
 COLD_TASKS = sized(1000, 50)
+MAPPED_CHILDREN = sized(200, 10)
 SLOW_REPEAT = 3  # Prefect 3 runs, and Prefect 1 cold flows, take seconds each
 SMALL = {"rows": list(range(100)), "name": "small"}
 
@@ -63,6 +64,36 @@ def rk_flow_call(d: str, repeat: int) -> list[float]:
         task(inc)(1)
     flow.run()
     return timed(flow.run, repeat)
+
+
+def rk_mapped_s3(batch_writes: bool) -> Any:
+    """A mapped flow whose children checkpoint to S3 over 20 ms a request (remote_cases.py).
+
+    ``batch_writes``: the children's values written together (``config.batch_writes``,
+    the default) or each as its child finishes. Each timed run writes under a new
+    folder (``{flow_run_id}``), so no run overwrites another's values.
+    """
+
+    def case(d: str, repeat: int) -> list[float]:
+        from remote_cases import s3_result
+
+        from resultkit import Flow, config, task
+
+        with s3_result("moto") as r:
+            result = r.copy()
+            result.location = "{flow_run_id}/{map_index}.pkl"
+            square = task(inc, name="child", checkpoint=True, result=result)
+            with Flow("mapped", run_store="off") as flow:
+                square.map(list(range(MAPPED_CHILDREN)))
+            before = config.batch_writes
+            config.batch_writes = batch_writes
+            try:
+                assert flow.run().is_successful()
+                return timed(flow.run, repeat)
+            finally:
+                config.batch_writes = before
+
+    return case
 
 
 # -- joblib.Memory ------------------------------------------------------------------------------
@@ -167,6 +198,10 @@ CASES = {
     "cold_flow": (
         f"cold flow of {COLD_TASKS} trivial tasks (per-task overhead = time / {COLD_TASKS})",
         {"resultkit": rk_cold_flow, "prefect1": pf1_cold_flow},
+    ),
+    "s3_mapped_flow": (
+        f"mapped flow of {MAPPED_CHILDREN} children checkpointing to S3 over 20 ms a request",
+        {"resultkit": rk_mapped_s3(True), "one write each": rk_mapped_s3(False)},
     ),
     "flow_call": (
         "call of a flow of one trivial task",
