@@ -212,6 +212,14 @@ def test_load_pickle_opens_a_payload_outside_resultkit(tmp_path):
     with open(tmp_path / "x.pkl", "rb") as f:
         assert np.array_equal(PickleSerializer().load(f)["a"], value["a"])
 
+    class Unseekable:  # a socket-like stream: read() only
+        def __init__(self, data):
+            self.read = io.BytesIO(data).read
+
+    for payload in ((tmp_path / "x.pkl").read_bytes(), pickle.dumps(value, protocol=5)):
+        back = PickleSerializer().load(Unseekable(payload))
+        assert np.array_equal(back["a"], value["a"]) and back["a"].flags.writeable
+
 
 def test_read_only_bytes_still_give_writable_arrays():
     """verify=False and adopt pass bytes: the buffers are copied once so users can write."""
