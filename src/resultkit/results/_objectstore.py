@@ -211,7 +211,7 @@ class ObjectStoreStorage(FileSystemStorage):
             data, raw = found
             metadata = self._decode(raw)
             if metadata is not None:
-                if attempt < 2 and _torn(_size(data), metadata):
+                if attempt < 2 and _torn(data, metadata):
                     continue  # a response cut short (a client resuming a broken stream)
                 return self._stream(data), metadata
             # Written before records were metadata: its record is a sidecar.
@@ -385,7 +385,7 @@ def _size(data: bytes | RangedObject) -> int:
     return data.size if isinstance(data, RangedObject) else len(data)
 
 
-def _torn(size: int, metadata: Metadata) -> bool:
+def _torn(data: bytes | RangedObject, metadata: Metadata) -> bool:
     """Whether one GET's body is not as long as the record it came with says.
 
     An object store publishes payload and record together, so this is never
@@ -398,4 +398,4 @@ def _torn(size: int, metadata: Metadata) -> bool:
         record = parse_record("", metadata)
     except Exception:
         return False
-    return size != record.size
+    return _size(data) != record.size
