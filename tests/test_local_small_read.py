@@ -8,6 +8,7 @@ real function (nothing is replaced).
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from resultkit.errors import (
     UnsafeLocationError,
 )
 from resultkit.results import LocalResult, _storage_result
+from resultkit.results._location import FormattedLocation
 from resultkit.results._record import Record, with_previous
 from resultkit.serializers import JSONSerializer
 
@@ -223,3 +225,21 @@ def test_reads_racing_one_writer_never_fail_nor_go_back(tmp_path, general_reads,
     assert len(seen) > 10, f"the reads hardly raced the writes: {len(seen)} values seen"
     # Both paths served reads in the race (the general one mid-publish).
     assert 0 < len(general_reads) < reads, (len(general_reads), reads)
+
+
+def test_a_location_read_again_gives_the_same_answers_as_the_first_time(tmp_path):
+    """Checked locations are remembered: the answers, refusals included, do not change."""
+    r = _written(tmp_path)
+    url = f"file://{tmp_path}/./k.pkl"
+    for _ in range(2):  # the second round answers from what the first remembered
+        # A canonical location passed back stays as given; the same text as a str,
+        # or a relative spelling, is normalised.
+        assert r.read(FormattedLocation(url)).location == url
+        assert r.read(url).location == f"file://{tmp_path}/k.pkl"
+        assert r.read("./k.pkl").location == f"file://{tmp_path}/k.pkl"
+        assert r.format(x=1).read("k.pkl").value == VALUE
+        for refused in ("../k.pkl", "k.pkl.rkmeta", f"file://{tmp_path.parent}/k.pkl"):
+            with pytest.raises(UnsafeLocationError):
+                r.read(refused)
+    shipped = pickle.loads(pickle.dumps(r))
+    assert shipped.read(FormattedLocation(url)).location == url and shipped == r

@@ -42,6 +42,8 @@ from .storage import Storage
 __all__ = ["StorageResult"]
 
 R = TypeVar("R", bound="StorageResult")
+#: Checked locations remembered per Result (and its copies).
+_LOCATED_MAX = 4096
 T = TypeVar("T")
 
 
@@ -107,6 +109,18 @@ class StorageResult(BatchOperations, Result):
             )
         #: How transient storage failures (5xx, resets, timeouts) are retried.
         self.retries = RetryPolicy.coerce(retries)
+        # Locations without template fields already checked against this root,
+        # with their canonical form and key (shared by every copy).
+        self._located: dict[tuple[bool, str], tuple[FormattedLocation, str]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_located", None)  # a cache: rebuilt where the Result lands
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._located = {}
 
     @property
     def root_url(self) -> str:
@@ -122,12 +136,30 @@ class StorageResult(BatchOperations, Result):
     def _locate(
         self, location: LocationTemplate | None, keys: Mapping[str, Any]
     ) -> tuple[FormattedLocation, str]:
-        """The canonical location and its storage key, the location checked once."""
-        key = self._located_key(location, keys)
+        """The canonical location and its storage key, the location checked once.
+
+        A location without template fields (``"a/b.pkl"``, a canonical URL)
+        formats and checks the same way every time: the answer is remembered.
+        """
         template = location if location is not None else self.location
+        fixed = None
+        if isinstance(template, str) and "{" not in template and "}" not in template:
+            # A canonical URL passed back stays as given; the same text as a str is
+            # normalised: remembered apart.
+            fixed = (isinstance(template, FormattedLocation), template)
+            found = self._located.get(fixed)
+            if found is not None:
+                return found
+        key = self._located_key(location, keys)
         if isinstance(template, FormattedLocation) and "://" in template:
-            return template, key
-        return FormattedLocation(self.storage.url(key)), key
+            located = (template, key)
+        else:
+            located = (FormattedLocation(self.storage.url(key)), key)
+        if fixed is not None:
+            if len(self._located) >= _LOCATED_MAX:
+                self._located.clear()
+            self._located[fixed] = located
+        return located
 
     def _located_key(self, location: LocationTemplate | None, keys: Mapping[str, Any]) -> str:
         """The storage key of :meth:`_locate`, without building the canonical URL."""
@@ -182,10 +214,12 @@ class StorageResult(BatchOperations, Result):
         :class:`~resultkit.errors.SerializerMismatchError`; never returns a
         value that does not match what was written.
         """
-        loc, key = self._locate(self._needs_location(location, "read"), kwargs)
+        if location is None and self.location is None:
+            self._needs_location(location, "read")  # raises, saying what to pass
+        loc, key = self._locate(location, kwargs)
         new = self.copy()
         new.location = loc
-        new.value, new.record = self._call(loc, "read", lambda: self._load(loc, key))
+        new.value, new.record = self._call(loc, "read", self._load, loc, key)
         return new
 
     def read_bytes(
@@ -296,12 +330,13 @@ class StorageResult(BatchOperations, Result):
             return bool(self.storage.put_if_absent(self._key(canonical), data, {}))
 
     # -- write and read, once for every backend ------------------------------------
-    def _call(self, location: str, action: str, fn: Callable[[], T]) -> T:
-        """Run a storage operation: errors mapped to resultkit's, transient ones retried."""
+    def _call(self, location: str, action: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)``, a storage operation: errors mapped to resultkit's, transient
+        ones retried."""
         delays = None  # made at the first failure: most calls succeed at once
         while True:
             try:
-                return fn()
+                return fn(*args)
             except Exception as exc:
                 error = translate(location, action, exc)
                 if (
