@@ -289,11 +289,11 @@ class StorageResult(BatchOperations, Result):
 
     def exists_many(self, locations: Sequence[LocationTemplate]) -> list[bool]:
         """``exists`` for many (already formatted) locations at once, answered in bulk."""
-        keys = [self._located_key(loc, {}) for loc in locations]
-        if not keys:
+        located = [self._locate(loc, {}) for loc in locations]
+        if not located:
             return []
-        first = self.storage.url(keys[0])  # errors name it
-        return list(self._call(first, "check", lambda: self.storage.exists_many(keys)))
+        keys = [key for _, key in located]
+        return list(self._call(located[0][0], "check", self.storage.exists_many, keys))
 
     def stat(self, location: LocationTemplate | None = None, **kwargs: Any) -> Record | None:
         """The integrity record stored at ``location`` without reading the value.
