@@ -101,7 +101,47 @@ def read_serially(server: str) -> Callable[[str, int], list[float]]:
     return case
 
 
+#: The large verified read: a numpy array, read by ranges vs by one GET.
+LARGE_READ_MB = sized(64, 4)
+
+
+def large_read(server: str, ranged: bool) -> Callable[[str, int], list[float]]:
+    """A verified read of one LARGE_READ_MB array: concurrent ranged GETs, or one GET.
+
+    The tiny mode's 4 MB is below the default ``ranged_read_from``: it lowers
+    the settings so the ranged path still runs (512 KiB parts).
+    """
+
+    def case(d: str, repeat: int) -> list[float]:
+        import numpy as np
+
+        from resultkit.serializers import NumpySerializer
+
+        with s3_result(server) as r:
+            r = r.copy()
+            r.serializer = NumpySerializer()
+            storage = r.storage
+            if LARGE_READ_MB < 16:
+                storage.ranged_read_from, storage.read_part_size = 2**20, 2**19
+            if not ranged:  # the old path: one streamed GET
+                storage.ranged_read_from = 2**62
+            value = np.arange(LARGE_READ_MB * 2**20 // 8, dtype=np.int64)
+            location = r.write(value, "large.npy").location
+            r.read(location)  # the connections warm
+            return timed(lambda: r.read(location), repeat)
+
+    return case
+
+
 CASES: dict[str, tuple[str, dict[str, Callable[[str, int], list[float]]]]] = {}
+# SeaweedFS when the run has it: moto reads the whole object for every ranged
+# GET (its CPU, not requests, would be measured).
+_LARGE_SERVER = "seaweedfs" if "seaweedfs" in servers() else "moto"
+CASES["s3_large_read"] = (
+    f"verified read, {LARGE_READ_MB} MB numpy, S3 ({_LARGE_SERVER}) over 20 ms: "
+    "ranged GETs vs one GET",
+    {"resultkit": large_read(_LARGE_SERVER, True), "one GET": large_read(_LARGE_SERVER, False)},
+)
 for _server in servers() or {"moto": {}}:
     _suffix = "" if _server == "moto" else f"_{_server}"
     CASES[f"s3_checkpoints{_suffix}"] = (
