@@ -104,8 +104,9 @@ def test_large_read_is_concurrent_ranges_and_equal(pair):
     proxy.clear()
     back = r.read(loc).value
     assert np.array_equal(back, value)
-    # Azure's first GET brings the first THRESHOLD bytes with the metadata.
-    first = THRESHOLD if kind == "azure" else 0
+    # Azure's first GET brings the first THRESHOLD bytes with the metadata; on
+    # S3 (s3fs) the first part is read from the first GET's body.
+    first = {"azure": THRESHOLD, "s3": PART}.get(kind, 0)
     ranges = -(-(SIZE - first) // PART)
     metadata_gets = 1  # the GET that gives size, version and record
     assert _gets(proxy) >= metadata_gets + ranges
@@ -168,7 +169,7 @@ def test_overwrite_racing_the_ranges_reads_the_new_value_whole(pair):
     # first GET, the ranges in flight (412: version gone), then one streamed GET
     # of the new version (a second overtaken read could otherwise repeat forever)
     one_read = 1 + -(-SIZE // PART)
-    assert 2 + CONCURRENCY <= _gets(proxy) < one_read, "the read did not start over"
+    assert 1 + CONCURRENCY <= _gets(proxy) < one_read, "the read did not start over"
 
 
 def test_many_reads_racing_many_overwrites_see_whole_values(moto_server):

@@ -35,7 +35,7 @@ import builtins
 import contextlib
 import io
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from glob import has_magic
 from typing import Any, BinaryIO, ClassVar
@@ -249,9 +249,18 @@ class ObjectStoreStorage(FileSystemStorage):
             return _NEVER
         return self.ranged_read_from
 
-    def _ranged_object(self, path: str, size: int, fetch: Any, prefix: bytes = b"") -> RangedObject:
+    def _ranged_object(
+        self,
+        path: str,
+        size: int,
+        fetch: Any,
+        prefix: bytes = b"",
+        release: Callable[[], None] | None = None,
+    ) -> RangedObject:
         """A large object of ``path`` to read by ranges; an overwrite midway marks it."""
-        return RangedObject(size, fetch, prefix, on_replaced=lambda: _overtaken().add(path))
+        return RangedObject(
+            size, fetch, prefix, on_replaced=lambda: _overtaken().add(path), release=release
+        )
 
     def put(self, key: str, data: bytes | bytearray | memoryview, metadata: Metadata) -> None:
         view = memoryview(data).cast("B")

@@ -60,10 +60,13 @@ class RangedObject:
         fetch: FetchRange,
         prefix: bytes = b"",
         on_replaced: Callable[[], None] = lambda: None,
+        release: Callable[[], None] | None = None,
     ) -> None:
         self.size = size
         self.fetch = fetch
         self.prefix = prefix
+        #: Frees what the first request holds open (run on the loop) if no range used it.
+        self.release = release
         #: Called when a range finds the version gone (before ReplacedWhileRead is raised).
         self.on_replaced = on_replaced
 
@@ -191,6 +194,10 @@ class RangedReader(io.RawIOBase):
 
     def close(self) -> None:
         self._plain = None
+        release, self._found.release = self._found.release, None
+        if release is not None and not self._loop.is_closed():
+            # On the loop: the response it holds belongs to the loop's connections.
+            self._loop.call_soon_threadsafe(release)
         super().close()
 
 

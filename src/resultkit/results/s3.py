@@ -103,12 +103,13 @@ class S3Storage(ObjectStoreStorage):
             response = await fs._call_s3("get_object", fs.kwargs, Bucket=bucket, Key=key)
             body = response["Body"]
             metadata = response.get("Metadata") or {}
+            size = int(response.get("ContentLength") or 0)
+            if size > limit and response.get("ETag"):
+                # The first part comes from this response's body, the others by
+                # ranges of exactly this version, all at once.
+                fetch = self._range_fetcher(bucket, key, response["ETag"], body)
+                return self._ranged_object(path, size, fetch, release=fetch.release), metadata
             try:
-                size = int(response.get("ContentLength") or 0)
-                if size > limit and response.get("ETag"):
-                    # Not streamed: ranges of exactly this version, many at once.
-                    fetch = self._range_fetcher(bucket, key, response["ETag"])
-                    return self._ranged_object(path, size, fetch), metadata
                 data = await body.read()
             finally:
                 body.close()
@@ -120,10 +121,29 @@ class S3Storage(ObjectStoreStorage):
             self._missing(exc)
             return None
 
-    def _range_fetcher(self, bucket: str, key: str, etag: str) -> Any:
+    def _range_fetcher(self, bucket: str, key: str, etag: str, body: Any) -> Any:
+        """Ranges of the version ``etag``; the first from ``body``, the opening GET's."""
         fs: Any = self.fs
+        opened = [body]
+
+        def release() -> None:
+            if opened:  # never read: its connection is dropped, not reused
+                opened.pop().close()
 
         async def fetch(start: int, end: int) -> bytes:
+            if opened and start == 0:
+                first = opened.pop()
+                try:
+                    chunks, got = [], 0
+                    while got < end:
+                        chunk = await first.read(end - got)
+                        if not chunk:
+                            break
+                        chunks.append(chunk)
+                        got += len(chunk)
+                    return b"".join(chunks)
+                finally:
+                    first.close()  # the rest is fetched by ranges
             try:
                 response = await fs._call_s3(
                     "get_object",
@@ -145,6 +165,7 @@ class S3Storage(ObjectStoreStorage):
             finally:
                 body.close()
 
+        fetch.release = release  # type: ignore[attr-defined]
         return fetch
 
     def _head_object(self, path: str) -> Mapping[str, str] | None:
