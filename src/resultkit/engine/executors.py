@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextvars
+import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,8 @@ if TYPE_CHECKING:
     from .unit import RunUnit
 
 __all__ = ["Executor", "LocalExecutor", "ThreadExecutor"]
+
+logger = logging.getLogger("resultkit")
 
 
 class Executor:
@@ -49,6 +52,16 @@ class LocalExecutor(Executor):
         except Exception as exc:  # Ctrl-C and SystemExit stop the run, as in plain Python
             fut.set_exception(exc)
         return fut
+
+    def run_here(self, runner: TaskRunner, unit: RunUnit) -> State:
+        """``unit``'s state, run in this thread: :meth:`submit_unit` without a future."""
+        from .transitions import internal_error  # executors are imported before the engine
+
+        try:
+            return runner.run(unit)
+        except Exception as exc:  # TaskRunner.run does not raise; Ctrl-C stops the run
+            logger.error("Task '%s': internal error", unit.task.name, exc_info=True)
+            return internal_error(unit.task, exc)
 
 
 class ThreadExecutor(Executor):

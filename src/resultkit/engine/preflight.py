@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
@@ -45,6 +46,9 @@ def refuse_shared_targets(flow: Flow, runner: TaskRunner) -> None:
         if not inputs:  # the run's own keys and target: not formatted again
             unit.target_location = target
             runner.preformatted[task] = unit
+        elif isinstance(task.target, str) and "task_run_id" not in _fields(task.target):
+            # It uses no input (nor this run's id): the run formats the same target.
+            runner.preformatted[task] = RunUnit(task, [], {}, target_location=target)
         other = seen.setdefault(str(target), task)
         if other is not task:
             raise FlowError(
@@ -55,15 +59,20 @@ def refuse_shared_targets(flow: Flow, runner: TaskRunner) -> None:
         runner.claim_target(task, target)
 
 
-def _fields(template: Any) -> set[str]:
+def _fields(template: Any) -> frozenset[str]:
     """The top-level names a string template uses (a callable: none known)."""
     if not isinstance(template, str):
-        return set()
+        return frozenset()
+    return _string_fields(template)
+
+
+@functools.lru_cache(maxsize=1024)
+def _string_fields(template: str) -> frozenset[str]:
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError:
-        return set()
-    return {name.split(".")[0].split("[")[0] for _, name, _, _ in parsed if name}
+        return frozenset()
+    return frozenset(name.split(".")[0].split("[")[0] for _, name, _, _ in parsed if name)
 
 
 def refuse_recorded(store: StorageResult, run_id: str) -> None:

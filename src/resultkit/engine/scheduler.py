@@ -25,7 +25,7 @@ from .runs import RunRecords, default_run_store, flow_file, run_store_from
 from .state import Failed, Finished, Mapped, Paused, Pending, Resume, State, Success
 from .task import Parameter, Task
 from .task_runner import TaskRunner
-from .transitions import TaskRun, describe, finish
+from .transitions import TaskRun, finish, internal_error
 from .unit import RunUnit, template_keys
 from .write_batch import WriteBatch, WriteQueued
 
@@ -222,6 +222,8 @@ class FlowRunner:
         futures: dict[cf.Future[State], tuple[Task, int | None]] = {}
         mapped: dict[Task, MappedRun] = {}
         batch = runner.batch
+        # The default executor runs each task here, at once: its states need no future.
+        inline = self.executor if type(self.executor) is LocalExecutor else None
 
         def settle(t: Task) -> None:
             for down in {e.downstream for e in flow.downstream_edges(t)}:
@@ -253,7 +255,7 @@ class FlowRunner:
                         )
                     except Exception as exc:  # a bug in resultkit: this task fails, the run goes on
                         logger.error("Task '%s': internal error", t.name, exc_info=True)
-                        states[t] = _internal_error(t, exc)
+                        states[t] = internal_error(t, exc)
                         mapped.pop(t, None)
                     if t in states:  # settled at once (constant, parameter, reused, failed map)
                         settle(t)
@@ -265,11 +267,15 @@ class FlowRunner:
                 for n, (t, index, unit) in enumerate(layer):
                     if n in hits:
                         record(t, index, hits[n])
+                    elif inline is not None:
+                        state = inline.run_here(runner, unit)
+                        if not isinstance(state, WriteQueued):  # else when its batch is written
+                            record(t, index, state)
                     else:
                         futures[self.executor.submit_unit(runner, unit)] = (t, index)
-                        if batch is not None and batch.full:  # bounded: unwritten values wait
-                            write_batch(batch)
-            if batch is not None and len(batch) and (batch.full or all_done(futures)):
+                    if batch is not None and batch.full:  # bounded: unwritten values wait
+                        write_batch(batch)
+            if batch is not None and len(batch) and (batch.full or all(f.done() for f in futures)):
                 write_batch(batch)  # children finish; their downstream tasks may be ready
                 continue
             if not futures:
@@ -281,7 +287,7 @@ class FlowRunner:
                     state = fut.result()
                 except Exception as exc:  # TaskRunner.run does not raise; an executor may
                     logger.error("Task '%s': internal error", t.name, exc_info=True)
-                    state = _internal_error(t, exc)
+                    state = internal_error(t, exc)
                 if not isinstance(state, WriteQueued):  # recorded when its batch is written
                     record(t, index, state)
 
@@ -332,15 +338,3 @@ class FlowRunner:
             for unit in units:
                 unit.batched = True  # written together (on an object store), see write_batch
         return list(enumerate(units))
-
-
-def all_done(futures: Mapping[cf.Future[State], Any]) -> bool:
-    """Whether no submitted task run is still running."""
-    return all(f.done() for f in futures)
-
-
-def _internal_error(t: Task, exc: BaseException) -> State:
-    return finish(
-        TaskRun(t, t.name, Pending()),
-        Failed(f"internal error in resultkit: {describe(exc)}; please report it", exception=exc),
-    )

@@ -27,6 +27,17 @@ __all__ = [
 ]
 
 
+#: Copied for each state's value: a copy costs a fraction of a ConstantResult's construction.
+_CONSTANT = ConstantResult()
+
+
+def _constant(value: Any) -> ConstantResult:
+    """A ConstantResult holding ``value`` (each state has its own)."""
+    made = _CONSTANT.copy()
+    made.value = value
+    return made
+
+
 class State:
     """The state of a task or flow run.
 
@@ -50,7 +61,7 @@ class State:
         cached_inputs: Mapping[str, Result] | None = None,
     ) -> None:
         self.message = message
-        self._result: Result = result if isinstance(result, Result) else ConstantResult(result)
+        self._result: Result = result if isinstance(result, Result) else _constant(result)
         self.exception = exception
         #: Inputs kept for a later rerun (Retrying, Paused), as Results.
         self.cached_inputs: dict[str, Result] | None = (

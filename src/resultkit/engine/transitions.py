@@ -13,10 +13,19 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .state import Failed, State
+from .state import Failed, Pending, State
 from .task import Task
 
-__all__ = ["TaskRun", "StopRun", "UserCodeError", "transition", "finish", "call_user", "describe"]
+__all__ = [
+    "TaskRun",
+    "StopRun",
+    "UserCodeError",
+    "transition",
+    "finish",
+    "call_user",
+    "describe",
+    "internal_error",
+]
 
 logger = logging.getLogger("resultkit")
 
@@ -156,3 +165,11 @@ def finish(run: TaskRun, state: State) -> State:
         return transition(run, state)
     except StopRun as stop:
         return stop.state
+
+
+def internal_error(task: Task, exc: BaseException) -> State:
+    """The final state of a run of ``task`` stopped by a bug in resultkit (``exc``)."""
+    failed = Failed(
+        f"internal error in resultkit: {describe(exc)}; please report it", exception=exc
+    )
+    return finish(TaskRun(task, task.name, Pending()), failed)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,7 +15,32 @@ from .flow import Edge
 from .state import Failed, Retrying, State
 from .task import Task
 
-__all__ = ["RunUnit", "template_keys", "unit_keys"]
+__all__ = ["RunUnit", "template_keys", "unit_keys", "new_task_run_id"]
+
+# Task run ids: 96 random bits per process, then a counter. As unique as uuid4's
+# hex (32 hex digits) at a fraction of its cost (one os.urandom call per run was
+# ~8 % of a warm target hit); a forked child draws its own random part.
+_id_random = os.urandom(12).hex()
+_id_counter = itertools.count()
+
+
+def _new_id_random() -> None:
+    global _id_random, _id_counter
+    _id_random, _id_counter = os.urandom(12).hex(), itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_id_random)
+
+
+def new_task_run_id() -> str:
+    """A fresh task run id: 32 hex digits, unique across runs and processes.
+
+    Example:
+        >>> a, b = new_task_run_id(), new_task_run_id()
+        >>> len(a), a != b
+        (32, True)
+    """
+    return f"{_id_random}{next(_id_counter) & 0xFFFFFFFF:08x}"
 
 
 @dataclass
@@ -75,7 +101,7 @@ def unit_keys(flow_keys: Mapping[str, Any], unit: RunUnit) -> dict[str, Any]:
         task_name=task.name,
         task_full_name=unit.full_name,
         task_slug=task.slug,
-        task_run_id=uuid.uuid4().hex,
+        task_run_id=new_task_run_id(),
         map_index=unit.map_index,
         task_tags=sorted(task.tags),
         task_run_count=first_run_count(unit.prior),
