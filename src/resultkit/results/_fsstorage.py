@@ -29,7 +29,8 @@ from ._fsclient import LazyFileSystem, filesystem_class_for
 from ._localsafety import process_space
 from ._location import LOCKS_FOLDER, RECORD_SUFFIX, TEMP_MARKER
 from ._locks import publish_lock
-from ._record import Record, final_sidecar, metadata_from_bytes, with_previous
+from ._record import Record, metadata_from_bytes
+from ._renamewriter import RenameWriter
 from .storage import Metadata, Storage, StorageWriter
 
 __all__ = ["FileSystemStorage", "is_reserved_name"]
@@ -179,7 +180,7 @@ class FileSystemStorage(LazyFileSystem, Storage):
             raise
 
     def open_writer(self, key: str) -> StorageWriter:
-        return _RenameWriter(self, self.path(key))
+        return RenameWriter(self, self.path(key))
 
     def delete(self, key: str) -> bool:
         with publish_lock(self.url(key)):  # never between a writer's two moves
@@ -334,48 +335,3 @@ class FileSystemStorage(LazyFileSystem, Storage):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.root_url!r})"
-
-
-class _RenameWriter:
-    """Write to a temporary file, then move the payload and its record into place."""
-
-    def __init__(self, storage: FileSystemStorage, path: str) -> None:
-        self._storage = storage
-        self._path = path
-        self._tmp, self._tmp_record = storage._temp_names(path)
-        parent = path.rpartition("/")[0]
-        fs = storage.fs
-        if parent:
-            fs.makedirs(parent, exist_ok=True)
-        self._file: Any = fs.open(self._tmp, "wb")
-
-    def write(self, data: Any) -> int:
-        self._file.write(data)
-        return memoryview(data).nbytes
-
-    def commit(self, metadata: Metadata) -> None:
-        storage, fs = self._storage, self._storage.fs
-        self._file.close()
-        record = self._path + RECORD_SUFFIX
-        # One writer at a time per key in this process; the record goes first
-        # and vouches for the old payload too (see with_previous).
-        with publish_lock(storage.url(self._path)):
-            first = with_previous(
-                metadata,
-                storage._cat_or_none(record),
-                lambda: storage._size_or_none(self._path),
-                lambda: storage._digest_or_none(self._path),
-            )
-            fs.pipe_file(self._tmp_record, first)
-            storage._move(self._tmp_record, record)
-            storage._move(self._tmp, self._path)
-            fs.pipe_file(self._tmp_record, final_sidecar(metadata))
-            storage._move(self._tmp_record, record)
-
-    def abort(self) -> None:
-        fs = self._storage.fs
-        with contextlib.suppress(Exception):
-            self._file.close()
-        for leftover in (self._tmp, self._tmp_record):
-            with contextlib.suppress(Exception):
-                fs.rm_file(leftover)

@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import io
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from glob import has_magic
 from typing import Any, BinaryIO, ClassVar
@@ -45,7 +43,7 @@ from ._errors import is_missing_container
 from ._fsstorage import FileSystemStorage
 from ._location import RECORD_SUFFIX, TEMP_MARKER
 from ._objmetadata import METADATA_MARKER, decode_metadata, encode_metadata
-from ._ranged import RangedObject, RangedReader, check_part_settings
+from ._ranged import RangedObject, RangedReads
 from ._upload import LargeUpload, SpillingUpload, TempObjectUpload, is_stale_temp
 from ._verify import parse_record
 from .storage import Metadata, StorageWriter
@@ -86,7 +84,7 @@ def object_store_class(protocol: str | None) -> type[FileSystemStorage] | None:
     return cls
 
 
-class ObjectStoreStorage(FileSystemStorage):
+class ObjectStoreStorage(RangedReads, FileSystemStorage):
     """Pairs on an object store, each one object with its record as metadata.
 
     Backends (``S3Storage``, ``GCSStorage``, ``AzureStorage``) implement the
@@ -110,18 +108,6 @@ class ObjectStoreStorage(FileSystemStorage):
     metadata_limit: ClassVar[int] = 2048
     #: A temporary object older than this (seconds) belongs to a dead writer.
     stale_temp_age: float = 24 * 3600.0
-
-    #: Payloads larger than this are read by concurrent ranged GETs (``_ranged.py``).
-    #: At 16 MiB one stream takes ~0.2-0.3 s at a connection's usual 50-100 MB/s, so
-    #: the ranges' one extra round trip (the first request only tells size and
-    #: version) is a few percent of it; below, one GET is as fast and simpler.
-    ranged_read_from: int = 16 * 2**20
-    #: Bytes per ranged GET: big enough that a request's round trip is small
-    #: next to its transfer, small enough that ``read_concurrency`` of them in
-    #: flight (the read's extra memory) stay modest.
-    read_part_size: int = 8 * 2**20
-    #: Ranged GETs in flight at once for one read.
-    read_concurrency: int = 8
 
     # -- the requests a backend implements ----------------------------------------------
     def _put_object(
@@ -226,41 +212,6 @@ class ObjectStoreStorage(FileSystemStorage):
             if self._decode(now) is None:
                 return self._stream(data), {}
         return self._stream(data), {}
-
-    def _stream(self, data: bytes | RangedObject) -> BinaryIO:
-        if isinstance(data, RangedObject):
-            fs: Any = self.fs
-            reader: Any = RangedReader(data, fs.loop, self.read_part_size, self.read_concurrency)
-            return reader
-        return io.BytesIO(data)
-
-    def _range_limit(self, path: str) -> int:
-        """Above this many bytes, the object at ``path`` is read by ranges (in the caller's thread).
-
-        Not right after this thread's ranged read of ``path`` was overtaken by
-        an overwrite: that read starts over with one streamed GET, which sees
-        one version whatever the writers do, so a read under a stream of
-        overwrites finishes instead of starting over every time.
-        """
-        check_part_settings(self.read_part_size, self.read_concurrency, self.ranged_read_from)
-        overtaken = _overtaken()
-        if path in overtaken:
-            overtaken.discard(path)
-            return _NEVER
-        return self.ranged_read_from
-
-    def _ranged_object(
-        self,
-        path: str,
-        size: int,
-        fetch: Any,
-        prefix: bytes = b"",
-        release: Callable[[], None] | None = None,
-    ) -> RangedObject:
-        """A large object of ``path`` to read by ranges; an overwrite midway marks it."""
-        return RangedObject(
-            size, fetch, prefix, on_replaced=lambda: _overtaken().add(path), release=release
-        )
 
     def put(self, key: str, data: bytes | bytearray | memoryview, metadata: Metadata) -> None:
         view = memoryview(data).cast("B")
@@ -376,18 +327,6 @@ class _ObjectWriter:
 
     def abort(self) -> None:
         self._upload.abort()
-
-
-_THREAD = threading.local()
-_NEVER = 2**62
-
-
-def _overtaken() -> set[str]:
-    """Paths whose ranged read in this thread was overtaken by an overwrite."""
-    found: set[str] | None = getattr(_THREAD, "overtaken", None)
-    if found is None:
-        found = _THREAD.overtaken = set()
-    return found
 
 
 def _size(data: bytes | RangedObject) -> int:
