@@ -13,6 +13,7 @@ import pytest
 from counting_proxy import CountingProxy
 from resultkit import Flow, config, task
 from resultkit.caching.locks import lock_holders
+from resultkit.engine import write_batch
 from resultkit.engine.executors import ThreadExecutor
 from resultkit.executors import LocalExecutor
 from resultkit.results import S3Result
@@ -213,3 +214,23 @@ def test_children_with_targets_hold_their_locks_until_their_batch_is_written(mot
     assert all(h is None for h in lock_holders(r).values())  # all released after
     again = flow.run()  # the targets are there: hits, nothing written
     assert all(s.is_cached() for s in again.result[out].map_states) and r.batches == [6]
+
+
+def test_at_most_a_chunk_of_values_waits_unwritten_by_count_and_by_size(moto_server, monkeypatch):
+    assert write_batch.CHUNK_ITEMS == 64  # the README's figure
+    monkeypatch.setattr(write_batch, "CHUNK_ITEMS", 8)  # the same rule, at a cheaper size
+    r = _s3(moto_server.url, uuid.uuid4().hex)
+    flow, out = _flow(r, 20)
+    assert flow.run().result[out].result == [i * i for i in range(20)]
+    assert r.batches == [8, 8, 4]  # a chunk's worth of values at most waits for its write
+
+    monkeypatch.setattr(write_batch, "CHUNK_BYTES", 5 * 2**20 // 2)  # 2.5 MB
+
+    @task(checkpoint=True, result=r)
+    def megabyte(x):
+        return bytes([x]) * 2**20
+
+    with Flow("big", run_store="off") as big:
+        values = megabyte.map(list(range(5)))
+    assert [v[:1] for v in big.run().result[values].result] == [bytes([i]) for i in range(5)]
+    assert r.batches[3:] == [3, 2]  # flushed once 2.5 MB waited: 3 values of 1 MB
