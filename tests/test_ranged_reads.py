@@ -19,7 +19,7 @@ import pytest
 
 import emulators
 from counting_proxy import CountingProxy
-from resultkit.errors import ConfigurationError, ResultCorruptError
+from resultkit.errors import ConfigurationError, ResultCorruptError, StorageAccessError
 from resultkit.results import AzureResult, GCSResult, S3Result
 from resultkit.serializers import NumpySerializer
 
@@ -275,3 +275,40 @@ def _wait_for(condition, what: str, timeout: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.002)
+
+
+def test_access_denied_mid_read_is_mapped_and_names_the_location(moto_server):
+    with CountingProxy(moto_server.port) as proxy:
+        r = _build("s3", proxy.port, uuid.uuid4().hex, retries=1)
+        loc = r.write(_array(7), "denied.pkl").location
+        proxy.latency_ms = 100
+        proxy.clear()
+        errors: list[BaseException] = []
+
+        def deny_after_first_get() -> None:
+            try:
+                _wait_for(lambda: _gets(proxy) >= 1, "the first GET")
+                proxy.fail(None, status=403)  # the ranges are refused
+            except BaseException as exc:
+                errors.append(exc)
+
+        watcher = threading.Thread(target=deny_after_first_get)
+        watcher.start()
+        with pytest.raises(StorageAccessError) as caught:
+            r.read(loc)
+        watcher.join()
+        assert errors == []
+        assert loc in str(caught.value)
+        assert _gets(proxy) >= 2, "the refusal came before any range"
+
+
+def test_unverified_read_takes_the_ranges_too(moto_server):
+    with CountingProxy(moto_server.port) as proxy:
+        r = _build("s3", proxy.port, uuid.uuid4().hex, verify=False)
+        value = _array(8)
+        written = r.write(value, "plain.pkl")
+        loc, size = written.location, written.record.size
+        proxy.clear()
+        assert np.array_equal(r.read(loc).value, value)
+        # the opening GET (its body: the first part), then one GET per other part
+        assert _gets(proxy) == -(-size // PART)
