@@ -16,7 +16,8 @@ from ._fsspec import FSSpecResult
 from ._location import LocationTemplate
 from ._objectstore import ObjectStoreStorage
 from ._obstore import ObstoreRequests
-from ._ranged import RangedObject, ReplacedWhileRead
+from ._ranged import RangedObject
+from ._s3ranges import s3_range_fetcher
 from ._upload import is_stale_temp
 
 __all__ = ["S3Result", "S3Storage"]
@@ -107,7 +108,7 @@ class S3Storage(ObjectStoreStorage):
             if size > limit and response.get("ETag"):
                 # The first part comes from this response's body, the others by
                 # ranges of exactly this version, all at once.
-                fetch = self._range_fetcher(bucket, key, response["ETag"], body)
+                fetch = s3_range_fetcher(fs, bucket, key, response["ETag"], body)
                 return self._ranged_object(path, size, fetch, release=fetch.release), metadata
             try:
                 data = await body.read()
@@ -120,53 +121,6 @@ class S3Storage(ObjectStoreStorage):
         except FileNotFoundError as exc:
             self._missing(exc)
             return None
-
-    def _range_fetcher(self, bucket: str, key: str, etag: str, body: Any) -> Any:
-        """Ranges of the version ``etag``; the first from ``body``, the opening GET's."""
-        fs: Any = self.fs
-        opened = [body]
-
-        def release() -> None:
-            if opened:  # never read: its connection is dropped, not reused
-                opened.pop().close()
-
-        async def fetch(start: int, end: int) -> bytes:
-            if opened and start == 0:
-                first = opened.pop()
-                try:
-                    chunks, got = [], 0
-                    while got < end:
-                        chunk = await first.read(end - got)
-                        if not chunk:
-                            break
-                        chunks.append(chunk)
-                        got += len(chunk)
-                    return b"".join(chunks)
-                finally:
-                    first.close()  # the rest is fetched by ranges
-            try:
-                response = await fs._call_s3(
-                    "get_object",
-                    fs.kwargs,
-                    Bucket=bucket,
-                    Key=key,
-                    Range=f"bytes={start}-{end - 1}",
-                    IfMatch=etag,  # 412 once the object was overwritten
-                )
-            except FileNotFoundError:
-                raise ReplacedWhileRead(f"{bucket}/{key} was deleted") from None
-            except OSError as exc:
-                if precondition_failed(exc):
-                    raise ReplacedWhileRead(f"{bucket}/{key} was overwritten") from None
-                raise
-            body = response["Body"]
-            try:
-                return bytes(await body.read())
-            finally:
-                body.close()
-
-        fetch.release = release  # type: ignore[attr-defined]
-        return fetch
 
     def _head_object(self, path: str) -> Mapping[str, str] | None:
         if self.requests is not None:
