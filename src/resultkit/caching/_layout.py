@@ -64,14 +64,28 @@ def _identity(entry: Any) -> str:
     return _hash([entry.cached_input_tokens, entry.cached_parameters], 16)
 
 
-def _pointer(result: Any) -> str | None:
-    """Where a checkpointed value lives (its Result's location), or None: store the value."""
+def readable_location(result: Any) -> str | None:
+    """Where ``result``'s value is stored, if another process can read it there; else None.
+
+    None for anything that is not a stored Result: a constant, a value not
+    written (no location), or one in a process's memory (``memory://``).
+    The runner's records, the cache store and the Dask executor all keep a
+    pointer instead of a copy by this one rule.
+
+    Example:
+        >>> from resultkit.results import ConstantResult, MemoryResult
+        >>> readable_location(ConstantResult(1)), readable_location(MemoryResult().write(1, "a"))
+        (None, None)
+    """
     if not isinstance(result, Result) or isinstance(result, ConstantResult):
         return None
     location = result.location
     if not isinstance(location, str) or location.startswith("memory:"):
         return None  # not written, or in one process's memory: keep a copy
     return str(location)
+
+
+_pointer = readable_location  # where a checkpointed value lives, or None: store the value
 
 
 class StoredEntry:

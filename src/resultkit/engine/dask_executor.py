@@ -10,8 +10,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..caching._layout import readable_location
 from ..errors import ConfigurationError
-from ..results import ConstantResult, Result
+from ..results import Result
 from .context import config
 from .deferred import Deferred, RemoteValue, StoredValue, input_refs
 from .executors import Executor
@@ -43,12 +44,7 @@ def _distributed() -> Any:
 
 def _persisted(result: Result) -> str | None:
     """The location a value was written to, if it can be read back from another process."""
-    if isinstance(result, ConstantResult | Deferred):
-        return None
-    location = result.location
-    if not isinstance(location, str) or location.startswith("memory:"):
-        return None
-    return location
+    return None if isinstance(result, Deferred) else readable_location(result)
 
 
 def _small(value: Any) -> bool:

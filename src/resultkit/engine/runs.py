@@ -27,16 +27,16 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from ..caching._layout import readable_location
 from ..caching.hashing import inputs_token
 from ..errors import (
     ConfigurationError,
     ResultError,
     ResultKitWarning,
 )
-from ..results import ConstantResult, LocalResult, StorageResult, from_url
+from ..results import LocalResult, StorageResult, from_url
 from ..serializers import JSONSerializer
 from .context import config
-from .deferred import Deferred
 from .state import Cached, Paused, State, Success
 
 if TYPE_CHECKING:
@@ -86,17 +86,8 @@ def _now() -> str:
 
 
 def _stored_location(state: State) -> str | None:
-    result = state._result
-    if (
-        isinstance(result, ConstantResult)
-        or isinstance(result, Deferred)
-        and result.location is None
-    ):
-        return None
-    location = result.location
-    if not isinstance(location, str) or location.startswith("memory:"):
-        return None
-    return str(location)
+    """Where the state's value is stored for another process (a deferred one too), or None."""
+    return readable_location(state._result)
 
 
 class RunRecords:
