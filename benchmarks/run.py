@@ -43,7 +43,6 @@ GOALS: dict[tuple[str, str], tuple[float, str]] = {
     ("s3_checkpoints_seaweedfs", "serial"): (10.0, ">= 10x faster than serial"),
     ("s3_checkpoints_obstore", "serial"): (10.0, ">= 10x faster than serial"),
     ("s3_checkpoints_obstore_seaweedfs", "serial"): (10.0, ">= 10x faster than serial"),
-    ("s3_large_read", "one GET"): (1.0, "ranged GETs never slower than one GET"),  # [ranged]
     ("exists_many_4", "resultkit, 4 exists()"): (1.0, "never slower than per-key checks"),
     ("cold_flow", "prefect1"): (20.0, "per-task overhead <= 0.05x Prefect 1's"),
     ("fingerprint", "1 ms budget"): (1.0, "< 1 ms per task after the first call"),  # [caching]
