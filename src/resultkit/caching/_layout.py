@@ -85,9 +85,6 @@ def readable_location(result: Any) -> str | None:
     return str(location)
 
 
-_pointer = readable_location  # where a checkpointed value lives, or None: store the value
-
-
 class StoredEntry:
     """An entry read from a :class:`ResultCacheStore` (what validators are given).
 

@@ -53,9 +53,9 @@ from ._layout import (
     _hash,
     _identity,
     _parse_name,
-    _pointer,
     _stamp,
     _tag,
+    readable_location,
 )
 from .store import (
     CacheKey,
@@ -295,7 +295,7 @@ class ResultCacheStore(Inventory):
             expires = expires.replace(tzinfo=timezone.utc)
         identity = _identity(entry)
         name = f"{_stamp(now)}_{_stamp(expires)}_{identity}.json"
-        location = _pointer(getattr(entry, "_result", None))
+        location = readable_location(getattr(entry, "_result", None))
         if location is not None:
             value = {"location": location}
         else:
