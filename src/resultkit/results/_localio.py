@@ -13,6 +13,10 @@
   place: a small publish then reuses the replaced file as the next spare
   instead of creating and freeing an inode per write (on ext4 with
   ``discard`` freeing one costs about 0.2 ms; an exchange about 10 us).
+* :func:`hold_replaced` and :func:`release_along` move the freeing of a
+  large replaced payload off the writer's path: the old file is opened
+  before the rename and its last descriptor closed on another thread,
+  where the kernel frees its blocks (about 9 ms per 100 MB here).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import errno
 import os
 import stat
 import sys
+import threading
 from typing import Any
 
 __all__ = [
@@ -32,7 +37,13 @@ __all__ = [
     "exchange_available",
     "overwrite_spare",
     "discard_spare",
+    "hold_replaced",
+    "release_along",
+    "wait_for_releases",
 ]
+
+#: A replaced payload from this size is freed on another thread.
+RELEASE_ALONG_FROM = 8 << 20
 
 _MIN_STEP = 1 << 16
 _MAX_STEP = 64 << 20
@@ -94,6 +105,12 @@ class PreallocatedFile:
         step = max(needed, ahead)
         if _fallocate(self.fd, 0, self._allocated, step) != 0:
             err = ctypes.get_errno()
+            if err == errno.ENOSPC and wait_for_releases():
+                # Replaced payloads were still being freed: their blocks are back now.
+                if _fallocate(self.fd, 0, self._allocated, step) == 0:
+                    self._allocated += step
+                    return
+                err = ctypes.get_errno()
             if err == errno.ENOSPC and step > needed:
                 # Reserving ahead must never fail a value that fits: from now on
                 # reserve exactly what each write needs.
@@ -220,3 +237,76 @@ def discard_spare(path: str) -> None:
     """Remove a spare (a file or link; a folder planted there is left, and never used)."""
     with contextlib.suppress(OSError):
         os.unlink(path)
+
+
+# Descriptors of replaced payloads not yet closed, and the threads closing them.
+_pending: list[int] = []
+_closers: set[threading.Thread] = set()
+_pending_guard = threading.Lock()
+
+
+def hold_replaced(path: str) -> int | None:
+    """A descriptor on the large regular file at ``path`` that is about to be replaced, or None.
+
+    Held across the rename, it keeps the old file's blocks allocated until
+    :func:`release_along` closes it, so the rename itself frees nothing.
+    """
+    if os.name != "posix":  # elsewhere an open file cannot be renamed over
+        return None
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size < RELEASE_ALONG_FROM:
+            return None
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    return fd
+
+
+def release_along(fd: int) -> None:
+    """Close ``fd`` (from :func:`hold_replaced`) on another thread."""
+    with _pending_guard:
+        _pending.append(fd)
+    _start_closer()
+
+
+def _start_closer() -> None:
+    thread = threading.Thread(target=_close_pending, name="resultkit-release", daemon=True)
+    with _pending_guard:
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had: the next write's wait closes them
+            return
+        _closers.add(thread)
+
+
+def _close_pending() -> None:
+    try:
+        while True:
+            with _pending_guard:
+                if not _pending:
+                    return
+                fd = _pending.pop()
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    finally:
+        with _pending_guard:
+            _closers.discard(threading.current_thread())
+
+
+def wait_for_releases() -> bool:
+    """Free every replaced payload still held (see :func:`release_along`); whether any was.
+
+    A write that finds the disk full calls this and tries once more: the
+    space a replaced payload held is back before the write gives up.
+    """
+    with _pending_guard:
+        fds, closers = _pending[:], list(_closers)
+        _pending.clear()
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    for thread in closers:
+        thread.join()
+    return bool(fds or closers)

@@ -24,7 +24,15 @@ import stat
 import threading
 from typing import TYPE_CHECKING, Any
 
-from ._localio import PreallocatedFile, discard_spare, exchange, fsync_folder, overwrite_spare
+from ._localio import (
+    PreallocatedFile,
+    discard_spare,
+    exchange,
+    fsync_folder,
+    hold_replaced,
+    overwrite_spare,
+    release_along,
+)
 from ._localsafety import sweep_dead_writers
 from ._location import LOCKS_FOLDER, RECORD_SUFFIX
 from ._locks import folder_lock, publish_lock
@@ -176,7 +184,13 @@ class LocalWriter:
                 assert self._buffer is not None
                 with PreallocatedFile(tmp, fsync=fsync) as f:
                     f.write(self._buffer)
-            self._replace(tmp, path, spare if payload_kind else None)
+            # A large replaced payload is freed on another thread, after the rename.
+            held = hold_replaced(path) if payload_kind is False else None
+            try:
+                self._replace(tmp, path, spare if payload_kind else None)
+            finally:
+                if held is not None:
+                    release_along(held)
         if not two_steps:
             self._put_record(record, final)  # the publish is complete
         if fsync:

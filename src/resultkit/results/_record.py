@@ -22,6 +22,7 @@ from typing import Any
 import xxhash
 
 from ._errors import SinkError
+from ._hashalong import hash_while
 
 __all__ = [
     "Record",
@@ -271,9 +272,9 @@ class HashingWriter:
         view = memoryview(data)
         if not view.contiguous:
             view = memoryview(view.tobytes())
-        self._hash.update(view)
         try:
-            self._raw.write(view)
+            # A large view is hashed on another core while it is written.
+            hash_while(self._hash, view, lambda: self._raw.write(view))
         except Exception as exc:  # the storage failed, not the serializer
             raise SinkError(exc) from exc
         self.size += view.nbytes

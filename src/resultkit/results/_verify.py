@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 from ..errors import ResultCorruptError, SerializerMismatchError
 from ..serializers import Serializer
 from ._errors import SinkError
+from ._hashalong import HASH_ALONG_FROM, ChunkHasher
 from ._record import DIGEST_PREFIX, Record, new_hasher, parsed_record, previous_record
 from .storage import Metadata
 
@@ -104,12 +105,12 @@ def _remaining(stream: BinaryIO) -> int | None:
         return None
 
 
-#: From this size the bytes come through a small buffer (see ``_read_bounced``).
-_BOUNCE_FROM = 4 << 20
 #: Files up to this size are read with one call into a bytes object.
 _SMALL = 1 << 16
-#: Bytes read (then hashed while they are still in the CPU cache) per step.
+#: Bytes read per step (then hashed while they are still in the CPU cache).
 _CHUNK = 1 << 20
+#: Bytes read per step when the digest is taken on another thread (a huge page).
+_ALONG_CHUNK = 2 << 20
 
 
 def read_hashed(
@@ -149,8 +150,10 @@ def read_hashed(
     hasher = new_hasher()
     readinto = getattr(stream, "readinto", None)
     filled = 0
-    if readinto is not None and expected >= _BOUNCE_FROM:
-        filled = _read_bounced(readinto, view, expected, hasher)
+    if readinto is not None and expected >= HASH_ALONG_FROM:
+        with ChunkHasher(hasher) as along:
+            filled = _read_along(readinto, view, expected, along)
+            along.close()
     while filled < expected:
         part = view[filled : min(expected, filled + _CHUNK)]
         if readinto is not None:
@@ -173,27 +176,21 @@ def read_hashed(
     return buf, expected, DIGEST_PREFIX + str(hasher.hexdigest())
 
 
-def _read_bounced(readinto: Callable[[Any], Any], view: memoryview, size: int, hasher: Any) -> int:
-    """Read ``size`` bytes into ``view`` through one small reused buffer, hashing it; the count.
+def _read_along(
+    readinto: Callable[[Any], Any], view: memoryview, size: int, along: ChunkHasher
+) -> int:
+    """Read ``size`` bytes straight into ``view``, handing each step to ``along``; the count.
 
-    Measured here: the kernel filling fresh pages of a large destination
-    itself (faulting them in during the copy) runs at half the speed of
-    reading into a buffer that stays in the CPU cache and copying from it;
-    the digest is taken while the chunk is still in the cache.
+    The kernel copies into the destination (huge pages where the serializer
+    allocated them) while the previous step is hashed on the other core.
     """
-    bounce = bytearray(min(_CHUNK, size))
-    chunk = memoryview(bounce)
     filled = 0
-    try:
-        while filled < size:
-            n = readinto(chunk[: min(len(chunk), size - filled)]) or 0
-            if not n:
-                break
-            hasher.update(chunk[:n])
-            view[filled : filled + n] = chunk[:n]
-            filled += n
-    finally:
-        chunk.release()
+    while filled < size:
+        n = readinto(view[filled : min(size, filled + _ALONG_CHUNK)]) or 0
+        if not n:
+            break
+        along.add(view[filled : filled + n])
+        filled += n
     return filled
 
 
