@@ -17,6 +17,7 @@ import errno
 import io
 import os
 import stat
+from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 
 from fsspec.implementations.local import LocalFileSystem
@@ -180,6 +181,10 @@ class LocalFileStorage(FileSystemStorage):
                 seen = raw
         raise StorageError(f"the record of {self.url(key)} keeps changing while it is read")
 
+    def quiet_reads(self, key: str) -> AbstractContextManager[None]:
+        """Hold off writers of ``key``'s folder (a reader that kept seeing it change)."""
+        return folder_lock(os.path.dirname(self.path(key)), timeout=QUIET_READ_WAIT, shared=True)
+
     def open_writer(self, key: str) -> StorageWriter:
         return LocalWriter(self, self.path(key))
 
@@ -229,6 +234,8 @@ class LocalFileStorage(FileSystemStorage):
 _ODD_PARTS = frozenset({"", ".", ".."})
 #: Fewer keys of one folder than this are always checked one by one.
 _LIST_FROM = 64
+# Seconds a reader that kept seeing a pair change waits for the writers to pause.
+QUIET_READ_WAIT = 5.0
 
 
 def _entries_estimate(folder: str) -> int:

@@ -34,10 +34,14 @@ FOLDER_LOCK_TIMEOUT = 60.0
 
 
 @contextlib.contextmanager
-def folder_lock(directory: str, timeout: float | None = None) -> Iterator[None]:
+def folder_lock(
+    directory: str, timeout: float | None = None, shared: bool = False
+) -> Iterator[None]:
     """Lock a local folder (POSIX flock) while a writer publishes a record and its payload.
 
-    Only writers take it (readers never wait), and only for the two renames.
+    Writers take it, only for the two renames. Readers do not, but one that
+    keeps seeing a pair change under it takes it ``shared`` (many readers at
+    once, no writer) to read once in peace.
     Each call opens its own descriptor, so it also orders threads of one
     process. A lock that cannot be had within ``timeout`` (a writer stopped
     mid-publish) is a :class:`~resultkit.errors.StorageError` naming the folder.
@@ -54,7 +58,7 @@ def folder_lock(directory: str, timeout: float | None = None) -> Iterator[None]:
         delay = 0.001
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:

@@ -12,7 +12,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ResultCorruptError, ResultNotFoundError
+from ..errors import ResultCorruptError, ResultNotFoundError, StorageError
 from ._errors import translate
 from ._ranged import ReplacedWhileRead
 from ._record import HashingWriter, Record, previous_record
@@ -32,6 +32,8 @@ __all__ = ["store_pair", "load_pair"]
 
 # Reads of a pair that keeps changing under concurrent writers before giving up.
 _MAX_READ_ATTEMPTS = 12
+# Reads that saw it change before the rest hold writers off where the storage can.
+_QUIET_AFTER = 3
 
 
 def store_pair(result: StorageResult, location: str, key: str, value: Any) -> Record:
@@ -62,12 +64,24 @@ def load_pair(
     read between a writer's two steps; the record it puts first vouches
     for the old and the new payload, and a reader that still finds a
     mismatch reads again. It reports damage only when two reads in a row
-    see the very same mismatch: evidence, not a timeout.
+    see the very same mismatch: evidence, not a timeout. After
+    ``_QUIET_AFTER`` changing reads, a storage that can hold writers off
+    (``quiet_reads``: a local folder's shared lock) does so for the rest: a
+    writer overwriting in a tight loop cannot starve a reader.
     """
+    with contextlib.ExitStack() as quiet:
+        return _load_pair(result, location, key, raw, quiet)
+
+
+def _load_pair(
+    result: StorageResult, location: str, key: str, raw: bool, quiet: contextlib.ExitStack
+) -> tuple[Any, Record | None]:
     seen: object = None
     for attempt in range(_MAX_READ_ATTEMPTS):
         if attempt:
             time.sleep(min(0.001 * 2**attempt, 0.05))  # let a concurrent publish finish
+        if attempt == _QUIET_AFTER:
+            _hold_writers_off(result, key, quiet)
         opened = result.storage.open_reader(key)
         if opened is None:
             raise ResultNotFoundError(f"nothing is stored at {location}", location=location)
@@ -117,3 +131,13 @@ def load_pair(
         f"({_MAX_READ_ATTEMPTS} reads); too many concurrent writers of one location",
         location=location,
     )
+
+
+def _hold_writers_off(result: StorageResult, key: str, quiet: contextlib.ExitStack) -> None:
+    hold = getattr(result.storage, "quiet_reads", None)
+    if hold is None:
+        return
+    # A lock that cannot be had (a stopped writer, a folder gone) leaves the
+    # read as it was: unlocked, with its remaining attempts.
+    with contextlib.suppress(OSError, StorageError):
+        quiet.enter_context(hold(key))
