@@ -164,3 +164,22 @@ def test_a_full_disk_waits_for_replaced_payloads_still_being_freed(small_disk, m
         r.write(_array(10 * MB, seed), location="v.pkl")
         assert np.array_equal(r.read("v.pkl").value, _array(10 * MB, seed))
     assert _files(small_disk) == ["v.pkl", "v.pkl.rkmeta"]
+
+
+def test_reading_a_file_in_place_by_two_threads_gives_the_in_line_digest(tmp_path):
+    from resultkit.results._hashalong import read_file_along
+
+    data = os.urandom(5 * MB + 123)
+    path = tmp_path / "f"
+    path.write_bytes(b"head" + data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for room in (len(data), len(data) + 3 * MB):  # exact, and a file shorter than the room
+            buf = bytearray(room)
+            h = xxhash.xxh3_128()
+            assert read_file_along(fd, 4, memoryview(buf), h) == len(data)
+            assert h.hexdigest() == xxhash.xxh3_128(data).hexdigest()
+            assert bytes(buf[: len(data)]) == data
+    finally:
+        os.close(fd)
+    assert [t for t in threading.enumerate() if t.name == "resultkit-read"] == []

@@ -14,12 +14,13 @@ they were handed over, by one thread.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any, TypeVar
 
-__all__ = ["HASH_ALONG_FROM", "ChunkHasher", "hash_while"]
+__all__ = ["HASH_ALONG_FROM", "ChunkHasher", "hash_while", "read_file_along"]
 
 #: From this many bytes a payload is hashed on a thread of its own.
 HASH_ALONG_FROM = 4 << 20
@@ -125,3 +126,79 @@ class ChunkHasher:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+
+
+#: Threads that read a large local file into place while the caller hashes it.
+FILE_READERS = 2
+#: Bytes each reader fills per step (a huge page).
+_FILE_CHUNK = 2 << 20
+
+
+def read_file_along(fd: int, offset: int, view: memoryview, hasher: Any) -> int:
+    """Fill ``view`` from ``fd`` at ``offset`` with :data:`FILE_READERS` threads, hashing in order.
+
+    The readers take 2 MB steps in turn (``pread``: no shared file
+    position) while this thread hashes each step as soon as it is in place,
+    so copying and faulting in the destination uses both cores and the
+    digest follows right behind. Returns the bytes read before the first
+    short step (the end of a file shorter than ``view``), or -1 when no
+    thread could be started (nothing was read). A reader's error is raised
+    here once every reader has stopped.
+    """
+    size = view.nbytes
+    steps = (size + _FILE_CHUNK - 1) // _FILE_CHUNK
+    done = [threading.Event() for _ in range(steps)]
+    got = [0] * steps
+    claim = iter(range(steps)).__next__  # one step per call, thread-safe under the GIL
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    i = claim()
+                except StopIteration:
+                    return
+                start = i * _FILE_CHUNK
+                got[i] = os.preadv(
+                    fd, [view[start : min(size, start + _FILE_CHUNK)]], offset + start
+                )
+                done[i].set()
+        except BaseException as exc:  # noqa: BLE001 - raised on the caller's thread
+            errors.append(exc)
+            stop.set()
+            for event in done:
+                event.set()  # the hashing thread must not wait for a step never read
+
+    readers = [
+        threading.Thread(target=read, name="resultkit-read", daemon=True)
+        for _ in range(FILE_READERS)
+    ]
+    started = []
+    for thread in readers:
+        try:
+            thread.start()
+        except RuntimeError:  # no more threads to be had: the started ones read every step
+            break
+        started.append(thread)
+    if not started:
+        return -1
+    try:
+        filled = 0
+        for i in range(steps):
+            done[i].wait()
+            if errors:
+                break
+            want = min(_FILE_CHUNK, size - i * _FILE_CHUNK)
+            hasher.update(view[filled : filled + got[i]])
+            filled += got[i]
+            if got[i] < want:  # the file ends here
+                break
+    finally:
+        stop.set()
+        for thread in started:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return filled

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from collections.abc import Callable, Collection
 from typing import Any, BinaryIO
 
 from ..errors import ResultCorruptError, SerializerMismatchError
 from ..serializers import Serializer
 from ._errors import SinkError
-from ._hashalong import HASH_ALONG_FROM, ChunkHasher
+from ._hashalong import HASH_ALONG_FROM, ChunkHasher, read_file_along
 from ._record import DIGEST_PREFIX, Record, new_hasher, parsed_record, previous_record
 from .storage import Metadata
 
@@ -150,6 +151,19 @@ def read_hashed(
     hasher = new_hasher()
     readinto = getattr(stream, "readinto", None)
     filled = 0
+    regular = st is not None and stat.S_ISREG(st.st_mode)
+    fd = _fileno(stream) if regular and expected >= HASH_ALONG_FROM else None
+    if fd is not None:  # a local file: read in place by two threads, hashed here
+        offset = stream.tell()
+        filled = read_file_along(fd, offset, view, hasher)
+        if filled >= 0:
+            view.release()
+            if filled < expected:
+                return bytearray(buf[:filled]), filled, DIGEST_PREFIX + str(hasher.hexdigest())
+            if os.pread(fd, 1, offset + expected):
+                return buf, expected + 1, "(more bytes than the record says)"
+            return buf, expected, DIGEST_PREFIX + str(hasher.hexdigest())
+        filled = 0
     if readinto is not None and expected >= HASH_ALONG_FROM:
         with ChunkHasher(hasher) as along:
             filled = _read_along(readinto, view, expected, along)
@@ -174,6 +188,13 @@ def read_hashed(
     if stream.read(1):
         return buf, expected + 1, "(more bytes than the record says)"
     return buf, expected, DIGEST_PREFIX + str(hasher.hexdigest())
+
+
+def _fileno(stream: Any) -> int | None:
+    try:
+        return int(stream.fileno()) if hasattr(os, "preadv") else None
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
 
 
 def _read_along(
