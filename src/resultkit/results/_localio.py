@@ -94,14 +94,19 @@ class PreallocatedFile:
         self._fsync = fsync
         self.pos = 0
         self._allocated = 0
+        self._small_bytes = 0  # written in writes under _MIN_STEP: they set the step ahead
         self._prealloc = _fallocate is not None
 
-    def _reserve(self, end: int) -> None:
+    def _reserve(self, end: int, small: bool) -> None:
         # The first write is reserved exactly (small payloads come in one write,
         # and giving back unused blocks with ftruncate costs more than it saves);
-        # after that, reserve ahead in doubling steps.
+        # after that, small writes reserve ahead in steps that double with the
+        # bytes they brought. A large write is reserved exactly: a footer after
+        # 100 MB of arrays must not reserve (then give back) 64 MB.
         needed = end - self._allocated
-        ahead = 0 if self._allocated == 0 else min(max(self._allocated, _MIN_STEP), _MAX_STEP)
+        ahead = 0
+        if self._allocated and small:
+            ahead = min(max(2 * self._small_bytes, _MIN_STEP), _MAX_STEP)
         step = max(needed, ahead)
         if _fallocate(self.fd, 0, self._allocated, step) != 0:
             err = ctypes.get_errno()
@@ -125,8 +130,11 @@ class PreallocatedFile:
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
         n = view.nbytes
+        small = n < _MIN_STEP
+        if small:
+            self._small_bytes += n
         if self._prealloc and self.pos + n > self._allocated:
-            self._reserve(self.pos + n)
+            self._reserve(self.pos + n, small)
         done = 0
         while done < n:
             done += os.write(self.fd, view[done:])
