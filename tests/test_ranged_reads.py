@@ -312,3 +312,19 @@ def test_unverified_read_takes_the_ranges_too(moto_server):
         assert np.array_equal(r.read(loc).value, value)
         # the opening GET (its body: the first part), then one GET per other part
         assert _gets(proxy) == -(-size // PART)
+
+
+def test_an_object_whose_size_differs_from_its_record_is_damage_without_the_ranges(pair):
+    kind, r, direct, proxy = pair
+    loc = r.write(_array(6), "short.pkl").location
+    storage, key = direct.storage, r.storage_key(loc)
+    raw = direct.read_bytes(loc)[0]
+    # The bytes lose their last part; the record (metadata) still names the old size.
+    storage._put_object(storage.path(key), raw[: SIZE - PART], storage._encode(storage.head(key)))
+    proxy.clear()
+    with pytest.raises(ResultCorruptError) as caught:
+        r.read(loc)
+    assert caught.value.location == loc and "size differs" in str(caught.value)
+    # The opening GET only (asked twice more: a length that differs from the
+    # record may be a response cut short); none of the 15 ranges.
+    assert _gets(proxy) <= 3, "the ranges were fetched for a payload already known damaged"

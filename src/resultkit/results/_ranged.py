@@ -133,10 +133,12 @@ class RangedReader(io.RawIOBase):
 
         ``sizes`` are the sizes the record vouches for; a size it does not
         name (an object and its record cannot disagree, so a damaged record)
-        is still read whole, into a plain buffer, for the digest to report.
+        is reported without reading the rest, as a local read does.
         """
         size = self.size
-        buf = allocate(size) if size in sizes else bytearray(size)
+        if size not in sizes:
+            return bytearray(), size, "(not read: the size differs from the record's)"
+        buf = allocate(size)
         view = memoryview(buf).cast("B")
         try:
             digest = self._fill(view)
