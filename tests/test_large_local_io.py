@@ -201,3 +201,22 @@ def test_a_small_write_after_a_large_one_reserves_little_ahead(tmp_path):
     finally:
         f.close()
     assert os.path.getsize(tmp_path / "f") == 100 + 20 * MB + 40 + 2000 * 512
+
+
+def test_a_large_npy_reads_back_writable_and_equal_and_damage_is_found(tmp_path):
+    from resultkit.serializers import NumpySerializer
+
+    r = LocalResult(dir=tmp_path, serializer=NumpySerializer())
+    value = np.random.default_rng(7).random((1024, 1024))  # 8 MB: its own fresh pages
+    r.write(value, location="a.npy")
+    back = r.read("a.npy").value
+    assert np.array_equal(back, value) and back.dtype == value.dtype
+    back[0, 0] = -1.0  # writable, like an array numpy made
+    assert np.array_equal(np.load(tmp_path / "a.npy"), value)  # other tools open the file
+    with open(tmp_path / "a.npy", "r+b") as f:
+        f.seek(5 * MB)
+        byte = f.read(1)
+        f.seek(5 * MB)
+        f.write(bytes([byte[0] ^ 0x10]))
+    with pytest.raises(ResultCorruptError, match="a.npy"):
+        r.read("a.npy")

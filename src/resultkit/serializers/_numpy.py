@@ -6,6 +6,7 @@ import io
 from typing import Any
 
 from ._base import Serializer, WritableStream
+from ._pickle import _MAP_FROM, anonymous_buffer
 
 __all__ = ["NumpySerializer"]
 
@@ -91,7 +92,11 @@ class NumpySerializer(Serializer):
         return out.getvalue()
 
     def allocate(self, size: int) -> Any:
-        # numpy's allocator: no zero-filling, huge pages for large buffers.
+        # No zero-filling. A large buffer gets fresh pages of its own, huge
+        # where the kernel allows: measured here, a 100 MB read fills numpy's
+        # own buffer (malloc's, not aligned to a huge page) at half the speed.
+        if size >= _MAP_FROM:
+            return anonymous_buffer(size)
         return _numpy().empty(size, dtype="uint8")
 
     def deserialize(self, data: Any) -> Any:
