@@ -220,3 +220,12 @@ def test_a_large_npy_reads_back_writable_and_equal_and_damage_is_found(tmp_path)
         f.write(bytes([byte[0] ^ 0x10]))
     with pytest.raises(ResultCorruptError, match="a.npy"):
         r.read("a.npy")
+
+
+def test_an_unverified_read_of_a_large_pickle_gives_writable_equal_arrays(tmp_path):
+    value = {"a": _array(6 * MB, seed=8), "b": np.arange(MB, dtype=np.int64)}
+    LocalResult(dir=tmp_path).write(value, location="v.pkl")
+    back = LocalResult(dir=tmp_path, verify=False).read("v.pkl").value
+    assert np.array_equal(back["a"], value["a"]) and np.array_equal(back["b"], value["b"])
+    back["a"][0] = 1  # read into the serializer's own buffer: writable, no read-only bytes
+    assert back["a"].flags.writeable and back["b"].flags.writeable

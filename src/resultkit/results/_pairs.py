@@ -23,6 +23,7 @@ from ._verify import (
     matching_record,
     parse_record,
     read_hashed,
+    read_unverified,
 )
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def _load_pair(
         try:
             if not result.verify:
                 try:
-                    payload = stream.read()
+                    payload = read_unverified(stream, result.serializer.allocate)
                 except ReplacedWhileRead:
                     continue  # overwritten between two ranged GETs: read the new version
                 return result._deserialize(location, payload), None

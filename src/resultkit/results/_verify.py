@@ -23,6 +23,7 @@ __all__ = [
     "parse_record",
     "check_serializer",
     "read_hashed",
+    "read_unverified",
     "corrupt_error",
     "find_sink_error",
     "matching_record",
@@ -188,6 +189,35 @@ def read_hashed(
     if stream.read(1):
         return buf, expected + 1, "(more bytes than the record says)"
     return buf, expected, DIGEST_PREFIX + str(hasher.hexdigest())
+
+
+def read_unverified(stream: BinaryIO, allocate: Callable[[int], Any]) -> Any:
+    """The whole payload, unchecked (``verify=False``), in a buffer from ``allocate``.
+
+    A large local file is read straight into the serializer's buffer, as a
+    verified read is (no bytes object to copy out of band arrays from);
+    anything else is one ``read``.
+    """
+    st = _fstat(stream)
+    readinto = getattr(stream, "readinto", None)
+    if st is None or readinto is None or not stat.S_ISREG(st.st_mode) or st.st_size <= _SMALL:
+        return stream.read()
+    size = st.st_size - stream.tell()
+    buf = allocate(size)
+    view = memoryview(buf).cast("B")
+    filled = 0
+    try:
+        while filled < size:
+            n = readinto(view[filled:]) or 0
+            if not n:
+                break
+            filled += n
+        if filled < size:  # cut short since: what there is
+            return bytes(view[:filled])
+    finally:
+        view.release()
+    rest = stream.read()
+    return buf if not rest else bytes(buf) + rest  # grown since: all of it
 
 
 def _fileno(stream: Any) -> int | None:
