@@ -55,11 +55,12 @@ class LocalExecutor(Executor):
 
     def run_here(self, runner: TaskRunner, unit: RunUnit) -> State:
         """``unit``'s state, run in this thread: :meth:`submit_unit` without a future."""
-        from .transitions import internal_error  # executors are imported before the engine
-
         try:
             return runner.run(unit)
         except Exception as exc:  # TaskRunner.run does not raise; Ctrl-C stops the run
+            # Imported here, not per call: executors are imported before the engine.
+            from .transitions import internal_error
+
             logger.error("Task '%s': internal error", unit.task.name, exc_info=True)
             return internal_error(unit.task, exc)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import contextvars
 import os
 import sys
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..caching import CacheStore
 from ..errors import FlowError
 from ..results import Result
+from ._plan import FlowPlan, plan_of
 from .context import cache_store_from
 from .task import Parameter, Task, Unmapped
 
@@ -118,12 +118,16 @@ class Flow:
         self._token: contextvars.Token[Flow | None] | None = None
         #: Task states of the last run, reused when resuming (``task_states=``).
         self.last_states: dict[Task, State] = {}
+        # Bumped by every change of the graph: a run's plan (engine._plan) is
+        # kept while it is unchanged.
+        self._version = 0
+        self._plan: FlowPlan | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # A flow travels to remote workers with its task runs: the graph and its
         # settings, not the states of its last run nor the executor.
         state = dict(self.__dict__)
-        state.update(_token=None, last_states={}, executor=None)
+        state.update(_token=None, last_states={}, executor=None, _plan=None)
         return state
 
     # -- building ---------------------------------------------------------------------
@@ -151,6 +155,7 @@ class Flow:
                 raise FlowError(f"flow {self.name!r} already has a parameter {task.name!r}")
             self._task_set.add(task)
             self.tasks.append(task)
+            self._version += 1
         return task
 
     def add_edge(
@@ -169,6 +174,7 @@ class Flow:
         self.edges.append(edge)
         self._up.setdefault(downstream, []).append(edge)
         self._down.setdefault(up, []).append(edge)
+        self._version += 1
         return edge
 
     def _reaches(self, start: Task, goal: Task) -> bool:
@@ -208,11 +214,10 @@ class Flow:
         return list(self._down.get(task, ()))
 
     def parameters(self) -> list[Parameter]:
-        return [t for t in self.tasks if isinstance(t, Parameter)]
+        return list(plan_of(self).parameters)
 
     def terminal_tasks(self) -> list[Task]:
-        ups = {e.upstream for e in self.edges}
-        return [t for t in self.tasks if t not in ups]
+        return list(plan_of(self).terminal)
 
     def reference_tasks(self) -> list[Task]:
         """Tasks whose states decide the flow's state (default: the terminal ones)."""
@@ -222,20 +227,8 @@ class Flow:
         self._reference_tasks = list(tasks)
 
     def sorted_tasks(self) -> list[Task]:
-        """Tasks in an order where every upstream comes first."""
-        order: list[Task] = []
-        indegree = {t: 0 for t in self.tasks}
-        for e in self.edges:
-            indegree[e.downstream] += 1
-        ready = collections.deque(t for t in self.tasks if indegree[t] == 0)
-        while ready:
-            t = ready.popleft()
-            order.append(t)
-            for e in self.downstream_edges(t):
-                indegree[e.downstream] -= 1
-                if indegree[e.downstream] == 0:
-                    ready.append(e.downstream)
-        return order
+        """Tasks in an order where every upstream comes first (worked out once per shape)."""
+        return list(plan_of(self).order)
 
     def get_tasks(self, name: str) -> list[Task]:
         return [t for t in self.tasks if t.name == name]

@@ -11,8 +11,8 @@ from typing import Any
 
 from ..errors import FlowError
 from ..results import StorageResult
+from ._plan import FlowPlan, plan_of
 from .flow import Flow
-from .targets import format_target
 from .task import Task
 from .task_runner import TaskRunner
 from .unit import RunUnit
@@ -22,25 +22,31 @@ __all__ = ["refuse_shared_targets", "check_run_id", "refuse_recorded"]
 _RUN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
 
-def refuse_shared_targets(flow: Flow, runner: TaskRunner) -> None:
+def refuse_shared_targets(flow: Flow, runner: TaskRunner, plan: FlowPlan | None = None) -> None:
     """Fail before any task runs when two tasks' targets format to one location.
 
     Only targets that can be formatted without inputs are known now; the
     others are checked as their tasks run (the second task then fails).
+    ``plan`` is the flow's (``engine._plan``); every run checks again, with
+    its own keys, and a target formatted alike in an earlier run is reused.
     """
+    plan = plan if plan is not None else plan_of(flow)
     seen: dict[str, Task] = {}
-    for task in flow.sorted_tasks():
-        result = runner.result_for(task) if task.target is not None else None
-        edges = flow.upstream_edges(task)
-        if result is None or any(e.mapped for e in edges):
+    mapped, inputs_of = plan.mapped, plan.inputs
+    for task in plan.order:
+        template = task.target
+        if template is None or task in mapped:
             continue  # mapped children: checked among themselves when they are made
-        inputs = {e.key for e in edges if e.key is not None}
-        if inputs & _fields(task.target):
+        inputs = inputs_of[task]
+        if inputs and inputs & _fields(template):
             continue  # needs an input: checked when the task runs
+        result = runner.result_for(task)
+        if result is None:
+            continue
         unit = RunUnit(task, [], {})
         try:
             unit.keys = runner.keys_for(unit)
-            target = format_target(task, result, unit.keys)
+            target = runner.target_of(task, result, unit.keys)
         except Exception:  # broken: the run reports it
             continue
         if not inputs:  # the run's own keys and target: not formatted again

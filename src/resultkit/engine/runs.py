@@ -64,6 +64,10 @@ def run_store_from(value: Any, what: str) -> StorageResult | None:
     )
 
 
+#: Default run stores made so far (see :func:`default_run_store`).
+_DEFAULT_STORES: dict[tuple[str, str | None, str | None], LocalResult] = {}
+
+
 def default_run_store() -> StorageResult | None:
     """Where runs are recorded when the flow names no ``run_store``.
 
@@ -78,7 +82,18 @@ def default_run_store() -> StorageResult | None:
     if env.strip():
         return run_store_from(env, "RESULTKIT_RUN_STORE")
     home = os.environ.get("RESULTKIT_HOME") or os.path.join("~", ".resultkit")
-    return LocalResult(dir=os.path.abspath(os.path.expanduser(os.path.join(home, "runs"))))
+    folder = os.path.abspath(os.path.expanduser(os.path.join(home, "runs")))
+    # One Result per folder and the settings a LocalResult reads from the environment
+    # when it is made, not one each run (its construction was ~10 % of a warm run).
+    environ = os.environ
+    made = (folder, environ.get("RESULTKIT_SIGNING_KEY"), environ.get("RESULTKIT_LOCAL_EXCHANGE"))
+    store = _DEFAULT_STORES.get(made)
+    if store is None:
+        store = LocalResult(dir=folder)
+        if len(_DEFAULT_STORES) >= 16:
+            _DEFAULT_STORES.clear()
+        _DEFAULT_STORES[made] = store
+    return store
 
 
 def _now() -> str:
@@ -97,12 +112,21 @@ class RunRecords:
     then runs that task again.
     """
 
-    def __init__(self, store: StorageResult, run_id: str, flow: Flow) -> None:
+    def __init__(
+        self,
+        store: StorageResult,
+        run_id: str,
+        flow: Flow,
+        positions: Mapping[int, int] | None = None,
+    ) -> None:
         self.store = store
         self.run_id = run_id
         self.flow_name = flow.name
         self._tasks = list(flow.tasks)
-        self._index = {id(t): i for i, t in enumerate(self._tasks)}
+        #: Each task's number by identity (``positions``: the flow's plan already has them).
+        self._index = (
+            positions if positions is not None else {id(t): i for i, t in enumerate(self._tasks)}
+        )
         self._docs = store.copy()
         self._docs.serializer = JSONSerializer()
         self._docs.location = None
@@ -167,13 +191,17 @@ class RunRecords:
         }
         self._docs.write(doc, f"{self.run_id}/run.json")
 
-    def finish(self, final: State) -> None:
+    def finish(self, final: State, others_may_record: bool = True) -> None:
         """Record how the run ended (``Success``, ``Failed``, ``Paused``), if it recorded anything.
 
-        Task runs on other processes (Dask workers) may have started the records.
+        Task runs on other processes (Dask workers) may have started the
+        records: with ``others_may_record`` the store is asked. Without it
+        (task runs in this process, which share this object) it is not.
         """
         try:
-            if self._written or self._docs.exists(f"{self.run_id}/run.json"):
+            if self._written or (
+                others_may_record and self._docs.exists(f"{self.run_id}/run.json")
+            ):
                 self._write_run(type(final).__name__, self._flow_file, _now())
         except ResultError as exc:
             self._warn("the end of the run", exc)
@@ -187,8 +215,8 @@ class RunRecords:
         it wrote), and a paused task with its inputs. A value found in a
         target or cache is found again on resume, so is not recorded.
         """
-        if id(task) not in self._index:
-            return
+        if isinstance(state, Cached) or id(task) not in self._index:
+            return  # found in a target or cache: found there again on resume
         key = self._task_key(task, map_index)
         record: dict[str, Any] = {
             "name": task.name,

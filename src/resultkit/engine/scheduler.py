@@ -6,32 +6,41 @@ import collections
 import concurrent.futures as cf
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from ..caching import CacheStore, ResultCacheStore
 from ..errors import FlowError
 from ..results import ConstantResult, LocalResult, StorageResult
+from ._plan import FlowPlan, plan_of
+from ._start import start_task
 from .context import config, context, default_cache_store
 from .executors import Executor, LocalExecutor, ThreadExecutor
-from .flow import Edge, Flow, _Constant
-from .mapping import MappedRun, input_of, map_children
+from .flow import Flow, _Constant
+from .mapping import MappedRun
 from .output_cache import OutputCaching
 from .prefetch import read_mapped_hits, settle_target_hits
 from .preflight import check_run_id, refuse_recorded, refuse_shared_targets
 from .run_history import read_run, resumed_states
 from .runs import RunRecords, default_run_store, flow_file, run_store_from
-from .state import Failed, Finished, Mapped, Paused, Pending, Resume, State, Success
-from .task import Parameter, Task
+from .state import Failed, Finished, Paused, Resume, State, Success
+from .task import Task
 from .task_runner import TaskRunner
-from .transitions import TaskRun, finish, internal_error
+from .transitions import internal_error
 from .unit import RunUnit, template_keys
 from .write_batch import WriteBatch, WriteQueued
 
 __all__ = ["FlowRunner"]
 
 logger = logging.getLogger("resultkit")
+
+
+def _any_paused(states: Iterable[State]) -> bool:
+    for s in states:  # noqa: SIM110 (a loop costs less than any(): every task of a run)
+        if s.is_paused():
+            return True
+    return False
 
 
 class FlowRunner:
@@ -118,7 +127,8 @@ class FlowRunner:
 
         states: dict[Task, State] = {}
         caching = OutputCaching(store, flow.name, params, flow.result, flow_keys.get("refresh"))
-        runner = TaskRunner(flow, flow_keys, caching)
+        plan = plan_of(flow)
+        runner = TaskRunner(flow, flow_keys, caching, plan.targets)
         if resumed is not None:
             runner.child_priors = dict(resumed[1])
         if config.batch_writes and isinstance(self.executor, (LocalExecutor, ThreadExecutor)):
@@ -127,7 +137,7 @@ class FlowRunner:
         if store_of_runs is not None:
             if run_id is not None and resumed is None:
                 refuse_recorded(store_of_runs, run_id)
-            runner.records = RunRecords(store_of_runs, flow_run_id, flow)
+            runner.records = RunRecords(store_of_runs, flow_run_id, flow, plan.positions)
             runner.records.start(
                 params, flow_keys.get("flow_file") or flow.defined_in or flow_file()
             )
@@ -138,11 +148,11 @@ class FlowRunner:
             if self.executor.remote or (run_id is not None and resumed is None):
                 runner.records.start_now()
         with context(flow_keys):
-            refuse_shared_targets(flow, runner)
+            refuse_shared_targets(flow, runner, plan)
         self.executor.start()
         try:
             with context(flow_keys):
-                self._loop(runner, states, prior)
+                self._loop(runner, states, prior, plan)
             self.executor.gather(states)  # values kept on workers, before they go
         finally:
             if runner.batch is not None:
@@ -151,7 +161,7 @@ class FlowRunner:
         flow.last_states = dict(states)
         public = {t: s for t, s in states.items() if not isinstance(t, _Constant)}
         refs = [states[t] for t in flow.reference_tasks() if t in states]
-        if any(s.is_paused() for s in states.values()):
+        if _any_paused(states.values()):
             final: State = Paused("a task is paused; resume it with task_states={task: Resume()}")
         elif all(s.is_successful() for s in refs):
             final = Success("all reference tasks succeeded")
@@ -160,7 +170,7 @@ class FlowRunner:
         final._result = ConstantResult(public)
         final.run_id = flow_run_id
         if runner.records is not None:
-            runner.records.finish(final)
+            runner.records.finish(final, others_may_record=self.executor.remote)
         logger.info("Flow '%s': %s (run %s)", flow.name, type(final).__name__, flow_run_id)
         return final
 
@@ -212,13 +222,16 @@ class FlowRunner:
         )
 
     def _loop(
-        self, runner: TaskRunner, states: dict[Task, State], prior: Mapping[Task, State]
+        self,
+        runner: TaskRunner,
+        states: dict[Task, State],
+        prior: Mapping[Task, State],
+        plan: FlowPlan,
     ) -> None:
-        flow = self.flow
-        order = flow.sorted_tasks()
         # Each task starts once all its upstream tasks have a state.
-        waiting = {t: len({e.upstream for e in flow.upstream_edges(t)}) for t in order}
-        ready = collections.deque(t for t in order if waiting[t] == 0)
+        waiting = dict(plan.waits_for)
+        releases = plan.releases
+        ready = collections.deque(plan.roots)
         futures: dict[cf.Future[State], tuple[Task, int | None]] = {}
         mapped: dict[Task, MappedRun] = {}
         batch = runner.batch
@@ -226,7 +239,7 @@ class FlowRunner:
         inline = self.executor if type(self.executor) is LocalExecutor else None
 
         def settle(t: Task) -> None:
-            for down in {e.downstream for e in flow.downstream_edges(t)}:
+            for down in releases[t]:
                 waiting[down] -= 1
                 if waiting[down] == 0:
                     ready.append(down)
@@ -247,12 +260,13 @@ class FlowRunner:
             while ready:
                 # A layer: every task whose upstream tasks all have a state.
                 layer: list[tuple[Task, int | None, RunUnit]] = []
+                children = False  # whether the layer holds mapped children
                 while ready:
                     t = ready.popleft()
                     try:
-                        layer.extend(
-                            (t, i, u) for i, u in self._start(t, runner, states, prior, mapped)
-                        )
+                        for i, u in start_task(t, runner, states, prior, mapped, plan):
+                            layer.append((t, i, u))
+                            children = children or i is not None
                     except Exception as exc:  # a bug in resultkit: this task fails, the run goes on
                         logger.error("Task '%s': internal error", t.name, exc_info=True)
                         states[t] = internal_error(t, exc)
@@ -262,15 +276,18 @@ class FlowRunner:
                 pending = [u for _, _, u in layer]
                 if self.executor.remote:  # a hit never takes a worker
                     hits = settle_target_hits(runner, pending)
-                else:  # children's targets read at once, not one after the other
+                elif children:  # children's targets read at once, not one after the other
                     hits = read_mapped_hits(runner, pending)
+                else:
+                    hits = {}
                 for n, (t, index, unit) in enumerate(layer):
-                    if n in hits:
+                    if hits and n in hits:
                         record(t, index, hits[n])
                     elif inline is not None:
                         state = inline.run_here(runner, unit)
                         if not isinstance(state, WriteQueued):  # else when its batch is written
                             record(t, index, state)
+                            continue  # the batch did not grow
                     else:
                         futures[self.executor.submit_unit(runner, unit)] = (t, index)
                     if batch is not None and batch.full:  # bounded: unwritten values wait
@@ -290,51 +307,3 @@ class FlowRunner:
                     state = internal_error(t, exc)
                 if not isinstance(state, WriteQueued):  # recorded when its batch is written
                     record(t, index, state)
-
-    def _start(
-        self,
-        t: Task,
-        runner: TaskRunner,
-        states: dict[Task, State],
-        prior: Mapping[Task, State],
-        mapped: dict[Task, MappedRun],
-    ) -> list[tuple[int | None, RunUnit]]:
-        """Start ``t``: settle it at once in ``states``, or return its run(s) to submit.
-
-        Each run comes with its map index (None for an unmapped task).
-        """
-        edges = self.flow.upstream_edges(t)
-        if isinstance(t, _Constant):
-            states[t] = Success(result=t.value)
-            return []
-        given = prior.get(t)
-        if isinstance(given, Finished) and getattr(given, "resumed_inputs", None) is None:
-            states[t] = given
-            return []  # a recorded state with inputs: its run checks they are the same
-        if isinstance(t, Parameter):
-            value = runner.flow_keys["parameters"].get(t.name, t.default)
-            states[t] = finish(TaskRun(t, t.name, Pending()), Success(f"parameter {t.name}", value))
-            return []
-        if not any(e.mapped for e in edges):
-            upstream: list[tuple[Edge, State]] = []
-            for e in edges:
-                up = states[e.upstream]
-                upstream.append((e, up))
-                if isinstance(up, Mapped):  # a reduce step: every child counts for the trigger
-                    upstream.extend((e, child) for child in up.map_states)
-            inputs = {e.key: input_of(states[e.upstream]) for e in edges if e.key is not None}
-            unit = RunUnit(t, upstream, inputs, prior=prior.get(t))
-            made = runner.preformatted.get(t)
-            if made is not None:
-                unit.keys, unit.target_location = made.keys, made.target_location
-            return [(None, unit)]
-        parent = MappedRun(TaskRun(t, t.name, prior.get(t) or Pending()))
-        units = map_children(parent, edges, runner, states, prior.get(t))
-        if units is None:  # settled: failed to map, or nothing to map over
-            states[t] = parent.run.state
-            return []
-        mapped[t] = parent
-        if runner.batch is not None and len(units) > 1:
-            for unit in units:
-                unit.batched = True  # written together (on an object store), see write_batch
-        return list(enumerate(units))

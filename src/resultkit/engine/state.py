@@ -29,12 +29,17 @@ __all__ = [
 
 #: Copied for each state's value: a copy costs a fraction of a ConstantResult's construction.
 _CONSTANT = ConstantResult()
+_CONSTANT_ATTRIBUTES = dict(_CONSTANT.__dict__)
+_new = object.__new__
+_UTC = timezone.utc
+_now = datetime.now
 
 
 def _constant(value: Any) -> ConstantResult:
-    """A ConstantResult holding ``value`` (each state has its own)."""
-    made = _CONSTANT.copy()
-    made.value = value
+    """A ConstantResult holding ``value`` (each state has its own): a copy of ``_CONSTANT``
+    made in one step (what ``Result.copy`` does, then the value set)."""
+    made = _new(ConstantResult)
+    made.__dict__ = {**_CONSTANT_ATTRIBUTES, "value": value}
     return made
 
 
@@ -67,7 +72,7 @@ class State:
         self.cached_inputs: dict[str, Result] | None = (
             dict(cached_inputs) if cached_inputs is not None else None
         )
-        self.timestamp = datetime.now(timezone.utc)
+        self.timestamp = _now(_UTC)
         #: How many times the task body ran to reach this state.
         self.run_count = 0
 
@@ -150,8 +155,8 @@ class Cached(Success):
         super().__init__(message, result, cached_inputs=cached_inputs, exception=exception)
         #: Tokens (hashes) of the inputs and parameters of the run that made
         #: this cache; validators compare these, never the values themselves.
-        self.cached_input_tokens = dict(input_tokens or {})
-        self.cached_parameters = dict(cached_parameters or {})
+        self.cached_input_tokens = dict(input_tokens) if input_tokens else {}
+        self.cached_parameters = dict(cached_parameters) if cached_parameters else {}
         self.cached_result_expiration = cached_result_expiration
 
 

@@ -18,15 +18,18 @@ from ..caching.hashing import inputs_token
 from ..errors import ResultError
 from ..results import FormattedLocation, LocalResult, Result
 from ..signals import FAIL, PAUSE, SKIP
-from .body import as_results, run_body
-from .context import context
+from ._compute import ComputePhases
+from ._plan import TargetMemo
+from ._warm import warm_run
+from .body import as_results
+from .context import enter_keys, leave_keys
 from .deferred import Deferred, has_deferred
 from .flow import Flow
-from .output_cache import Lookup, OutputCaching
-from .persist import persist
+from .output_cache import OutputCaching
 from .runs import RunRecords
-from .single_flight import cache_flight, target_flight
+from .single_flight import target_flight
 from .state import (
+    Cached,
     Failed,
     Finished,
     Paused,
@@ -34,14 +37,13 @@ from .state import (
     Resume,
     Skipped,
     State,
-    Success,
     TriggerFailed,
 )
 from .targets import format_target, read_target
 from .task import Task
 from .transitions import StopRun, TaskRun, UserCodeError, describe, finish, name_of, transition
-from .unit import RunUnit, first_run_count, unit_keys
-from .write_batch import WriteBatch, queue_write
+from .unit import RunUnit, unit_keys
+from .write_batch import WriteBatch
 
 __all__ = ["TaskRunner"]
 
@@ -67,13 +69,21 @@ def shared_target(target: FormattedLocation, other: Task) -> Failed:
     )
 
 
-class TaskRunner:
+class TaskRunner(ComputePhases):
     """Runs the task runs of one flow run."""
 
-    def __init__(self, flow: Flow, flow_keys: Mapping[str, Any], caching: OutputCaching) -> None:
+    def __init__(
+        self,
+        flow: Flow,
+        flow_keys: Mapping[str, Any],
+        caching: OutputCaching,
+        targets: TargetMemo | None = None,
+    ) -> None:
         self.flow = flow
         self.flow_keys = flow_keys
         self.caching = caching
+        #: Targets formatted in earlier runs of the flow (kept with its plan).
+        self.targets = targets if targets is not None else TargetMemo()
         self._default_result: Result | None = None
         # Which task formatted each target in this flow run (two tasks must not share one).
         self._targets: dict[str, Task] = {}
@@ -101,6 +111,7 @@ class TaskRunner:
         # Sent to remote workers with each task run: the lock stays here.
         state = dict(self.__dict__)
         state["_targets_lock"] = None
+        state["targets"] = TargetMemo()  # this process's memory: not shipped
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -126,6 +137,15 @@ class TaskRunner:
         """The template keys (and context) of ``unit``'s run."""
         return unit_keys(self.flow_keys, unit)
 
+    def target_of(self, task: Task, result: Result, keys: Mapping[str, Any]) -> FormattedLocation:
+        """``task``'s target formatted with ``keys``: as an earlier run formatted it from
+        the same template, Result and values (see ``TargetMemo``), else formatted now."""
+        found = self.targets.get(task, result, keys)
+        if found is None:
+            found = format_target(task, result, keys)
+            self.targets.put(task, result, keys, found)
+        return found
+
     def run(self, unit: RunUnit) -> State:
         """Run ``unit`` to its state; never raises for a failure of the task or its hooks."""
         if has_deferred(unit.inputs):  # values on other workers or in storage: get them here
@@ -138,11 +158,13 @@ class TaskRunner:
                 unit.full_name,
             )
             unit.prior = None
-        run = TaskRun(unit.task, unit.full_name, unit.prior or Pending())
-        state = self._run_guarded(run, unit)
+        state = warm_run(self, unit) if unit.prior is None else None
+        if state is None:  # not decided by its target on the warm path: the general path
+            run = TaskRun(unit.task, unit.full_name, unit.prior)
+            state = self.guarded(run, self._run, run, unit)
         if unit.queued is not None:
             return state  # finished (and recorded) once its batch is written
-        if self.records is not None and state is not unit.prior:
+        if self.records is not None and state is not unit.prior and not isinstance(state, Cached):
             self.records.task_done(unit.task, unit.map_index, state, unit.inputs)
         return state
 
@@ -165,13 +187,10 @@ class TaskRunner:
         unit.inputs = resolved
         return None
 
-    def _run_guarded(self, run: TaskRun, unit: RunUnit) -> State:
-        return self.guarded(run, lambda: self._run(run, unit))
-
-    def guarded(self, run: TaskRun, step: Callable[[], State]) -> State:
-        """``step()``, its failures (user code, a handler, a bug here) made the run's state."""
+    def guarded(self, run: TaskRun, step: Callable[..., State], *args: Any) -> State:
+        """``step(*args)``, its failures (user code, a handler, a bug here) made the run's state."""
         try:
-            return step()
+            return step(*args)
         except StopRun as stop:  # a state handler raised: already logged and handled
             return stop.state
         except UserCodeError as err:
@@ -190,10 +209,13 @@ class TaskRunner:
         if isinstance(prior, Finished):
             return prior
         upstream_states = [s for _, s in unit.upstream]
-        if any(not s.is_finished() for s in upstream_states):
-            return transition(run, Pending("an upstream task has not finished"))
-        if task.skip_on_upstream_skip and any(s.is_skipped() for s in upstream_states):
-            return transition(run, Skipped("an upstream task was skipped"))
+        for s in upstream_states:
+            if not s.is_finished():
+                return transition(run, Pending("an upstream task has not finished"))
+        if task.skip_on_upstream_skip:
+            for s in upstream_states:
+                if s.is_skipped():
+                    return transition(run, Skipped("an upstream task was skipped"))
         inputs = dict(unit.inputs)
         if prior is not None and prior.cached_inputs:
             inputs.update({k: r.value for k, r in prior.cached_inputs.items()})
@@ -202,8 +224,11 @@ class TaskRunner:
             if refused is not None:
                 return transition(run, refused)
         keys = unit.keys or self.keys_for(unit)
-        with context(self.flow_keys, keys):
+        token = enter_keys(self.flow_keys, keys)  # `with context(...)`, at less cost a task
+        try:
             return self._run_phases(run, unit, inputs, keys)
+        finally:
+            leave_keys(token)
 
     def _check_trigger(
         self, task: Task, upstream: list[State], inputs: Mapping[str, Any]
@@ -235,116 +260,54 @@ class TaskRunner:
         if task.target is not None and result is not None:
             if unit.target_failure is not None:
                 return transition(run, unit.target_failure)
-            lock = None
             try:
-                target = unit.target_location or format_target(task, result, keys)
+                target = unit.target_location or self.target_of(task, result, keys)
                 other = self.claim_target(task, target)
                 if other is not None:
                     return transition(run, shared_target(target, other))
                 hit = read_target(
                     task, result, target, unit.target_exists, run.name, self.caching, misses
                 )
-                if hit is None and not self.caching.refreshing(task):
-                    found, res = target, result
-                    lock, hit = target_flight(
-                        task,
-                        result,
-                        target,
-                        lambda: read_target(task, res, found, None, run.name, self.caching),
-                        run.name,
-                    )
             except ResultError as exc:
                 return transition(run, Failed(f"target: {exc}", exception=exc))
-            if hit is not None:
-                return transition(run, hit)
-            if lock is not None:
-                try:
-                    return self._compute(run, unit, inputs, keys, result, target, misses)
-                finally:
-                    if unit.queued is None:
-                        lock.release()
-                    else:  # held until the child's value is written with its batch
-                        unit.queued.release = lock.release
+            return self.after_target_read(run, unit, inputs, keys, result, target, misses, hit)
         return self._compute(run, unit, inputs, keys, result, target, misses)
 
-    def _compute(
+    def after_target_read(
         self,
         run: TaskRun,
         unit: RunUnit,
         inputs: dict[str, Any],
         keys: dict[str, Any],
-        result: Result | None,
-        target: FormattedLocation | None,
-        misses: list[CacheMiss] | None = None,
+        result: Result,
+        target: FormattedLocation,
+        misses: list[CacheMiss],
+        hit: State | None,
     ) -> State:
+        """The run once its target was read: the hit, or (one run of those that missed
+        it at once, under the single-flight lock) the computed value."""
         task = unit.task
-        misses = [] if misses is None else misses
-        # 2. Output cache.
-        lookup = self.caching.prepare(task, inputs, unit.map_index, run.name)
-        if lookup is not None:
-            cached = self.caching.get(task, lookup, misses)
-            if cached is None:  # one of the runs missing this entry at once computes it
-                found = lookup
-                flight, cached = cache_flight(
-                    self.caching, task, lookup, run.name, lambda: self.caching.get(task, found)
+        lock = None
+        if hit is None and not self.caching.refreshing(task):
+            found, res = target, result
+            try:
+                lock, hit = target_flight(
+                    task,
+                    result,
+                    target,
+                    lambda: read_target(task, res, found, None, run.name, self.caching),
+                    run.name,
                 )
-                if flight is not None:
-                    # A sibling with the same inputs may wait for this lock: write at once.
-                    unit.batched = False
-                    try:
-                        return self._compute_body(
-                            run, unit, inputs, keys, result, target, misses, lookup
-                        )
-                    finally:
-                        flight.release()
-            if cached is not None:
-                return transition(run, cached)
-        return self._compute_body(run, unit, inputs, keys, result, target, misses, lookup)
-
-    def _compute_body(
-        self,
-        run: TaskRun,
-        unit: RunUnit,
-        inputs: dict[str, Any],
-        keys: dict[str, Any],
-        result: Result | None,
-        target: FormattedLocation | None,
-        misses: list[CacheMiss],
-        lookup: Lookup | None,
-    ) -> State:
-        task = unit.task
-        # 3. The body, with retries. A final state other than Success is already recorded.
-        state = run_body(run, task, inputs, first_run_count(unit.prior))
-        state.cache_miss = misses[-1] if misses else None
-        if not isinstance(state, Success) or isinstance(state, Skipped):
-            return state
-
-        # 4. Persist: target or checkpoint (a batched child queues its write and waits).
-        queued = queue_write(self, run, unit, state, keys, result, target, misses, lookup)
-        if queued is not None:
-            return queued
-        try:
-            state = persist(task, result, state, keys, target)
-        except ResultError as exc:
-            return transition(run, Failed(f"could not write the result: {exc}", exception=exc))
-        return self.persisted(run, unit, state, target, misses, lookup)
-
-    def persisted(
-        self,
-        run: TaskRun,
-        unit: RunUnit,
-        state: State,
-        target: FormattedLocation | None,
-        misses: list[CacheMiss],
-        lookup: Lookup | None,
-    ) -> State:
-        """Steps 4-5 once the value is stored: the success through the handlers, then the cache."""
-        task = unit.task
-        state = transition(run, state)
-        state.cache_miss = misses[-1] if misses else None
-        # 5. Remember in the output cache (what a handler made of the success).
-        if lookup is not None and isinstance(state, Success):
-            self.caching.put(task, lookup, state)
-        if target is not None and task.target_validator is not None and state.is_successful():
-            self.caching.remember_target(task, str(target), state)  # the code that wrote it
-        return state
+            except ResultError as exc:
+                return transition(run, Failed(f"target: {exc}", exception=exc))
+        if hit is not None:
+            return transition(run, hit)
+        if lock is not None:
+            try:
+                return self._compute(run, unit, inputs, keys, result, target, misses)
+            finally:
+                if unit.queued is None:
+                    lock.release()
+                else:  # held until the child's value is written with its batch
+                    unit.queued.release = lock.release
+        return self._compute(run, unit, inputs, keys, result, target, misses)

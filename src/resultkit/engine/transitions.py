@@ -25,6 +25,7 @@ __all__ = [
     "call_user",
     "describe",
     "internal_error",
+    "log_state",
 ]
 
 logger = logging.getLogger("resultkit")
@@ -33,14 +34,29 @@ T = TypeVar("T")
 
 
 class TaskRun:
-    """One run in progress: a task (a mapped child, a mapped parent, a parameter) and its state."""
+    """One run in progress: a task (a mapped child, a mapped parent, a parameter) and its state.
 
-    __slots__ = ("task", "name", "state")
+    Without a ``state``, the run starts Pending; that Pending state is made
+    when it is first needed (a task without state handlers never looks at
+    it), or at once for a task with handlers, which see it.
+    """
 
-    def __init__(self, task: Task, name: str, state: State) -> None:
+    __slots__ = ("task", "name", "_state")
+
+    def __init__(self, task: Task, name: str, state: State | None = None) -> None:
         self.task = task
         self.name = name
-        self.state = state
+        self._state = state if state is not None or not task.state_handlers else Pending()
+
+    @property
+    def state(self) -> State:
+        if self._state is None:
+            self._state = Pending()
+        return self._state
+
+    @state.setter
+    def state(self, state: State) -> None:
+        self._state = state
 
 
 class StopRun(Exception):
@@ -99,7 +115,10 @@ def call_user(
         raise UserCodeError(what, exc) from exc
 
 
-def _log_state(name: str, state: State) -> None:
+def log_state(name: str, state: State) -> None:
+    """Log a run's new state, as every transition does."""
+    if not logger.isEnabledFor(logging.INFO):
+        return  # nor DEBUG: the message is not even formatted
     msg = f": {state.message}" if state.message else ""
     logger.info("Task '%s': %s%s", name, type(state).__name__, msg)
     if isinstance(state, Failed) and state.exception is not None:
@@ -122,14 +141,17 @@ def transition(run: TaskRun, new: State) -> State:
     Raises :class:`StopRun` when a handler raised: the run must end in that
     Failed state (already logged and seen by the handlers).
     """
-    old, state = run.state, new
-    for handler in run.task.state_handlers:
-        try:
-            state = _call_handler(run, handler, old, state)
-        except Exception as exc:
-            raise StopRun(_handler_failed(run, handler, exc, old, state)) from exc
-    _log_state(run.name, state)
-    run.state = state
+    state = new
+    handlers = run.task.state_handlers
+    if handlers:
+        old = run.state
+        for handler in handlers:
+            try:
+                state = _call_handler(run, handler, old, state)
+            except Exception as exc:
+                raise StopRun(_handler_failed(run, handler, exc, old, state)) from exc
+    log_state(run.name, state)
+    run._state = state
     return state
 
 
@@ -154,7 +176,7 @@ def _handler_failed(run: TaskRun, handler: Any, exc: Exception, old: State, new:
                 exception=exc,
             )
             break
-    _log_state(run.name, state)
+    log_state(run.name, state)
     run.state = state
     return state
 

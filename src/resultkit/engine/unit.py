@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..results import FormattedLocation
-from .context import context
+from .context import current_keys
 from .flow import Edge
 from .state import Failed, Retrying, State
 from .task import Task
@@ -87,26 +87,30 @@ def first_run_count(prior: State | None) -> int:
     return (prior.run_count if isinstance(prior, Retrying) else 0) + 1
 
 
-def unit_keys(flow_keys: Mapping[str, Any], unit: RunUnit) -> dict[str, Any]:
-    """The template keys and context of a task run.
+def unit_keys(
+    flow_keys: Mapping[str, Any], unit: RunUnit, outer: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The template keys and context of a task run (``outer``: the context it runs in,
+    by default the current one).
 
     Inputs win over context keys, which win over parameters (README,
     "Template keys"). ``task_run_count`` and ``task_loop_count`` are
     Prefect 1's context keys (1-based).
     """
     task = unit.task
-    keys: dict[str, Any] = dict(flow_keys.get("parameters", {}))
-    keys.update(context.to_dict())
-    keys.update(
-        task_name=task.name,
-        task_full_name=unit.full_name,
-        task_slug=task.slug,
-        task_run_id=new_task_run_id(),
-        map_index=unit.map_index,
-        task_tags=sorted(task.tags),
-        task_run_count=first_run_count(unit.prior),
-        task_loop_count=1,  # no LOOP signal here: each run is its own first loop
-    )
-    keys.update(unit.inputs)
+    # One dict display: later entries win, as in the order documented above.
+    keys: dict[str, Any] = {
+        **flow_keys.get("parameters", {}),
+        **(current_keys() if outer is None else outer),
+        "task_name": task.name,
+        "task_full_name": unit.full_name,
+        "task_slug": task.slug,
+        "task_run_id": new_task_run_id(),
+        "map_index": unit.map_index,
+        "task_tags": sorted(task.tags),
+        "task_run_count": first_run_count(unit.prior),
+        "task_loop_count": 1,  # no LOOP signal here: each run is its own first loop
+        **unit.inputs,
+    }
     keys.pop("caches", None)  # the cache store is not a template key
     return keys
