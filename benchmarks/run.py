@@ -1,7 +1,9 @@
 """Run every benchmark case for resultkit and its baselines; print medians, ratios and goals.
 
 Usage: ``bash benchmarks/run.sh`` (sets up the interpreters), or directly
-``.venv/bin/python benchmarks/run.py [--tiny] [--repeat N]``. Each
+``.venv/bin/python benchmarks/run.py [--tiny] [--repeat N] [--only CASE,...]``
+(``--only s3_checkpoints_seaweedfs,s3_reads_seaweedfs --s3-servers seaweedfs``
+times just those rows, and their baselines). Each
 implementation runs in its own interpreter (Prefect 1 and Prefect 3 in
 virtual environments of their own), all in the same run, on the same
 machine. Ratios are baseline time / resultkit time: above 1 means resultkit
@@ -50,10 +52,12 @@ GOALS: dict[tuple[str, str], tuple[float, str]] = {
 
 
 def run_impls(
-    python: str, impls: list[str], repeat: int, env: dict[str, str]
+    python: str, impls: list[str], repeat: int, env: dict[str, str], only: str = ""
 ) -> dict[str, dict[str, dict[str, float | str]]]:
     """Run ``impls`` in turn in one interpreter; their medians by implementation and case."""
     command = [python, str(HERE / "harness.py"), "--repeat", str(repeat)]
+    if only:
+        command += ["--only", only]
     for impl in impls:
         command += ["--impl", impl]
     out = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -83,6 +87,12 @@ def main() -> None:
     parser.add_argument("--s3-servers", default=None, help="default: moto,seaweedfs (tiny: moto)")
     parser.add_argument("--json", help="also write every median to this file")
     parser.add_argument("--moto-port", type=int, help="use the moto server listening there")
+    parser.add_argument(
+        "--only",
+        default="",
+        metavar="CASE[,CASE]",
+        help="run only these cases (names as in the table, before the colon)",
+    )
     args = parser.parse_args()
     if args.tiny:
         os.environ["BENCH_TINY"] = "1"
@@ -106,6 +116,15 @@ def main() -> None:
             "PREFECT__LOGGING__LEVEL": "CRITICAL",
         }
         cases = all_cases()
+        if args.only:
+            wanted = [c for c in args.only.split(",") if c]
+            unknown = [c for c in wanted if c not in cases]
+            if unknown:
+                parser.error(
+                    f"--only: no case {', '.join(unknown)} (with --s3-servers "
+                    f"{','.join(servers)}); the cases: {', '.join(cases)}"
+                )
+            cases = {c: cases[c] for c in wanted}
         impls: dict[str, str] = {}
         skipped: list[str] = []
         for _, case_impls in cases.values():
@@ -132,7 +151,7 @@ def main() -> None:
                 groups.append((python, [impl]))
         results: dict[str, dict[str, dict[str, float | str]]] = {}
         for python, group in groups:
-            results.update(run_impls(python, group, args.repeat, env))
+            results.update(run_impls(python, group, args.repeat, env, args.only))
 
     table = Table(
         title=f"resultkit vs baselines (median of {args.repeat}; ratio = baseline / resultkit; "

@@ -17,6 +17,7 @@ from ._location import LocationTemplate
 from ._objectstore import ObjectStoreStorage
 from ._obstore import ObstoreRequests
 from ._ranged import RangedObject
+from ._s3client import client_config, tuned_client
 from ._s3ranges import s3_range_fetcher
 from ._upload import is_stale_temp
 
@@ -47,18 +48,6 @@ class S3Storage(ObjectStoreStorage):
         fs: Any = self.fs
         return sync(fs.loop, fs._call_s3, method, fs.kwargs, **kwargs)
 
-    def _without_expect_continue(self) -> None:
-        """Small PUTs go without ``Expect: 100-continue`` (botocore adds it to every
-        body it streams, checksummed ones too): the wait for "100 Continue" is one
-        more round trip per PUT, which doubled a small write's latency."""
-        fs: Any = self.fs
-        client = getattr(fs, "_s3", None)
-        if client is None:
-            client = sync(fs.loop, fs.set_session)
-        if not getattr(client, "_resultkit_small_puts", False):
-            client.meta.events.register_last("before-call.s3", _drop_expect)  # after botocore's
-            client._resultkit_small_puts = True
-
     def _split(self, path: str) -> tuple[str, str]:
         bucket, key, _ = self.fs.split_path(path)
         return bucket, key
@@ -74,7 +63,7 @@ class S3Storage(ObjectStoreStorage):
                 return self.requests.put(path, data, metadata, create)
             finally:
                 self.fs.invalidate_cache(path)
-        self._without_expect_continue()
+        tuned_client(self.fs)
         bucket, key = self._split(path)
         condition = {"IfNoneMatch": "*"} if create else {}
         try:
@@ -98,6 +87,7 @@ class S3Storage(ObjectStoreStorage):
         if self.requests is not None:
             return self.requests.get(path, limit, self._ranged_object)
         fs: Any = self.fs
+        tuned_client(fs)
         bucket, key = self._split(path)
 
         async def get() -> tuple[bytes | RangedObject, Mapping[str, str]]:
@@ -125,6 +115,7 @@ class S3Storage(ObjectStoreStorage):
     def _head_object(self, path: str) -> Mapping[str, str] | None:
         if self.requests is not None:
             return self.requests.head(path)
+        tuned_client(self.fs)
         bucket, key = self._split(path)
         try:
             response = self._s3("head_object", Bucket=bucket, Key=key)
@@ -217,15 +208,6 @@ class S3Storage(ObjectStoreStorage):
         return removed
 
 
-def _drop_expect(params: dict[str, Any], **kwargs: Any) -> None:
-    """botocore ``before-call`` handler: no ``Expect: 100-continue`` on a small PUT."""
-    from botocore.utils import determine_content_length
-
-    size = determine_content_length(params.get("body") or b"")
-    if size is not None and size <= ObjectStoreStorage.single_request_limit:
-        params.get("headers", {}).pop("Expect", None)
-
-
 class S3Result(FSSpecResult):
     """Results stored as objects in an S3 bucket (``pip install 'resultkit[s3]'``).
 
@@ -285,11 +267,9 @@ class S3Result(FSSpecResult):
         # s3fs's concurrent read first asks for the size (an extra HEAD on every
         # read); one GET is cheaper for results. Raise it for very large objects.
         options.setdefault("max_concurrency", 1)
-        # botocore keeps 10 connections by default: write_many / read_many /
-        # exists_many would wait for one past 10 requests in flight.
-        config = dict(options.get("config_kwargs") or {})
-        config.setdefault("max_pool_connections", 64)
-        options["config_kwargs"] = config
+        # Less client CPU a request (a bigger pool, no CRC32s, no parameter
+        # checks, a fixed User-Agent): each a default the user's config_kwargs override.
+        options["config_kwargs"] = client_config(options.get("config_kwargs"))
         self.bucket = bucket
         self._init_bucket(
             "bucket",
