@@ -14,6 +14,7 @@ they were handed over, by one thread.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -86,6 +87,11 @@ class ChunkHasher:
             self._thread.start()
         except RuntimeError:  # no thread to be had: hash in line
             self._thread = None
+        except BaseException:  # Ctrl-C while it started: it must not wait on its queue forever
+            self._queue.put(None)
+            with contextlib.suppress(RuntimeError):  # never started
+                self._thread.join()
+            raise
 
     def _run(self) -> None:
         while True:
@@ -107,12 +113,15 @@ class ChunkHasher:
 
     def close(self) -> None:
         """Wait for every chunk handed over; raise what hashing raised."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+        self._stop()
         if self._errors:
             raise self._errors[0]
+
+    def _stop(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
 
     def hexdigest(self) -> str:
         self.close()
@@ -122,10 +131,7 @@ class ChunkHasher:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+        self._stop()
 
 
 #: Threads that read a large local file into place while the caller hashes it.
@@ -171,20 +177,18 @@ def read_file_along(fd: int, offset: int, view: memoryview, hasher: Any) -> int:
             for event in done:
                 event.set()  # the hashing thread must not wait for a step never read
 
-    readers = [
-        threading.Thread(target=read, name="resultkit-read", daemon=True)
-        for _ in range(FILE_READERS)
-    ]
-    started = []
-    for thread in readers:
-        try:
-            thread.start()
-        except RuntimeError:  # no more threads to be had: the started ones read every step
-            break
-        started.append(thread)
-    if not started:
-        return -1
+    readers: list[threading.Thread] = []
     try:
+        for _ in range(FILE_READERS):
+            thread = threading.Thread(target=read, name="resultkit-read", daemon=True)
+            readers.append(thread)  # before start: a Ctrl-C inside start() still stops it
+            try:
+                thread.start()
+            except RuntimeError:  # no more threads to be had: the started ones read every step
+                readers.pop()
+                break
+        if not readers:
+            return -1
         filled = 0
         for i in range(steps):
             done[i].wait()
@@ -196,9 +200,12 @@ def read_file_along(fd: int, offset: int, view: memoryview, hasher: Any) -> int:
             if got[i] < want:  # the file ends here
                 break
     finally:
+        # Set first: a reader not yet running when joined below sees it and
+        # never touches the descriptor, which the caller closes next.
         stop.set()
-        for thread in started:
-            thread.join()
+        for thread in readers:
+            with contextlib.suppress(RuntimeError):  # never started
+                thread.join()
     if errors:
         raise errors[0]
     return filled

@@ -137,7 +137,11 @@ class PreallocatedFile:
             self._reserve(self.pos + n, small)
         done = 0
         while done < n:
-            done += os.write(self.fd, view[done:])
+            try:
+                done += os.write(self.fd, view[done:])
+            except OSError as exc:  # where nothing was reserved: the same wait, then again
+                if exc.errno != errno.ENOSPC or not wait_for_releases():
+                    raise
         self.pos += n
         return n
 
@@ -231,7 +235,11 @@ def overwrite_spare(path: str, data: Any, fsync: bool = False) -> bool:
         n = view.nbytes
         done = 0
         while done < n:
-            done += os.pwrite(fd, view[done:], done)
+            try:
+                done += os.pwrite(fd, view[done:], done)
+            except OSError as exc:  # replaced payloads still being freed: wait, then again
+                if exc.errno != errno.ENOSPC or not wait_for_releases():
+                    raise
         if st.st_size > n:
             os.ftruncate(fd, n)
         if fsync:
@@ -301,6 +309,22 @@ def _close_pending() -> None:
     finally:
         with _pending_guard:
             _closers.discard(threading.current_thread())
+
+
+def _after_fork_in_child() -> None:
+    # The guard may have been held by another thread at the fork, and the
+    # descriptors are the child's copies: the parent frees its own.
+    global _pending_guard
+    _pending_guard = threading.Lock()
+    for fd in _pending:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _pending.clear()
+    _closers.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def wait_for_releases() -> bool:

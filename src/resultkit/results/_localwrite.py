@@ -185,8 +185,9 @@ class LocalWriter:
                 with PreallocatedFile(tmp, fsync=fsync) as f:
                     f.write(self._buffer)
             # A large replaced payload is freed on another thread, after the rename.
-            held = hold_replaced(path) if payload_kind is False else None
+            held = None
             try:
+                held = hold_replaced(path) if payload_kind is False else None
                 self._replace(tmp, path, spare if payload_kind else None)
             finally:
                 if held is not None:

@@ -33,6 +33,25 @@ def publish_lock(key: str) -> Any:
 FOLDER_LOCK_TIMEOUT = 60.0
 
 
+# Descriptors of folder locks open in this process. A forked child closes
+# its copies: a flock belongs to the open file, so a child that kept one
+# would hold the parent's lock (a writer's, or a reader's shared one) for as
+# long as it lives, and every writer of the folder would time out. Closing a
+# copy never unlocks the parent's (LOCK_UN would).
+_held_folder_fds: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for fd in list(_held_folder_fds):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held_folder_fds.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
 @contextlib.contextmanager
 def folder_lock(
     directory: str, timeout: float | None = None, shared: bool = False
@@ -53,6 +72,7 @@ def folder_lock(
         return
     limit = FOLDER_LOCK_TIMEOUT if timeout is None else timeout
     fd = os.open(directory, os.O_RDONLY)
+    _held_folder_fds.add(fd)
     try:
         deadline = time.monotonic() + limit
         delay = 0.001
@@ -72,4 +92,6 @@ def folder_lock(
                 delay = min(delay * 2, 0.05)
         yield
     finally:
-        os.close(fd)  # closing releases the lock
+        if fd in _held_folder_fds:  # not if this is a child that closed it at the fork
+            _held_folder_fds.discard(fd)
+            os.close(fd)  # closing releases the lock
