@@ -136,7 +136,7 @@ def _template_fields(template: str) -> tuple[str, ...] | None:
 class _Formatted:
     """One remembered target: what it was formatted from, and the location."""
 
-    __slots__ = ("template", "result", "storage", "root", "fields", "values", "kinds", "location")
+    __slots__ = ("template", "result", "storage", "root", "fields", "checks", "location")
 
     def __init__(self, template: str, result: Result, fields: tuple[str, ...],
                  values: tuple[Any, ...], location: FormattedLocation) -> None:  # fmt: skip
@@ -145,8 +145,8 @@ class _Formatted:
         self.storage = result.storage  # type: ignore[attr-defined]
         self.root = self.storage.root_url
         self.fields = fields
-        self.values = values
-        self.kinds = tuple(type(v) for v in values)
+        #: (name, value, type of the value) of each field.
+        self.checks = tuple((n, v, type(v)) for n, v in zip(fields, values, strict=True))
         self.location = location
 
 
@@ -158,7 +158,7 @@ def _same(entry: _Formatted, result: Result, keys: Mapping[str, Any]) -> Formatt
     storage = entry.storage
     if result.storage is not storage or storage.root_url != entry.root:  # type: ignore[attr-defined]
         return None
-    for name, value, kind in zip(entry.fields, entry.values, entry.kinds, strict=True):
+    for name, value, kind in entry.checks:
         found = keys.get(name, _MISSING)
         # The type first: a value of a plain type compares safely (an array would not).
         if type(found) is not kind or found != value:
@@ -198,10 +198,16 @@ class TargetMemo:
         entry = self._entries.get(task)
         if entry is None or task.target is not entry.template or result is not entry.result:
             return None
-        for name in entry.fields:
-            if name not in inputs:
+        storage = entry.storage
+        if result.storage is not storage or storage.root_url != entry.root:  # type: ignore[attr-defined]
+            return None
+        for name, value, kind in entry.checks:  # one pass: in the inputs, and the same
+            found = inputs.get(name, _MISSING)
+            if found is _MISSING:
                 return False
-        return _same(entry, result, inputs)
+            if type(found) is not kind or found != value:
+                return None
+        return entry.location
 
     def put(
         self, task: Task, result: Result, keys: Mapping[str, Any], location: FormattedLocation

@@ -55,7 +55,7 @@ def start_task(
         unit = RunUnit(t, upstream, inputs, prior=given)
         made = runner.preformatted.get(t)
         if made is not None:
-            unit.keys, unit.target_location = made.keys, made.target_location
+            unit.keys, unit.target_location = made
         return [(None, unit)]
     parent = MappedRun(TaskRun(t, t.name, given or Pending()))
     units = map_children(parent, list(edges), runner, states, given)

@@ -97,7 +97,7 @@ def warm_run(runner: TaskRunner, unit: RunUnit) -> State | None:
         or not _decided_upstream(unit)
     ):
         return None
-    result = runner.result_for(task)
+    result = task.result or runner.flow.result or runner.result_for(task)
     if result is None:
         return None
     scope = TaskContext(runner.flow_keys, unit, current_keys())
@@ -114,22 +114,26 @@ def warm_run(runner: TaskRunner, unit: RunUnit) -> State | None:
     if runner.claim_target(task, target) is not None:
         return None  # shared: the general path claims again and fails the run
     name = unit.full_name
-    run = TaskRun(task, name, None)  # Pending now if state handlers will see it
+    # Handlers see the run start Pending (made now); without them it is made if needed.
+    run = TaskRun(task, name, None) if task.state_handlers else None
     misses: list[Any] = []
     token = swap_keys(scope)
     try:
         hit = read_target(task, result, target, unit.target_exists, name, runner.caching, misses)
     except ResultError as exc:
+        run = run or TaskRun(task, name, None)
         return transition_guarded(runner, run, Failed(f"target: {exc}", exception=exc))
     except Exception as exc:  # user code (a Result hook) or a bug: as the general path's guard
+        run = run or TaskRun(task, name, None)
         return runner.guarded(run, _reraise, exc)
     finally:
         leave_keys(token)
     if hit is not None:
-        if task.state_handlers:
+        if run is not None:
             return transition_guarded(runner, run, hit)
         log_state(name, hit)  # what transition() does for a task without handlers
         return hit
+    run = run or TaskRun(task, name, None)
     # A miss: on as the general path goes after its read, in the context it would have.
     keys = scope.run_keys()
     token = enter_keys(runner.flow_keys, keys)

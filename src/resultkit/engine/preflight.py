@@ -43,18 +43,23 @@ def refuse_shared_targets(flow: Flow, runner: TaskRunner, plan: FlowPlan | None 
         result = runner.result_for(task)
         if result is None:
             continue
-        unit = RunUnit(task, [], {})
+        keys: dict[str, Any] = {}
         try:
-            unit.keys = runner.keys_for(unit)
-            target = runner.target_of(task, result, unit.keys)
+            # A template without fields, formatted in an earlier run, needs no keys (the
+            # run makes its own); any other is formatted with the run's keys.
+            found = runner.targets.get_by_inputs(task, result, keys)
+            if isinstance(found, str):
+                target = found
+            else:
+                keys = runner.keys_for(RunUnit(task, [], {}))
+                target = runner.target_of(task, result, keys)
         except Exception:  # broken: the run reports it
             continue
         if not inputs:  # the run's own keys and target: not formatted again
-            unit.target_location = target
-            runner.preformatted[task] = unit
-        elif isinstance(task.target, str) and "task_run_id" not in _fields(task.target):
+            runner.preformatted[task] = (keys, target)
+        elif isinstance(template, str) and "task_run_id" not in _fields(template):
             # It uses no input (nor this run's id): the run formats the same target.
-            runner.preformatted[task] = RunUnit(task, [], {}, target_location=target)
+            runner.preformatted[task] = ({}, target)
         other = seen.setdefault(str(target), task)
         if other is not task:
             raise FlowError(

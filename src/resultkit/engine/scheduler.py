@@ -263,6 +263,10 @@ class FlowRunner:
                 children = False  # whether the layer holds mapped children
                 while ready:
                     t = ready.popleft()
+                    if type(t) is _Constant:  # start_task's first case, without the call
+                        states[t] = Success(result=t.value)
+                        settle(t)
+                        continue
                     try:
                         for i, u in start_task(t, runner, states, prior, mapped, plan):
                             layer.append((t, i, u))

@@ -41,8 +41,16 @@ class TargetCollision(Exception):
     """Two mapped children format their target to the same location (the map fails)."""
 
 
+_HOOKS: dict[tuple[type, str], str] = {}
+
+
 def _hook(result: Result, method: str) -> str:
-    return f"Result hook {type(result).__name__}.{method}"
+    """How messages name ``result``'s ``method`` (made once per class: every read asks)."""
+    key = (type(result), method)
+    name = _HOOKS.get(key)
+    if name is None:
+        name = _HOOKS[key] = f"Result hook {type(result).__name__}.{method}"
+    return name
 
 
 def format_target(task: Task, result: Result, keys: Mapping[str, Any]) -> FormattedLocation:

@@ -90,8 +90,9 @@ class TaskRunner(ComputePhases):
         self._targets_lock = threading.Lock()
         #: Where this run records the task runs it finishes (None: not recorded).
         self.records: RunRecords | None = None
-        #: Tasks without inputs whose keys and target were made before the run.
-        self.preformatted: dict[Task, RunUnit] = {}
+        #: Targets formatted before the run, with the keys they were formatted with when the
+        #: run can use them too (a task without inputs), else {}.
+        self.preformatted: dict[Task, tuple[dict[str, Any], FormattedLocation]] = {}
         #: The recorded states of mapped children a resume starts from.
         self.child_priors: dict[tuple[int, int], State] = {}
         #: Where batched mapped children queue their writes (in-process executors only).
