@@ -123,8 +123,8 @@ def read_target(
             return None
     try:
         # On a StorageResult, a missing target costs what exists() would and a hit is
-        # one round trip.
-        stored = call_user(_hook(result, "read"), result.read, target, passthrough=(ResultError,))
+        # one round trip. Called as call_user() would (inline: every target read).
+        stored = result.read(target)
     except ResultNotFoundError:
         _missed(misses, target, name, "no target")
         return None
@@ -137,6 +137,10 @@ def read_target(
         )
         _missed(misses, target, name, f"the target could not be used ({type(exc).__name__})")
         return None
+    except (ResultError, UserCodeError):
+        raise  # a storage failure fails the task; user code already named
+    except Exception as exc:
+        raise UserCodeError(_hook(result, "read"), exc) from exc
     record = getattr(stored, "record", None)  # a Prefect-1-style Result may have none
     if task.cache_for is not None and record is not None:
         expires = record.written_at + task.cache_for
