@@ -41,16 +41,24 @@ async def bounded(n: int, concurrency: int, one: Callable[[int], Awaitable[objec
     await asyncio.gather(*(run(i) for i in range(n)))
 
 
-def s3fs_engine(url: str, options: dict[str, str]) -> tuple[Callable, Callable, Callable]:
+def s3fs_engine(
+    url: str, options: dict[str, str], tuned: bool = False
+) -> tuple[Callable, Callable, Callable]:
+    """s3fs's client as botocore sets it up, or (``tuned``) with S3Result's settings."""
     import s3fs
     from fsspec.asyn import sync
 
+    from resultkit.results._s3client import client_config, tuned_client
+
+    config: dict[str, Any] = {"max_pool_connections": 128}
     fs = s3fs.S3FileSystem(
         endpoint_url=url,
         skip_instance_cache=True,
-        config_kwargs={"max_pool_connections": 128},
+        config_kwargs=client_config(config) if tuned else config,
         **options,
     )
+    if tuned:
+        tuned_client(fs)
     with contextlib.suppress(FileExistsError):  # the other engine made it
         sync(fs.loop, fs._call_s3, "create_bucket", fs.kwargs, Bucket=BUCKET)
 
@@ -131,7 +139,14 @@ def obstore_fsspec_engine(url: str, options: dict[str, str]) -> tuple[Callable, 
     return put, get, run
 
 
-ENGINES = {"s3fs": s3fs_engine, "obstore": obstore_engine, "obstore.fsspec": obstore_fsspec_engine}
+ENGINES: dict[str, Callable[[str, dict[str, str]], tuple[Callable, Callable, Callable]]] = {
+    "s3fs": s3fs_engine,
+    # S3Result's client settings (results/_s3client.py): no CRC32s, no parameter
+    # checks, a fixed User-Agent, Last-Modified parsed without dateutil.
+    "s3fs.resultkit": lambda url, options: s3fs_engine(url, options, tuned=True),
+    "obstore": obstore_engine,
+    "obstore.fsspec": obstore_fsspec_engine,
+}
 
 
 # -- the same through resultkit: write_many / read_many of S3Result ------------------------
@@ -251,14 +266,25 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--engines", default=",".join(ENGINES), help=f"comma-separated, of {', '.join(ENGINES)}"
+    )
     args = parser.parse_args()
+    engines = [e for e in args.engines.split(",") if e]
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown:
+        parser.error(
+            f"--engines: no engine {', '.join(unknown)}; the engines: {', '.join(ENGINES)}"
+        )
     with latent_s3(args.latency_ms, args.server) as s3:
         for label, url in (("direct", s3.direct_url), (f"+{args.latency_ms:g} ms", s3.url)):
-            for engine in ENGINES:
+            for engine in engines:
                 got = measure(
                     engine, url, s3.storage_options, args.items, args.concurrency, args.repeat
                 )
-                if engine != "obstore.fsspec":  # no metadata: resultkit cannot use it as is
+                # obstore.fsspec: no metadata, resultkit cannot use it as is;
+                # s3fs.resultkit: what S3Result does with "s3fs" already.
+                if engine not in ("obstore.fsspec", "s3fs.resultkit"):
                     got.update(
                         through_resultkit(
                             engine,
