@@ -184,3 +184,12 @@ def test_impossible_dates_are_botocores_error(text):
     with pytest.raises(ValueError) as theirs:
         botocore_parse_timestamp(text)
     assert str(ours.value) == str(theirs.value)
+
+
+def test_an_application_named_in_the_environment_keeps_botocores_user_agent(monkeypatch):
+    from resultkit.results._s3client import client_config
+
+    assert client_config(None)["user_agent"] == f"resultkit/{resultkit.__version__}"
+    monkeypatch.setenv("AWS_SDK_UA_APP_ID", "nightly-etl")
+    assert "user_agent" not in client_config(None)
+    assert "user_agent" not in S3Result("b").fs.config_kwargs
