@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import threading
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,8 @@ from fsspec.asyn import sync
 from ._objectstore import ObjectStoreStorage
 
 __all__ = ["client_config", "tuned_client", "parse_timestamp"]
+
+_TUNING = threading.Lock()
 
 
 def client_config(config_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -82,13 +85,15 @@ def tuned_client(fs: Any) -> Any:
     if client is None:
         client = sync(fs.loop, fs.set_session)
     if not getattr(client, "_resultkit_tuned", False):
-        client.meta.events.register_last("before-call.s3", _drop_expect)  # after botocore's
-        session = getattr(fs, "session", None)
-        if session is not None and not fs.storage_options.get("session"):
-            session.get_component("response_parser_factory").set_parser_defaults(
-                timestamp_parser=parse_timestamp
-            )
-        client._resultkit_tuned = True
+        with _TUNING:  # the first requests of a write_many come from many threads at once
+            if not getattr(client, "_resultkit_tuned", False):
+                client.meta.events.register_last("before-call.s3", _drop_expect)  # after botocore's
+                session = getattr(fs, "session", None)
+                if session is not None and not fs.storage_options.get("session"):
+                    session.get_component("response_parser_factory").set_parser_defaults(
+                        timestamp_parser=parse_timestamp
+                    )
+                client._resultkit_tuned = True
     return client
 
 
