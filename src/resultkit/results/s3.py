@@ -228,7 +228,7 @@ class S3Result(FSSpecResult):
             attempts) for transient failures of the service.
         engine: ``"s3fs"`` (default), or ``"obstore"`` to send the requests of
             small values through obstore's Rust client (``resultkit[obstore]``):
-            about a fifth of the client CPU a request, for many small values at
+            a third to a fifth of the client CPU a request, for many small values at
             once (``write_many``, ``read_many``); credentials from
             ``storage_options`` (``key``, ``secret``, ``token``) or ``AWS_*``
             variables. Large values, listings and deletes stay on s3fs.
