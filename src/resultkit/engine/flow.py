@@ -86,6 +86,10 @@ class Flow:
         10
     """
 
+    # Class defaults too: a Flow unpickled from an older release has neither attribute.
+    _version = 0
+    _plan: FlowPlan | None = None
+
     def __init__(
         self,
         name: str,
