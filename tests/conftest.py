@@ -12,10 +12,13 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
-# Output caches of the tests go to a folder of this session, never to the
-# developer's ~/.resultkit/cache (tests clear caches).
-os.environ.setdefault("RESULTKIT_CACHE_STORE", tempfile.mkdtemp(prefix="resultkit-test-cache-"))
-os.environ.setdefault("RESULTKIT_RUN_STORE", tempfile.mkdtemp(prefix="resultkit-test-runs-"))
+# Output caches and run records of the tests go to folders of this process,
+# never to the developer's ~/.resultkit (tests clear caches). Each xdist
+# worker gets its own: it inherits the controller's variables, and one
+# worker clearing a shared cache would fail the other's tests.
+for _var, _prefix in (("RESULTKIT_CACHE_STORE", "cache"), ("RESULTKIT_RUN_STORE", "runs")):
+    if os.environ.get("PYTEST_XDIST_WORKER") or _var not in os.environ:
+        os.environ[_var] = tempfile.mkdtemp(prefix=f"resultkit-test-{_prefix}-")
 
 import pytest  # noqa: E402
 
