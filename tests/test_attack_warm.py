@@ -6,11 +6,16 @@ broke; it passes on 2056a0f (before the round) and fails now.
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from resultkit import Flow, task
+from resultkit.errors import ConfigurationError
 from resultkit.results import LocalResult
 from resultkit.runs import get_run
+from resultkit.states import Resume
+from resultkit.triggers import manual_only
 
 
 def test_a_resume_that_only_finds_targets_records_how_the_run_ended(tmp_path):
@@ -43,3 +48,46 @@ def test_a_resume_that_only_finds_targets_records_how_the_run_ended(tmp_path):
     assert state.is_successful() and state.result[out].is_cached()
     # The resume ended the run: its record must say so (it said so before the round).
     assert get_run("r1", runs).status == "Success"
+
+
+def test_approving_a_paused_task_whose_target_is_there_records_how_the_run_ended(tmp_path):
+    store = LocalResult(dir=tmp_path / "out")
+    runs = str(tmp_path / "runs")
+
+    @task(checkpoint=True, result=store)
+    def extract():
+        return 1
+
+    @task(target="load.pkl", result=store, trigger=manual_only)
+    def load(x):
+        return x + 1
+
+    with Flow("approved", run_store=runs) as flow:
+        out = load(extract())
+    assert flow.run(run_id="p1").is_paused()
+    assert get_run("p1", runs).status == "Paused"
+    store.write(2, "load.pkl")  # another run wrote the target meanwhile
+    state = flow.resume("p1", task_states={out: Resume()})
+    assert state.is_successful() and state.result[out].is_cached()
+    assert get_run("p1", runs).status == "Success"
+
+
+def test_a_runs_folder_replaced_by_a_file_is_refused_on_every_run(tmp_path, monkeypatch):
+    # The default run store is made once per folder: the check its construction
+    # made (the folder is a folder) no longer runs for the process's later runs.
+    monkeypatch.setenv("RESULTKIT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("RESULTKIT_RUN_STORE", raising=False)
+
+    @task(checkpoint=True, result=LocalResult(dir=tmp_path / "out"))
+    def extract():
+        return 1
+
+    with Flow("recorded") as flow:
+        extract()
+    assert flow.run(run_id="first").is_successful()
+    runs = tmp_path / "home" / "runs"
+    shutil.rmtree(runs)
+    runs.write_text("not a folder")
+    # A fresh process (or the release before) refuses this before anything runs.
+    with pytest.raises(ConfigurationError, match="exists and is not a folder"):
+        flow.run(run_id="second")
