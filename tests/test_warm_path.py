@@ -189,3 +189,33 @@ def test_two_tasks_formatting_one_target_from_inputs_still_clash_when_warm(tmp_p
         states = flow.run().result
         assert states[ra].result == "a"
         assert states[rb].is_failed() and "is also the target of task 'a'" in states[rb].message
+
+
+@pytest.mark.parametrize("fresh_flow", [True, False])
+def test_an_unusable_target_is_warned_about_once_a_run(tmp_path, fresh_flow):
+    import warnings
+
+    from resultkit.errors import ResultKitWarning
+
+    def build() -> tuple[Flow, object]:
+        @task(target="t.pkl", result=LocalResult(dir=tmp_path))
+        def make():
+            return 41
+
+        with Flow("once") as flow:
+            ref = make()
+        return flow, ref
+
+    flow, ref = build()
+    flow.run()
+    (tmp_path / "t.pkl.rkmeta").unlink()  # the payload has no record now: unusable
+    if fresh_flow:
+        flow, ref = build()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        state = flow.run()
+    about = [w for w in caught if issubclass(w.category, ResultKitWarning)]
+    assert len(about) == 1, [str(w.message) for w in about]
+    assert "t.pkl" in str(about[0].message)
+    assert state.result[ref].result == 41 and not state.result[ref].is_cached()
+    assert flow.run().result[ref].is_cached()  # written again

@@ -88,6 +88,8 @@ def default_run_store() -> StorageResult | None:
     environ = os.environ
     made = (folder, environ.get("RESULTKIT_SIGNING_KEY"), environ.get("RESULTKIT_LOCAL_EXCHANGE"))
     store = _DEFAULT_STORES.get(made)
+    if store is not None and not os.path.isdir(folder):
+        store = None  # gone or replaced since: made again (and refused if not a folder)
     if store is None:
         store = LocalResult(dir=folder)
         if len(_DEFAULT_STORES) >= 16:

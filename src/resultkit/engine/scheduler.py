@@ -170,7 +170,9 @@ class FlowRunner:
         final._result = ConstantResult(public)
         final.run_id = flow_run_id
         if runner.records is not None:
-            runner.records.finish(final, others_may_record=self.executor.remote)
+            # A resume ends a run that has records (even if it wrote none itself).
+            resuming = resumed is not None
+            runner.records.finish(final, others_may_record=self.executor.remote or resuming)
         logger.info("Flow '%s': %s (run %s)", flow.name, type(final).__name__, flow_run_id)
         return final
 

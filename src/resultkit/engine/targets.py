@@ -88,6 +88,10 @@ def _missed(
         misses.append(CacheMiss("target", str(target), reason, changed))
 
 
+#: The reason of a miss whose target was there but unusable (it was warned about).
+UNUSABLE = "the target could not be used"
+
+
 def read_target(
     task: Task,
     result: Result,
@@ -96,6 +100,7 @@ def read_target(
     name: str,
     caching: OutputCaching | None = None,
     misses: list[CacheMiss] | None = None,
+    warn: bool = True,
 ) -> State | None:
     """The Cached state from the target, or None for a miss (its reason in ``misses``).
 
@@ -129,13 +134,14 @@ def read_target(
         _missed(misses, target, name, "no target")
         return None
     except (ResultCorruptError, SerializerMismatchError, SerializationError) as exc:
-        warnings.warn(
-            f"task {name!r}: the target {target} could not be used ({exc}); "
-            "running the task and writing it again",
-            ResultKitWarning,
-            stacklevel=2,
-        )
-        _missed(misses, target, name, f"the target could not be used ({type(exc).__name__})")
+        if warn:
+            warnings.warn(
+                f"task {name!r}: the target {target} could not be used ({exc}); "
+                "running the task and writing it again",
+                ResultKitWarning,
+                stacklevel=2,
+            )
+        _missed(misses, target, name, f"{UNUSABLE} ({type(exc).__name__})")
         return None
     except (ResultError, UserCodeError):
         raise  # a storage failure fails the task; user code already named

@@ -39,7 +39,7 @@ from .state import (
     State,
     TriggerFailed,
 )
-from .targets import format_target, read_target
+from .targets import UNUSABLE, format_target, read_target
 from .task import Task
 from .transitions import StopRun, TaskRun, UserCodeError, describe, finish, name_of, transition
 from .unit import RunUnit, unit_keys
@@ -291,12 +291,16 @@ class TaskRunner(ComputePhases):
         lock = None
         if hit is None and not self.caching.refreshing(task):
             found, res = target, result
+            # Read again under the lock; an unusable target was warned about once.
+            warned = any(m.reason.startswith(UNUSABLE) for m in misses)
             try:
                 lock, hit = target_flight(
                     task,
                     result,
                     target,
-                    lambda: read_target(task, res, found, None, run.name, self.caching),
+                    lambda: read_target(
+                        task, res, found, None, run.name, self.caching, warn=not warned
+                    ),
                     run.name,
                 )
             except ResultError as exc:
