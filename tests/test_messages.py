@@ -190,3 +190,46 @@ def test_line_separators_bidi_overrides_and_huge_locations_are_refused(tmp_path,
     with pytest.raises(UnsafeLocationError) as info:
         LocalResult(dir=tmp_path).write(1, location=bad)
     assert len(str(info.value)) < 800
+
+
+def test_a_result_setting_passed_to_read_is_refused_not_taken_for_a_template_key(tmp_path):
+    from resultkit.errors import ConfigurationError
+
+    r = LocalResult(dir=tmp_path)
+    r.write(1, "a.pkl")
+    for call in (
+        lambda: r.read("a.pkl", verify=False),
+        lambda: r.exists("a.pkl", verify=False),
+        lambda: r.write(2, "a.pkl", serializer="json"),
+    ):
+        with pytest.raises(ConfigurationError, match=r"is a setting of the Result.*copy"):
+            call()
+    unverified = r.copy()
+    unverified.verify = False  # what the message says to do
+    assert unverified.read("a.pkl").value == 1
+    assert r.read("a.pkl").value == 1  # nothing was written by the refused call
+
+
+def test_a_local_results_folder_cannot_be_changed_after_it_is_made(tmp_path):
+    import pickle
+
+    from resultkit.errors import ConfigurationError
+
+    r = LocalResult(dir=tmp_path / "one")
+    with pytest.raises(ConfigurationError, match=r"dir is fixed.*LocalResult\(dir="):
+        r.dir = str(tmp_path / "two")
+    assert r.write(1, "a.pkl").location.startswith((tmp_path / "one").as_uri())
+    assert pickle.loads(pickle.dumps(r)).dir == r.dir == r.copy().dir
+
+
+def test_a_payload_of_another_size_says_so_without_internal_ids(tmp_path):
+    from resultkit.errors import ResultCorruptError
+
+    r = LocalResult(dir=tmp_path)
+    r.write(b"x" * 100_000, "a.pkl")
+    with open(tmp_path / "a.pkl", "ab") as f:
+        f.write(b"zz")
+    with pytest.raises(ResultCorruptError) as caught:
+        r.read("a.pkl")
+    message = str(caught.value)
+    assert "(not read: the size differs)" in message and "file " not in message.split("found")[1]

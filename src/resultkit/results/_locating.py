@@ -65,6 +65,8 @@ class Locating:
         A location without template fields (``"a/b.pkl"``, a canonical URL)
         formats and checks the same way every time: the answer is remembered.
         """
+        if keys:
+            _refuse_settings(keys)
         template = location if location is not None else self.location
         fixed = None
         if isinstance(template, str) and "{" not in template and "}" not in template:
@@ -113,3 +115,22 @@ class Locating:
                 )
             location = key
         return check_relative(location, self.root_url)
+
+
+# A Result's own settings, which read() / write() / exists() would otherwise
+# take for template keys and ignore (``result.read(loc, verify=False)``
+# would still verify).
+_SETTINGS = frozenset({"verify", "serializer", "fsync", "signing_key", "retries", "dir"})
+
+
+def _refuse_settings(keys: Mapping[str, Any]) -> None:
+    named = sorted(_SETTINGS.intersection(keys))
+    if named:
+        from ..errors import ConfigurationError
+
+        name = named[0]
+        copy = "" if name == "dir" else f", or set it on a copy (r = result.copy(); r.{name} = ...)"
+        raise ConfigurationError(
+            f"{name}= is a setting of the Result, not a template key of this call: make "
+            f"the Result with it (e.g. LocalResult(dir=..., {name}=...)){copy}"
+        )

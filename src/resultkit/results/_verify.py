@@ -259,10 +259,14 @@ def _read_growing(stream: BinaryIO, expected: int) -> tuple[bytearray, int, str]
 
 
 def corrupt_error(location: str, record: Record, size: int, digest: str) -> ResultCorruptError:
+    if digest.startswith("("):  # not hashed: say why, without the file's identity
+        found = f"{size} bytes {digest.split('; file ')[0].rstrip(')')})"
+    else:
+        found = f"{size} bytes with digest {digest}"
     return ResultCorruptError(
         f"the payload at {location} does not match its integrity record "
         f"(expected {record.size} bytes with digest {record.digest}, "
-        f"found {size} bytes with {digest}). It was changed or damaged "
+        f"found {found}). It was changed or damaged "
         "after it was written; write it again.",
         location=location,
     )

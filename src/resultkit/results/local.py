@@ -40,6 +40,16 @@ class LocalResult(FSSpecResult):
 
     default_protocol = "file"
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The folder is the storage's root, fixed when the Result is made: a new
+        # dir set later would show in repr() and be used by nothing.
+        if name == "dir" and "dir" in self.__dict__:
+            raise ConfigurationError(
+                f"a LocalResult's dir is fixed when it is made ({self.__dict__['dir']!r}): "
+                f"make another one, LocalResult(dir={value!r})"
+            )
+        super().__setattr__(name, value)
+
     def __init__(
         self,
         dir: str | os.PathLike[str] | None = None,
