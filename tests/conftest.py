@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 
 # Before any cloud client is imported: dummy credentials, no metadata-server
@@ -76,3 +77,32 @@ class Counter:
 
     def __call__(self):
         self.n += 1
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A factory: ``tmpfs("5m")`` mounts a real tmpfs of that size (tests run as root).
+
+    For full-disk tests; every mount is unmounted after the test (after any
+    replaced payload still being freed has been, so the mount is not busy).
+    """
+    from resultkit.results import _localio
+
+    mounts = []
+
+    def mount(size: str):
+        folder = tmp_path / f"tmpfs-{len(mounts)}"
+        folder.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, f"mounting a tmpfs failed: {done.stderr}"
+        mounts.append(folder)
+        return folder
+
+    yield mount
+    _localio.wait_for_releases()
+    for folder in mounts:
+        subprocess.run(["umount", str(folder)], check=True)

@@ -6,7 +6,6 @@ Runs on a real 5 MB tmpfs mounted for the test (the test machine runs as root).
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 
 import pytest
@@ -16,17 +15,8 @@ from resultkit.results import LocalResult, _locks
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, f"mounting a tmpfs failed: {done.stderr}"
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+def small_disk(tmpfs):
+    return tmpfs("5m")
 
 
 def _chunks(total: int) -> list[bytes]:

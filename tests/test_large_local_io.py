@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 import threading
 
 import numpy as np
@@ -141,18 +140,8 @@ def test_a_replaced_large_payload_is_freed_and_no_descriptor_is_left(tmp_path):
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, f"mounting a tmpfs failed: {done.stderr}"
-    yield mount
-    _localio.wait_for_releases()
-    subprocess.run(["umount", str(mount)], check=True)
+def small_disk(tmpfs):
+    return tmpfs("24m")
 
 
 def test_a_full_disk_waits_for_replaced_payloads_still_being_freed(small_disk, monkeypatch):

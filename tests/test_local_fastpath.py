@@ -256,17 +256,8 @@ def test_fsync_publishes_through_the_spares(tmp_path):
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, f"mounting a tmpfs failed: {done.stderr}"
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+def small_disk(tmpfs):
+    return tmpfs("2m")
 
 
 def test_a_full_disk_fails_an_overwrite_through_the_spare_and_keeps_the_old(small_disk):
