@@ -69,3 +69,25 @@ def test_tiny_benchmark_prints_every_row_with_a_number(tmp_path, moto_server):
     )
     assert len(ratios) == measured, (len(ratios), measured, out.stdout)
     assert "goals met:" in out.stdout
+
+
+def test_only_runs_the_cases_named_and_an_unknown_name_lists_them(tmp_path):
+    report_path = tmp_path / "bench.json"
+    missing = str(tmp_path / "no-such-venv" / "python")
+    base = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--tiny"]
+    base += ["--prefect1-python", missing, "--prefect3-python", missing]
+    out = subprocess.run(
+        [*base, "--only", "exists_many_4", "--json", str(report_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert set(report["results"]["resultkit"]) == {"exists_many_4"}
+    wrong = subprocess.run(
+        [*base, "--only", "help"], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert wrong.returncode == 2
+    assert "no case help" in wrong.stderr and "large_read" in wrong.stderr
