@@ -193,3 +193,13 @@ def test_an_application_named_in_the_environment_keeps_botocores_user_agent(monk
     monkeypatch.setenv("AWS_SDK_UA_APP_ID", "nightly-etl")
     assert "user_agent" not in client_config(None)
     assert "user_agent" not in S3Result("b").fs.config_kwargs
+
+
+def test_a_misspelt_client_option_is_refused_when_the_result_is_made():
+    from resultkit.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"did you mean 'max_pool_connections'"):
+        S3Result("b", storage_options={"config_kwargs": {"max_pool_conections": 8}})
+    # aiobotocore's own options pass, as botocore's do
+    made = S3Result("b", storage_options={"config_kwargs": {"connector_args": {"limit": 4}}})
+    assert made.fs.config_kwargs["connector_args"] == {"limit": 4}

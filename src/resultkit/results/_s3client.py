@@ -60,6 +60,16 @@ def client_config(config_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
 
     config = dict(config_kwargs or {})
     known = getattr(Config, "OPTION_DEFAULTS", {})
+    accepted = set(known) | _aio_config_options()
+    unknown = sorted(set(config) - accepted) if known else []
+    if unknown:  # botocore would refuse it only at the first request, deep in a StorageError
+        from .._suggest import did_you_mean
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"storage_options config_kwargs: {unknown[0]!r} is not a botocore Config option"
+            f"{did_you_mean(unknown[0], accepted)}; the options: {', '.join(sorted(accepted))}"
+        )
     defaults: dict[str, Any] = {"max_pool_connections": 64, "parameter_validation": False}
     for option in ("request_checksum_calculation", "response_checksum_validation"):
         if option in known:  # botocore >= 1.36
@@ -70,6 +80,18 @@ def client_config(config_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
     for option, value in defaults.items():
         config.setdefault(option, value)
     return config
+
+
+def _aio_config_options() -> set[str]:
+    """aiobotocore's own ``AioConfig`` arguments (``connector_args``, ...), which s3fs passes on."""
+    import inspect
+
+    try:
+        from aiobotocore.config import AioConfig
+    except ImportError:  # pragma: no cover - s3fs always brings it
+        return set()
+    params = inspect.signature(AioConfig.__init__).parameters
+    return {n for n, p in params.items() if n != "self" and p.kind is p.POSITIONAL_OR_KEYWORD}
 
 
 def tuned_client(fs: Any) -> Any:
