@@ -40,15 +40,22 @@ class LocalResult(FSSpecResult):
 
     default_protocol = "file"
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        # The folder is the storage's root, fixed when the Result is made: a new
-        # dir set later would show in repr() and be used by nothing.
-        if name == "dir" and "dir" in self.__dict__:
+    @property
+    def dir(self) -> str:
+        """The absolute folder the results are stored in (fixed when the Result is made)."""
+        state = self.__dict__
+        return str(state["_dir"] if "_dir" in state else state["dir"])  # "dir": older pickles
+
+    @dir.setter
+    def dir(self, value: str) -> None:
+        # The folder is the storage's root: a new dir set later would show in
+        # repr() and be used by nothing.
+        if "_dir" in self.__dict__ or "dir" in self.__dict__:
             raise ConfigurationError(
-                f"a LocalResult's dir is fixed when it is made ({self.__dict__['dir']!r}): "
+                f"a LocalResult's dir is fixed when it is made ({self.dir!r}): "
                 f"make another one, LocalResult(dir={value!r})"
             )
-        super().__setattr__(name, value)
+        self.__dict__["_dir"] = value
 
     def __init__(
         self,
@@ -70,7 +77,6 @@ class LocalResult(FSSpecResult):
             raise ConfigurationError(
                 f"LocalResult dir {path!r} exists and is not a folder; choose another dir"
             )
-        #: The absolute folder the results are stored in.
         self.dir = path
         super().__init__(
             "file",
