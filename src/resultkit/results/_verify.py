@@ -154,18 +154,14 @@ def read_hashed(
     filled = 0
     regular = st is not None and stat.S_ISREG(st.st_mode)
     fd = _fileno(stream) if regular and expected >= HASH_ALONG_FROM else None
+    read_in_place = -1  # -1: not read by threads (not a local file, or no thread to be had)
     if fd is not None:  # a local file: read in place by two threads, hashed here
         offset = stream.tell()
-        filled = read_file_along(fd, offset, view, hasher)
-        if filled >= 0:
-            view.release()
-            if filled < expected:
-                return bytearray(buf[:filled]), filled, DIGEST_PREFIX + str(hasher.hexdigest())
-            if os.pread(fd, 1, offset + expected):
-                return buf, expected + 1, "(more bytes than the record says)"
-            return buf, expected, DIGEST_PREFIX + str(hasher.hexdigest())
-        filled = 0
-    if readinto is not None and expected >= HASH_ALONG_FROM:
+        read_in_place = read_file_along(fd, offset, view, hasher)
+        if read_in_place >= 0:
+            filled = read_in_place
+            stream.seek(offset + filled)  # pread moved nothing: the checks below go on from here
+    if read_in_place < 0 and readinto is not None and expected >= HASH_ALONG_FROM:
         with ChunkHasher(hasher) as along:
             filled = _read_along(readinto, view, expected, along)
             along.close()
