@@ -135,13 +135,7 @@ class PreallocatedFile:
             self._small_bytes += n
         if self._prealloc and self.pos + n > self._allocated:
             self._reserve(self.pos + n, small)
-        done = 0
-        while done < n:
-            try:
-                done += os.write(self.fd, view[done:])
-            except OSError as exc:  # where nothing was reserved: the same wait, then again
-                if exc.errno != errno.ENOSPC or not wait_for_releases():
-                    raise
+        _write_all(self.fd, view)
         self.pos += n
         return n
 
@@ -233,13 +227,7 @@ def overwrite_spare(path: str, data: Any, fsync: bool = False) -> bool:
             return False
         view = memoryview(data).cast("B")
         n = view.nbytes
-        done = 0
-        while done < n:
-            try:
-                done += os.pwrite(fd, view[done:], done)
-            except OSError as exc:  # replaced payloads still being freed: wait, then again
-                if exc.errno != errno.ENOSPC or not wait_for_releases():
-                    raise
+        _write_all(fd, view, at=0)
         if st.st_size > n:
             os.ftruncate(fd, n)
         if fsync:
@@ -247,6 +235,25 @@ def overwrite_spare(path: str, data: Any, fsync: bool = False) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def _write_all(fd: int, view: memoryview, at: int | None = None) -> None:
+    """Write all of ``view`` to ``fd`` (from offset ``at`` with ``pwrite``, else where it is).
+
+    A full disk first waits for replaced payloads still being freed (see
+    :func:`release_along`), then tries again; once nothing is left to free,
+    it raises.
+    """
+    done, n = 0, view.nbytes
+    while done < n:
+        try:
+            if at is None:
+                done += os.write(fd, view[done:])
+            else:
+                done += os.pwrite(fd, view[done:], at + done)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC or not wait_for_releases():
+                raise
 
 
 def discard_spare(path: str) -> None:
