@@ -97,7 +97,7 @@ def warm_run(runner: TaskRunner, unit: RunUnit) -> State | None:
         or not _decided_upstream(unit)
     ):
         return None
-    result = task.result or runner.flow.result or runner.result_for(task)
+    result = runner.result_for(task)
     if result is None:
         return None
     scope = TaskContext(runner.flow_keys, unit, current_keys())
