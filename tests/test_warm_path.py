@@ -219,3 +219,53 @@ def test_an_unusable_target_is_warned_about_once_a_run(tmp_path, fresh_flow):
     assert "t.pkl" in str(about[0].message)
     assert state.result[ref].result == 41 and not state.result[ref].is_cached()
     assert flow.run().result[ref].is_cached()  # written again
+
+
+def test_home_folder_follows_its_variables(tmp_path, monkeypatch):
+    """The remembered home folders follow RESULTKIT_HOME, HOME and, for a relative
+    home, the working folder."""
+    from resultkit.engine.context import home_folder
+
+    monkeypatch.setenv("RESULTKIT_HOME", str(tmp_path / "a"))
+    assert home_folder("runs") == str(tmp_path / "a" / "runs")
+    monkeypatch.setenv("RESULTKIT_HOME", str(tmp_path / "b"))
+    assert home_folder("runs") == str(tmp_path / "b" / "runs")
+    monkeypatch.setenv("RESULTKIT_HOME", "rel")
+    monkeypatch.chdir(tmp_path)
+    assert home_folder("cache") == str(tmp_path / "rel" / "cache")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    assert home_folder("cache") == str(tmp_path / "sub" / "rel" / "cache")
+    monkeypatch.delenv("RESULTKIT_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "h1"))
+    assert home_folder("runs") == str(tmp_path / "h1" / ".resultkit" / "runs")
+    monkeypatch.setenv("HOME", str(tmp_path / "h2"))
+    assert home_folder("runs") == str(tmp_path / "h2" / ".resultkit" / "runs")
+
+
+def test_template_keys_follow_the_day():
+    """The day keys are remembered for one day only: the next run's day gives its own."""
+    from datetime import datetime, timezone
+
+    from resultkit.engine.unit import template_keys
+
+    first = template_keys(datetime(2026, 2, 28, 23, 59, tzinfo=timezone.utc))
+    assert (first["today"], first["tomorrow_nodash"]) == ("2026-02-28", "20260301")
+    late = datetime(2026, 3, 1, 0, 0, 1, tzinfo=timezone.utc)
+    second = template_keys(late)
+    assert second["date"] is late
+    assert (second["yesterday"], second["today_nodash"]) == ("2026-02-28", "20260301")
+    second["today"] = "changed"  # a run's own copy: the next run is not affected
+    assert template_keys(late)["today"] == "2026-03-01"
+
+
+def test_constant_inputs_state_is_shared_between_runs_but_not_public():
+    """Constant inputs' states are made once per flow shape; runs' public states hold
+    only the tasks."""
+    from resultkit import Flow, task
+
+    with Flow("constants") as flow:
+        out = task(lambda x: x + 1, name="inc")(41)
+    first, second = flow.run(), flow.run()
+    assert first.result[out].result == second.result[out].result == 42
+    assert set(first.result) == {out}

@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..results import FormattedLocation, Result, StorageResult
+from .state import Success
 from .task import Parameter, Task
 
 if TYPE_CHECKING:
-    from .flow import Edge, Flow
+    from .flow import Edge, Flow, _Constant
 
 __all__ = ["FlowPlan", "TargetMemo", "plan_of"]
 
@@ -37,7 +38,8 @@ class FlowPlan:
     """
 
     __slots__ = ("shape", "order", "roots", "upstream", "waits_for", "releases", "mapped",
-                 "inputs", "terminal", "parameters", "positions", "targets")  # fmt: skip
+                 "inputs", "terminal", "parameters", "positions", "targets",
+                 "constants")  # fmt: skip
 
     def __init__(self, flow: Flow, shape: tuple[int, int, int]) -> None:
         self.shape = shape
@@ -68,6 +70,16 @@ class FlowPlan:
         self.terminal = tuple(t for t in flow.tasks if t not in feeding)
         #: Targets formatted in earlier runs of this shape of the flow.
         self.targets = TargetMemo()
+        #: The Success state of each constant input, made at its first run (a constant's
+        #: state is never changed, and runs only read its value).
+        self.constants: dict[Task, Success] = {}
+
+    def constant_state(self, constant: _Constant) -> Success:
+        """The Success state holding ``constant``'s value, the same for every run."""
+        state = self.constants.get(constant)
+        if state is None:
+            state = self.constants[constant] = Success(result=constant.value)
+        return state
 
     def _sorted(self, flow: Flow) -> list[Task]:
         """Kahn's order, exactly as ``Flow.sorted_tasks`` has always given it."""

@@ -83,9 +83,38 @@ def default_cache_store() -> CacheStore:
     env = os.environ.get("RESULTKIT_CACHE_STORE", "")
     if env.strip():
         return cache_store_from(env, "RESULTKIT_CACHE_STORE")
-    home = os.environ.get("RESULTKIT_HOME") or os.path.join("~", ".resultkit")
-    folder = os.path.abspath(os.path.expanduser(os.path.join(home, "cache")))
+    folder = home_folder("cache")
     return _built(f"dir:{folder}", lambda: ResultCacheStore(LocalResult(dir=folder)))
+
+
+#: Folders under the resultkit home made so far, by (name, RESULTKIT_HOME, HOME, cwd).
+_HOME_FOLDERS: dict[tuple[str, str | None, str | None, str], str] = {}
+
+
+def home_folder(name: str) -> str:
+    """The absolute folder ``name`` under ``RESULTKIT_HOME`` (default ``~/.resultkit``).
+
+    Worked out once per value of the variables it depends on (every run
+    start asks for two; joining, expanding and resolving the path was a
+    tenth of the fixed cost of a run).
+
+    Example:
+        >>> home_folder("runs").endswith("runs")
+        True
+    """
+    environ = os.environ
+    home = environ.get("RESULTKIT_HOME")
+    # A relative home is relative to the working folder; "~" to HOME.
+    relative = home is not None and home != "" and not os.path.isabs(os.path.expanduser(home))
+    made = (name, home, environ.get("HOME"), os.getcwd() if relative else "")
+    folder = _HOME_FOLDERS.get(made)
+    if folder is None:
+        base = home or os.path.join("~", ".resultkit")
+        folder = os.path.abspath(os.path.expanduser(os.path.join(base, name)))
+        if len(_HOME_FOLDERS) >= 64:
+            _HOME_FOLDERS.clear()
+        _HOME_FOLDERS[made] = folder
+    return folder
 
 
 class Context(Mapping[str, Any]):

@@ -36,7 +36,7 @@ from ..errors import (
 )
 from ..results import LocalResult, StorageResult, from_url
 from ..serializers import JSONSerializer
-from .context import config
+from .context import config, home_folder
 from .state import Cached, Paused, State, Success
 
 if TYPE_CHECKING:
@@ -81,8 +81,7 @@ def default_run_store() -> StorageResult | None:
     env = os.environ.get("RESULTKIT_RUN_STORE", "")
     if env.strip():
         return run_store_from(env, "RESULTKIT_RUN_STORE")
-    home = os.environ.get("RESULTKIT_HOME") or os.path.join("~", ".resultkit")
-    folder = os.path.abspath(os.path.expanduser(os.path.join(home, "runs")))
+    folder = home_folder("runs")
     # One Result per folder and the settings a LocalResult reads from the environment
     # when it is made, not one each run (a construction is ~0.2 ms: most of an empty run).
     environ = os.environ

@@ -266,7 +266,7 @@ class FlowRunner:
                 while ready:
                     t = ready.popleft()
                     if type(t) is _Constant:  # start_task's first case, without the call
-                        states[t] = Success(result=t.value)
+                        states[t] = plan.constant_state(t)
                         settle(t)
                         continue
                     try:

@@ -6,7 +6,7 @@ import itertools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from ..results import FormattedLocation
@@ -72,14 +72,29 @@ class RunUnit:
         return name if self.map_index is None else f"{name}[{self.map_index}]"
 
 
+#: The day keys of the last day asked for: (its date, the keys); six strftime a run otherwise.
+_DAY_KEYS: tuple[date, dict[str, str]] | None = None
+
+
 def template_keys(when: datetime) -> dict[str, Any]:
-    """The date keys for a run started at ``when``: ``date``, ``today``... and ``_nodash`` forms."""
-    keys: dict[str, Any] = {"date": when}
-    for name, delta in (("today", 0), ("yesterday", -1), ("tomorrow", 1)):
-        day = when + timedelta(days=delta)
-        keys[name] = day.strftime("%Y-%m-%d")
-        keys[f"{name}_nodash"] = day.strftime("%Y%m%d")
-    return keys
+    """The date keys for a run started at ``when``: ``date``, ``today``... and ``_nodash`` forms.
+
+    Example:
+        >>> keys = template_keys(datetime(2026, 11, 26, 23, 59))
+        >>> keys["today"], keys["yesterday_nodash"], keys["tomorrow"]
+        ('2026-11-26', '20261125', '2026-11-27')
+    """
+    global _DAY_KEYS
+    known = _DAY_KEYS
+    today = when.date()
+    if known is None or known[0] != today:
+        days: dict[str, str] = {}
+        for name, delta in (("today", 0), ("yesterday", -1), ("tomorrow", 1)):
+            day = today + timedelta(days=delta)
+            days[name] = day.strftime("%Y-%m-%d")
+            days[f"{name}_nodash"] = day.strftime("%Y%m%d")
+        known = _DAY_KEYS = (today, days)
+    return {"date": when, **known[1]}
 
 
 def first_run_count(prior: State | None) -> int:
