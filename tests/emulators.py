@@ -113,7 +113,15 @@ def moto(workdir: Path) -> Emulator:
     port = free_port()
     return Emulator(
         "moto",
-        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        # moto_server, without its folder scan on every request (see moto_launcher.py).
+        [
+            sys.executable,
+            str(ROOT / "tests" / "moto_launcher.py"),
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
         "/moto-api/",
         port,
         workdir,
