@@ -269,3 +269,14 @@ def test_constant_inputs_state_is_shared_between_runs_but_not_public():
     first, second = flow.run(), flow.run()
     assert first.result[out].result == second.result[out].result == 42
     assert set(first.result) == {out}
+
+
+def test_get_tasks_without_a_name_lists_every_task():
+    """Prefect 1's ``flow.get_tasks()`` with no filter gives every task, in order."""
+    from resultkit import Flow, task
+
+    with Flow("two") as flow:
+        a = task(lambda: 1, name="a")()
+        b = task(lambda x: x, name="b")(a)
+    assert flow.get_tasks() == [a, b]
+    assert flow.get_tasks("b") == [b]

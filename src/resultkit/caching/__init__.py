@@ -8,10 +8,13 @@ hashes), :class:`OutputCache` (the in-process store), :class:`ResultCacheStore`
 :func:`code_fingerprint` tokens a task's code (:mod:`.fingerprint`);
 :class:`CacheMiss` says why a cache missed and :func:`compare_last_entries`
 shows a key's two newest entries side by side (:mod:`.explain`).
+:func:`readable_location` says where a Result's value can be read by another
+process (the one rule the cache store, the run records and Dask share).
 The validators' public home is :mod:`resultkit.cache_validators`.
 """
 
 from ._inventory import HIT_MARK_INTERVAL, CacheEntryInfo
+from ._layout import readable_location
 from .explain import CacheMiss, KeyComparison, compare_last_entries
 from .fingerprint import CodeFingerprint, code_fingerprint
 from .hashing import input_token, inputs_token
@@ -35,4 +38,5 @@ __all__ = [
     "compare_last_entries",
     "CodeFingerprint",
     "code_fingerprint",
+    "readable_location",
 ]

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..caching._layout import readable_location
+from ..caching import readable_location
 from ..errors import ConfigurationError
 from ..results import Result
 from .context import config

@@ -234,8 +234,17 @@ class Flow:
         """Tasks in an order where every upstream comes first (worked out once per shape)."""
         return list(plan_of(self).order)
 
-    def get_tasks(self, name: str) -> list[Task]:
-        return [t for t in self.tasks if t.name == name]
+    def get_tasks(self, name: str | None = None) -> list[Task]:
+        """The flow's tasks, in the order they were added; with ``name``, those of that name.
+
+        Example:
+            >>> from resultkit import Flow, task
+            >>> with Flow("etl") as flow:
+            ...     _ = task(lambda: 1, name="extract")()
+            >>> [t.name for t in flow.get_tasks()], len(flow.get_tasks("load"))
+            (['extract'], 0)
+        """
+        return [t for t in self.tasks if name is None or t.name == name]
 
     # -- running ------------------------------------------------------------------------
     def run(

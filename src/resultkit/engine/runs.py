@@ -27,8 +27,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ..caching._layout import readable_location
-from ..caching.hashing import inputs_token
+from ..caching import inputs_token, readable_location
 from ..errors import (
     ConfigurationError,
     ResultError,

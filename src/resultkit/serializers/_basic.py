@@ -11,7 +11,8 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ._base import Serializer
-from ._pickle import PickleSerializer, anonymous_buffer
+from ._buffers import anonymous_buffer
+from ._pickle import PickleSerializer
 
 __all__ = ["PickleSerializer", "JSONSerializer", "DateTimeSerializer", "anonymous_buffer"]
 

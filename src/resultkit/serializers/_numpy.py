@@ -6,7 +6,7 @@ import io
 from typing import Any
 
 from ._base import Serializer, WritableStream
-from ._pickle import _MAP_FROM, anonymous_buffer
+from ._buffers import MAP_FROM, anonymous_buffer
 
 __all__ = ["NumpySerializer"]
 
@@ -95,7 +95,7 @@ class NumpySerializer(Serializer):
         # No zero-filling. A large buffer gets fresh pages of its own, huge
         # where the kernel allows: measured here, a 100 MB read fills numpy's
         # own buffer (malloc's, not aligned to a huge page) at half the speed.
-        if size >= _MAP_FROM:
+        if size >= MAP_FROM:
             return anonymous_buffer(size)
         return _numpy().empty(size, dtype="uint8")
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import ctypes
 import io
 import os
 import pickle
@@ -14,6 +12,7 @@ import cloudpickle
 
 from ..errors import ConfigurationError, SerializationError
 from ._base import Serializer, WritableStream
+from ._buffers import MAP_FROM, aligned_buffer, anonymous_buffer
 from ._pickle_layout import (
     ALIGN,
     FAMILY,
@@ -25,7 +24,7 @@ from ._pickle_layout import (
     split_layout,
 )
 
-__all__ = ["PickleSerializer", "anonymous_buffer", "load_pickle"]
+__all__ = ["PickleSerializer", "load_pickle"]
 
 #: A buffer of at least this many bytes (one numpy array, one pandas block,
 #: one arrow buffer) is written out of band. Below it a copy costs less than
@@ -137,8 +136,8 @@ class PickleSerializer(Serializer):
         # layout aligns each buffer to 64 from the payload's start).
         if size < OUT_OF_BAND_FROM:
             return bytearray(size)
-        if size < _MAP_FROM:  # measured: below this, malloc's reused memory beats new pages
-            return aligned_buffer(size)
+        if size < MAP_FROM:  # measured: below this, malloc's reused memory beats new pages
+            return aligned_buffer(size, ALIGN)
         return anonymous_buffer(size)
 
     def deserialize(self, data: Any) -> Any:
@@ -233,27 +232,3 @@ def load_pickle(path: str | os.PathLike[str]) -> Any:
 
 
 _BYTES = (bytes, bytearray)
-
-#: Buffers of at least this many bytes are mapped (see ``anonymous_buffer``).
-_MAP_FROM = 4 << 20
-
-
-def aligned_buffer(size: int) -> memoryview:
-    """A writable ``size``-byte view of a bytearray, starting at a multiple of 64 in memory."""
-    raw = bytearray(size + ALIGN)
-    probe = ctypes.c_char.from_buffer(raw)
-    start = -ctypes.addressof(probe) % ALIGN
-    del probe  # releases its export of ``raw``
-    return memoryview(raw)[start : start + size]
-
-
-def anonymous_buffer(size: int) -> Any:
-    """A writable buffer of ``size`` bytes in fresh private pages (huge pages if allowed)."""
-    import mmap
-
-    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    hugepage = getattr(mmap, "MADV_HUGEPAGE", None)
-    if hugepage is not None:
-        with contextlib.suppress(OSError):
-            buf.madvise(hugepage)
-    return buf
