@@ -205,6 +205,7 @@ def obstore_requests(storage: Any, store: Any) -> None:
         get_object,
         head_object,
     )
+    storage._request_loop = lambda: None  # no s3fs coroutine: write_many sends from threads
 
 
 def through_resultkit(
@@ -259,6 +260,59 @@ def measure(
     return out
 
 
+@contextlib.contextmanager
+def thread_per_item() -> Any:
+    """write_many as before its loop lane: every item a single write on a thread."""
+    from resultkit.results._asyncbatch import LoopWrites
+
+    saved = LoopWrites.__dict__["for_batch"]
+    LoopWrites.for_batch = classmethod(lambda cls, *args: None)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        LoopWrites.for_batch = saved  # type: ignore[method-assign]
+
+
+def write_many_ab(
+    url: str, options: dict, items: int, concurrency: int, rounds: int
+) -> dict[str, list[tuple[float, float]]]:
+    """write_many of ``items`` checkpoints, the thread path and the loop path in turns.
+
+    In ONE process, alternating, so that both see the same machine load: the
+    (wall, client CPU) seconds of every round of each.
+    """
+    from resultkit.results import S3Result
+
+    r = S3Result(BUCKET, prefix=uuid.uuid4().hex, endpoint_url=url, storage_options=dict(options))
+    with contextlib.suppress(FileExistsError):
+        if not r.fs.exists(BUCKET):
+            r.fs.mkdir(BUCKET)
+    r.write(0, "warm.pkl")
+    out: dict[str, list[tuple[float, float]]] = {"threads": [], "loop": []}
+    for i in range(rounds):
+        for path in ("threads", "loop") if i % 2 == 0 else ("loop", "threads"):
+            values = {f"ab-{path}-{i}/{n}.pkl": {"i": n} for n in range(items)}
+            with thread_per_item() if path == "threads" else contextlib.nullcontext():
+                t, c = time.perf_counter(), time.process_time()
+                r.write_many(values, concurrency=concurrency)
+                out[path].append((time.perf_counter() - t, time.process_time() - c))
+    return out
+
+
+def main_ab(args: argparse.Namespace) -> None:
+    with latent_s3(args.latency_ms, args.server) as s3:
+        got = write_many_ab(s3.url, s3.storage_options, args.items, args.concurrency, args.repeat)
+    for path, runs in got.items():
+        wall = statistics.median(w for w, _ in runs)
+        cpu = statistics.median(c for _, c in runs)
+        print(
+            f"{args.server:>9} +{args.latency_ms:g} ms write_many {path:>7}: {args.items} items, "
+            f"{len(runs)} rounds: median {wall * 1000:6.0f} ms wall, "
+            f"{cpu / args.items * 1000:5.2f} ms client CPU an item",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", choices=["moto", "seaweedfs"], default="moto")
@@ -269,7 +323,15 @@ def main() -> None:
     parser.add_argument(
         "--engines", default=",".join(ENGINES), help=f"comma-separated, of {', '.join(ENGINES)}"
     )
+    parser.add_argument(
+        "--ab",
+        action="store_true",
+        help="write_many through S3Result: a thread an item vs the event loop, in turns",
+    )
     args = parser.parse_args()
+    if args.ab:
+        main_ab(args)
+        return
     engines = [e for e in args.engines.split(",") if e]
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:

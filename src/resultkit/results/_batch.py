@@ -26,6 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigurationError, ResultError
+from ._asyncbatch import LoopWrites
 from ._location import LocationTemplate, short
 
 if TYPE_CHECKING:
@@ -141,17 +142,22 @@ def run_batch(
     locations: Sequence[str],
     concurrency: int,
     return_exceptions: bool,
+    on_loop: LoopWrites | None = None,
 ) -> list[Any]:
     """``run_one`` on every item, at most ``concurrency`` at once; outcomes in item order.
 
-    An item's ``Exception`` is its outcome; a ``BaseException`` (KeyboardInterrupt)
-    stops the batch: items not started are dropped, running ones finish (each
-    is atomic) before it propagates, so no request outlives the call.
+    ``on_loop``: the items it takes (``on_loop.start(index)``) go as coroutines on an event loop
+    (``_asyncbatch.py``); the others (and every item without it) run
+    ``run_one`` on a thread of a bounded pool. An item's ``Exception`` is its
+    outcome; a ``BaseException`` (KeyboardInterrupt) stops the batch: items
+    not started are dropped, running threads finish (each is atomic) and
+    running coroutines are cancelled before it propagates, so no request
+    outlives the call.
     """
     outcomes: list[Any] = [None] * len(items)
     failed: list[int] = []
 
-    def settle(index: int, future: Future[T]) -> None:
+    def settle(index: int, future: Future[Any]) -> None:
         exc = future.exception()
         if exc is None:
             outcomes[index] = future.result()
@@ -169,25 +175,34 @@ def run_batch(
                 outcomes[index] = exc
                 failed.append(index)
     else:
-        pool = ThreadPoolExecutor(
-            max_workers=min(concurrency, len(items)), thread_name_prefix=f"resultkit-{action}"
-        )
-        pending: dict[Future[T], int] = {}
+        pool: ThreadPoolExecutor | None = None  # made for the first item a thread runs
+        pending: dict[Future[Any], int] = {}
         try:
             for index, item in enumerate(items):
                 while len(pending) >= concurrency:  # a bounded window, never the whole batch
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
                         settle(pending.pop(future), future)
-                pending[pool.submit(run_one, item)] = index
+                started = on_loop.start(index) if on_loop is not None else None
+                if started is None:
+                    if pool is None:
+                        pool = ThreadPoolExecutor(
+                            max_workers=min(concurrency, len(items)),
+                            thread_name_prefix=f"resultkit-{action}",
+                        )
+                    started = pool.submit(run_one, item)
+                pending[started] = index
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     settle(pending.pop(future), future)
         finally:
+            if on_loop is not None:
+                on_loop.stop()  # its coroutines: cancelled, and ended before this returns
             for future in pending:
-                future.cancel()  # not started: dropped; started: finishes, atomically
-            pool.shutdown(wait=True)
+                future.cancel()  # a thread's item not started: dropped; started: finishes
+            if pool is not None:
+                pool.shutdown(wait=True)
     if return_exceptions or not failed:
         return outcomes
     failed.sort()
@@ -233,13 +248,17 @@ class BatchOperations:
         pairs = write_items(items)
         canonical = [self._canonical_location(loc, {}) for loc, _ in pairs]
         refuse_duplicates(canonical, "write_many")
+        concurrency = self._concurrency(concurrency)
+        # Object stores with an async client: small items' requests as coroutines.
+        on_loop = LoopWrites.for_batch(self, pairs, canonical) if len(pairs) > 1 else None  # type: ignore[arg-type]
         return run_batch(
             "write_many",
             lambda i: self.write(pairs[i][1], canonical[i]),
             range(len(pairs)),
             canonical,
-            self._concurrency(concurrency),
+            concurrency,
             return_exceptions,
+            on_loop,
         )
 
     def read_many(

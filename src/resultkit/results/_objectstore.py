@@ -31,12 +31,15 @@ the object's own metadata wins); ``delete`` removes it.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import contextlib
 from collections.abc import Mapping
 from datetime import datetime
 from glob import has_magic
-from typing import Any, BinaryIO, ClassVar
+from typing import BinaryIO, ClassVar
+
+from fsspec.asyn import sync
 
 from ._batch import map_bounded
 from ._errors import is_missing_container
@@ -44,7 +47,7 @@ from ._fsstorage import FileSystemStorage
 from ._location import RECORD_SUFFIX, TEMP_MARKER
 from ._objmetadata import METADATA_MARKER, decode_metadata, encode_metadata
 from ._ranged import RangedObject, RangedReads
-from ._upload import LargeUpload, SpillingUpload, TempObjectUpload, is_stale_temp
+from ._upload import LargeUpload, ObjectWriter, TempObjectUpload, is_stale_temp
 from ._verify import parse_record
 from .storage import Metadata, StorageWriter
 
@@ -115,9 +118,25 @@ class ObjectStoreStorage(RangedReads, FileSystemStorage):
     ) -> bool:
         """One request storing ``data`` with ``metadata``; ``create``: only if absent.
 
-        Returns ``False`` when ``create`` and something is there.
+        Returns ``False`` when ``create`` and something is there. By default
+        :meth:`_put_object_async` on :meth:`_request_loop`'s loop: one
+        implementation of the request, for ``write`` and ``write_many``.
         """
+        loop = self._request_loop()
+        if loop is None:
+            raise NotImplementedError
+        return bool(sync(loop, self._put_object_async, path, data, metadata, create))
+
+    async def _put_object_async(
+        self, path: str, data: bytes, metadata: dict[str, str], create: bool = False
+    ) -> bool:
+        """:meth:`_put_object` as a coroutine of :meth:`_request_loop`'s loop."""
         raise NotImplementedError
+
+    def _request_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The client's event loop, ready for :meth:`_put_object_async`; ``None``: no such
+        coroutine (``write_many`` then sends each item's request from a thread)."""
+        return None
 
     def _get_object(self, path: str) -> tuple[bytes | RangedObject, Mapping[str, str]] | None:
         """The bytes and the raw metadata of ONE version of the object, or ``None``.
@@ -226,7 +245,7 @@ class ObjectStoreStorage(RangedReads, FileSystemStorage):
         return self._put_object(self.path(key), bytes(data), self._encode(metadata), create=True)
 
     def open_writer(self, key: str) -> StorageWriter:
-        return _ObjectWriter(self, self.path(key))
+        return ObjectWriter(self, self.path(key))
 
     def delete(self, key: str) -> bool:
         path = self.path(key)
@@ -306,27 +325,6 @@ class ObjectStoreStorage(RangedReads, FileSystemStorage):
         """Re-raise a not-found error that is about the bucket, not the object."""
         if is_missing_container(exc):
             raise exc
-
-
-class _ObjectWriter:
-    """``open_writer`` of an object store: one PUT when small, a streamed upload when large."""
-
-    def __init__(self, storage: ObjectStoreStorage, path: str) -> None:
-        self._storage = storage
-        self._upload = SpillingUpload(
-            storage.single_request_limit,
-            lambda data, metadata: storage._put_object(path, data, metadata),
-            lambda: storage._start_large_upload(path),
-        )
-
-    def write(self, data: Any) -> int:
-        return self._upload.write(data)
-
-    def commit(self, metadata: Metadata) -> None:
-        self._upload.commit(self._storage._encode(metadata))
-
-    def abort(self) -> None:
-        self._upload.abort()
 
 
 def _size(data: bytes | RangedObject) -> int:

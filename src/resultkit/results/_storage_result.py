@@ -8,7 +8,7 @@ deserializing, and error mapping.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from ..errors import (
@@ -115,10 +115,14 @@ class StorageResult(Locating, BatchOperations, Result):
         ``self`` is not changed.
         """
         loc, key = self._locate(location, kwargs)
+        return self._written(loc, value, self._call(loc, "write", self._store, loc, key, value))
+
+    def _written(self: R, location: str, value: Any, record: Record) -> R:
+        """What a write returns: a copy holding ``value``, its canonical location and record."""
         new = self.copy()
-        new.location = loc
+        new.location = location
         new.value = value
-        new.record = self._call(loc, "write", lambda: self._store(loc, key, value))
+        new.record = record
         return new
 
     def read(self: R, location: LocationTemplate | None = None, **kwargs: Any) -> R:
@@ -254,21 +258,32 @@ class StorageResult(Locating, BatchOperations, Result):
             try:
                 return fn(*args)
             except Exception as exc:
-                error = translate(location, action, exc)
-                if (
-                    isinstance(error, StorageError)
-                    and not isinstance(error, StorageAccessError)
-                    and is_transient(exc)
-                ):
-                    if delays is None:
-                        delays = self.retries.delays()
-                    delay = next(delays, None)
-                    if delay is not None:
-                        time.sleep(delay)
-                        continue
-                if error is exc:
-                    raise
-                raise error from exc
+                delays, delay = self._retry_after(location, action, exc, delays)
+                time.sleep(delay)
+
+    def _retry_after(
+        self, location: str, action: str, exc: Exception, delays: Iterator[float] | None
+    ) -> tuple[Iterator[float], float]:
+        """After a failed try: the retry delays (made at the first) and the wait before the
+        next try; or raises ``exc`` as resultkit's error when it is not to be tried again.
+
+        Shared by :meth:`_call` and ``write_many``'s requests on the event loop
+        (``_asyncbatch.py``), which wait with ``asyncio.sleep``.
+        """
+        error = translate(location, action, exc)
+        if (
+            isinstance(error, StorageError)
+            and not isinstance(error, StorageAccessError)
+            and is_transient(exc)
+        ):
+            if delays is None:
+                delays = self.retries.delays()
+            delay = next(delays, None)
+            if delay is not None:
+                return delays, delay
+        if error is exc:
+            raise exc
+        raise error from exc
 
     def _store(self, location: str, key: str, value: Any) -> Record:
         return store_pair(self, location, key, value)

@@ -14,6 +14,12 @@ is known only once the serializer has finished, so:
   blocks and commits the block list with the metadata (``azure.py``).
 
 Memory stays bounded by the limit and one part in flight, never the payload.
+
+``write_many`` on an object store runs each item's write up to its request
+in the caller's thread under :func:`holding_small_put`: the writer keeps the
+small PUT it would send (:class:`HeldPut`) for the batch to send as a
+coroutine on the client's event loop; a payload past the limit stops with
+:class:`PayloadTooLarge` before any request, and goes the thread path.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,8 +37,18 @@ from ._location import TEMP_MARKER
 
 if TYPE_CHECKING:
     from ._objectstore import ObjectStoreStorage
+    from .storage import Metadata
 
-__all__ = ["SpillingUpload", "LargeUpload", "TempObjectUpload", "temp_owner_pid"]
+__all__ = [
+    "SpillingUpload",
+    "LargeUpload",
+    "TempObjectUpload",
+    "ObjectWriter",
+    "HeldPut",
+    "PayloadTooLarge",
+    "holding_small_put",
+    "temp_owner_pid",
+]
 
 
 class LargeUpload(Protocol):
@@ -184,3 +202,79 @@ def is_stale_temp(name: str, modified: datetime | None, max_age_s: float) -> boo
     if modified.tzinfo is None:
         modified = modified.replace(tzinfo=timezone.utc)
     return (datetime.now(timezone.utc) - modified).total_seconds() > max_age_s
+
+
+class PayloadTooLarge(BaseException):
+    """A held write's payload outgrew ``single_request_limit``: it needs the streamed upload.
+
+    A ``BaseException`` so that it passes, unwrapped, through serializers
+    (which turn an ``Exception`` from their stream into a SerializationError)
+    and through the Result's error mapping, to :func:`holding_small_put`'s caller.
+    """
+
+
+@dataclass
+class HeldPut:
+    """The one request of a small write, kept for the caller to send (``write_many``)."""
+
+    storage: ObjectStoreStorage
+    path: str = ""
+    data: bytes = b""
+    metadata: dict[str, str] = field(default_factory=dict)
+    held: bool = False  # the writer committed: path, data and metadata are set
+    spilled: bool = False  # the payload was too large: nothing to send, nothing sent
+
+    def hold(self, path: str, data: bytes, metadata: dict[str, str]) -> None:
+        self.path, self.data, self.metadata, self.held = path, data, metadata, True
+
+    def refuse_large(self) -> LargeUpload:
+        self.spilled = True
+        raise PayloadTooLarge(f"a payload past {self.storage.single_request_limit} bytes")
+
+
+_HOLDING: ContextVar[HeldPut | None] = ContextVar("resultkit_holding_small_put", default=None)
+
+
+@contextlib.contextmanager
+def holding_small_put(storage: ObjectStoreStorage) -> Iterator[HeldPut]:
+    """Within the block, a write to ``storage`` in this thread keeps its PUT instead of sending it.
+
+    Everything before the request runs as in any write (serializing,
+    hashing, the record, its metadata); a payload past the limit raises
+    :class:`PayloadTooLarge` with nothing sent.
+    """
+    held = HeldPut(storage)
+    token = _HOLDING.set(held)
+    try:
+        yield held
+    finally:
+        _HOLDING.reset(token)
+
+
+class ObjectWriter:
+    """``open_writer`` of an object store: one PUT when small, a streamed upload when large."""
+
+    def __init__(self, storage: ObjectStoreStorage, path: str) -> None:
+        self._storage = storage
+        held = _HOLDING.get()
+        if held is not None and held.storage is storage:  # write_many sends it
+            self._upload = SpillingUpload(
+                storage.single_request_limit,
+                lambda data, metadata: held.hold(path, data, metadata),
+                held.refuse_large,
+            )
+            return
+        self._upload = SpillingUpload(
+            storage.single_request_limit,
+            lambda data, metadata: storage._put_object(path, data, metadata),
+            lambda: storage._start_large_upload(path),
+        )
+
+    def write(self, data: Any) -> int:
+        return self._upload.write(data)
+
+    def commit(self, metadata: Metadata) -> None:
+        self._upload.commit(self._storage._encode(metadata))
+
+    def abort(self) -> None:
+        self._upload.abort()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from datetime import datetime
@@ -63,12 +64,30 @@ class S3Storage(ObjectStoreStorage):
                 return self.requests.put(path, data, metadata, create)
             finally:
                 self.fs.invalidate_cache(path)
+        return super()._put_object(path, data, metadata, create)
+
+    def _request_loop(self) -> asyncio.AbstractEventLoop | None:
+        if self.requests is not None:  # obstore sends the small requests: no s3fs coroutine
+            return None
         tuned_client(self.fs)
+        loop: asyncio.AbstractEventLoop = self.fs.loop
+        return loop
+
+    async def _put_object_async(
+        self, path: str, data: bytes, metadata: dict[str, str], create: bool = False
+    ) -> bool:
+        fs: Any = self.fs
         bucket, key = self._split(path)
         condition = {"IfNoneMatch": "*"} if create else {}
         try:
-            self._s3(
-                "put_object", Bucket=bucket, Key=key, Body=data, Metadata=metadata, **condition
+            await fs._call_s3(
+                "put_object",
+                fs.kwargs,
+                Bucket=bucket,
+                Key=key,
+                Body=data,
+                Metadata=metadata,
+                **condition,
             )
         except FileExistsError:
             return False
@@ -79,7 +98,7 @@ class S3Storage(ObjectStoreStorage):
                 return False
             raise
         finally:
-            self.fs.invalidate_cache(path)
+            fs.invalidate_cache(path)
         return True
 
     def _get_object(self, path: str) -> tuple[bytes | RangedObject, Mapping[str, str]] | None:

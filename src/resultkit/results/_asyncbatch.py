@@ -1,0 +1,142 @@
+"""``write_many``'s small items as coroutines on the client's event loop, not a thread each.
+
+On an object store whose client is async underneath (s3fs, gcsfs, adlfs),
+each item of a ``write_many`` is:
+
+1. prepared in the caller's thread by the very code of a single ``write``
+   (locate, serialize, hash, the record and its metadata), with the
+   storage's writer keeping its one PUT instead of sending it
+   (:func:`~resultkit.results._upload.holding_small_put`);
+2. sent as a coroutine on the client's event loop (the storage's
+   ``_put_object_async``, the same request ``write`` sends), retried on a
+   transient failure by the Result's own policy (``_retry_after``, waiting
+   with ``asyncio.sleep``) and its errors mapped by the same table.
+
+The caller's thread keeps preparing the next items while the loop sends
+the earlier ones; :func:`~resultkit.results._batch.run_batch` keeps at most
+``concurrency`` items in flight, so memory stays bounded as on the thread
+path. Why not a thread an item: each such thread wakes to serialize, then
+blocks in fsspec's ``sync()`` on the loop, and the threads' hand-offs and
+their contention for the GIL cost client CPU on every item, the bound of a
+batch when client, network and server share a few cores (``benchmarks/``).
+
+A payload past ``single_request_limit`` stops before any request and is
+written on the thread path (a streamed multipart upload), so a mixed batch
+works. When the batch stops (KeyboardInterrupt), :meth:`LoopWrites.stop`
+cancels every coroutine still running and returns only once each has ended:
+no request of the batch outlives the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Future, wait
+from typing import TYPE_CHECKING, Any
+
+from ._upload import HeldPut, PayloadTooLarge, holding_small_put
+
+if TYPE_CHECKING:
+    from ._storage_result import StorageResult
+
+__all__ = ["LoopWrites"]
+
+
+class LoopWrites:
+    """The items of one ``write_many`` that go as coroutines on the storage's event loop.
+
+    Args:
+        result: the Result writing (its serializer, signing key, retry policy).
+        loop: the client's running event loop (``storage._request_loop()``).
+        pairs: the batch's ``(location, value)`` pairs.
+        canonical: each pair's canonical location, checked already.
+    """
+
+    def __init__(
+        self,
+        result: StorageResult,
+        loop: asyncio.AbstractEventLoop,
+        pairs: list[tuple[Any, Any]],
+        canonical: list[str],
+    ) -> None:
+        self._result = result
+        self._loop = loop
+        self._pairs = pairs
+        self._canonical = canonical
+        self._started: list[Future[Any]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()  # touched on the loop's thread only
+
+    @classmethod
+    def for_batch(
+        cls, result: StorageResult, pairs: list[tuple[Any, Any]], canonical: list[str]
+    ) -> LoopWrites | None:
+        """The loop lane of ``result``'s storage, or ``None`` where it has none (threads)."""
+        request_loop = getattr(result.storage, "_request_loop", None)
+        loop = request_loop() if request_loop is not None else None
+        return None if loop is None else cls(result, loop, pairs, canonical)
+
+    def start(self, index: int) -> Future[Any] | None:
+        """Prepare item ``index`` here and send its request on the loop; its future.
+
+        ``None`` when the payload is too large for one request: the caller
+        writes it on its thread path. A failure before the request (the
+        serializer's) is the future's exception, as a write would raise it.
+        """
+        result, value = self._result, self._pairs[index][1]
+        done: Future[Any] = Future()
+        held: HeldPut | None = None
+        try:
+            location, key = result._locate(self._canonical[index], {})
+            with holding_small_put(result.storage) as held:  # type: ignore[arg-type]
+                record = result._call(location, "write", result._store, location, key, value)
+        except PayloadTooLarge:
+            return None
+        except Exception as exc:
+            if held is not None and held.spilled:  # a serializer wrapped PayloadTooLarge
+                return None
+            done.set_exception(exc)
+            return done
+        assert held.held, "a write that succeeded committed its payload"
+        written = result._written(location, value, record)
+        self._started.append(done)  # before the loop sees it: stop() waits for it
+        self._loop.call_soon_threadsafe(self._begin, done, held, written)
+        return done
+
+    def stop(self) -> None:
+        """Cancel every request still running and wait until each has ended."""
+        if all(f.done() for f in self._started) or self._loop.is_closed():
+            return
+        # After every _begin this thread queued (the loop runs callbacks in order).
+        self._loop.call_soon_threadsafe(self._cancel_all)
+        wait(self._started)
+
+    # -- on the loop's thread ----------------------------------------------------------
+    def _begin(self, done: Future[Any], held: HeldPut, written: Any) -> None:
+        task = self._loop.create_task(self._publish(held, written))
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._settle(t, done))
+
+    async def _publish(self, held: HeldPut, written: Any) -> Any:
+        """The held PUT, retried as ``write`` retries it; the written Result."""
+        result = self._result
+        storage: Any = result.storage
+        delays = None
+        while True:
+            try:
+                await storage._put_object_async(held.path, held.data, held.metadata)
+                return written
+            except Exception as exc:
+                delays, delay = result._retry_after(written.location, "write", exc, delays)
+                await asyncio.sleep(delay)
+
+    def _settle(self, task: asyncio.Task[Any], done: Future[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            done.set_exception(asyncio.CancelledError())
+        elif task.exception() is not None:
+            done.set_exception(task.exception())
+        else:
+            done.set_result(task.result())
+
+    def _cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
