@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import os
@@ -96,7 +97,11 @@ class AzureStorage(ObjectStoreStorage):
         except ResourceExistsError as exc:
             raise FileExistsError(f"{container}/{key}") from exc
 
-    def _put_object(
+    def _request_loop(self) -> asyncio.AbstractEventLoop | None:
+        loop: asyncio.AbstractEventLoop = self.fs.loop
+        return loop
+
+    async def _put_object_async(
         self, path: str, data: bytes, metadata: dict[str, str], create: bool = False
     ) -> bool:
         from azure.storage.blob import ContentSettings
@@ -110,7 +115,7 @@ class AzureStorage(ObjectStoreStorage):
             )
 
         try:
-            self._on_blob(path, put)
+            await self._on_blob_async(path, put)
         except FileExistsError:
             if create:
                 return False

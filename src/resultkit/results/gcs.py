@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -52,14 +53,16 @@ class GCSStorage(ObjectStoreStorage):
             return None
         return resource
 
-    def _put_object(
+    def _request_loop(self) -> asyncio.AbstractEventLoop | None:
+        loop: asyncio.AbstractEventLoop = self.fs.loop
+        return loop
+
+    async def _put_object_async(
         self, path: str, data: bytes, metadata: dict[str, str], create: bool = False
     ) -> bool:
         fs: Any = self.fs
         try:
-            sync(
-                fs.loop,
-                fs._pipe_file,
+            await fs._pipe_file(
                 path,
                 data,
                 metadata=metadata,
