@@ -29,7 +29,8 @@ from ._localsafety import check_inside
 from ._localwrite import LocalWriter, remove_spares
 from ._location import LOCKS_FOLDER, RECORD_SUFFIX, short
 from ._locks import folder_lock, publish_lock
-from ._record import Record, parsed_record, sidecar_metadata
+from ._record import Record, sidecar_metadata
+from ._smallpairs import keeps_pairs, read_small_pair
 from .storage import Metadata, StorageWriter
 
 __all__ = ["LocalFileStorage"]
@@ -52,6 +53,8 @@ class LocalFileStorage(FileSystemStorage):
         self.fsync = fsync
         self._url_prefix = f"{self.protocol}://{self.root.rstrip('/')}/"
         self._paths: dict[str, str] = {}  # key -> path, once its folder is checked
+        #: Whether verified small pairs may be kept in memory (asked at the first read).
+        self._keeps_pairs: bool | None = None
         if exchange is None:
             exchange = os.environ.get("RESULTKIT_LOCAL_EXCHANGE", "1") != "0"
         #: Whether publishes swap spare files into place (turned off for good
@@ -127,27 +130,17 @@ class LocalFileStorage(FileSystemStorage):
         The common read of a small value, without the general path's file
         objects, loops and retries: the record, then the payload, each one
         ``open``, ``fstat`` (regular files only) and ``read``; a final
-        symlink is never followed. Returns ``None`` for anything else (no
-        record, a payload over 64 KB or of another length than its record
-        says, one that only the record it replaced names, any error): the
-        caller then takes the general path, which reads again and says what
-        is wrong. Nothing here is verified but the length: the caller checks
-        the digest.
+        symlink is never followed. A pair read before and unchanged since
+        is served from memory (two ``lstat``, see ``results/_smallpairs.py``).
+        Returns ``None`` for anything else (no record, a payload over 64 KB
+        or of another length than its record says, any error): the caller
+        then takes the general path, which reads again and says what is
+        wrong. The caller checks the digest.
         """
-        path = self.path(key)
-        raw = _read_whole(path + RECORD_SUFFIX, _RECORD_READ)
-        if raw is None or len(raw) >= _RECORD_READ:
-            return None
-        try:
-            record = parsed_record(sidecar_metadata(raw))
-        except (ValueError, RecursionError):
-            return None
-        if record.size > _SMALL_PAIR:
-            return None
-        data = _read_whole(path, record.size + 1)
-        if data is None or len(data) != record.size:
-            return None
-        return data, record
+        keep = self._keeps_pairs
+        if keep is None:
+            keep = self._keeps_pairs = keeps_pairs(self.root)
+        return read_small_pair(self.path(key), keep)
 
     def _digest_or_none(self, path: str) -> str | None:
         stream = _open_regular(path)
@@ -265,34 +258,6 @@ _OPEN_FLAGS = (
     | getattr(os, "O_NONBLOCK", 0)
     | getattr(os, "O_CLOEXEC", 0)
 )
-
-
-#: What :meth:`LocalFileStorage.small_pair` reads of a record (one is a few hundred bytes).
-_RECORD_READ = 4096
-#: The largest payload :meth:`LocalFileStorage.small_pair` reads.
-_SMALL_PAIR = 1 << 16
-
-
-def _read_whole(path: str, limit: int) -> bytes | None:
-    """Up to ``limit`` bytes of a regular file in one read, or None for anything else.
-
-    Never a FIFO, a device, a socket or a folder (one ``fstat``), and the
-    open never follows a final symlink nor blocks.
-    """
-    try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        # A regular file gives all it has up to limit in one read; a short one
-        # (FUSE, a signal) only sends the caller the general way.
-        return os.read(fd, limit)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def _open_fd(path: str) -> tuple[int, os.stat_result] | None:

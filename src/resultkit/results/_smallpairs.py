@@ -1,0 +1,218 @@
+"""The read of a small local pair, and the pairs a process has already verified.
+
+A small value (payload up to 64 KB) is read in two reads: its record, then
+its payload, each one ``open``, ``fstat`` and ``read``. A warm flow reads
+the same unchanged pairs run after run, so a pair whose digest checked out
+is kept in memory with the identity of both files as their ``fstat`` gave
+it *before* they were read: device, inode, size, modification and change
+times. The next read of the pair asks ``lstat`` of both paths (two calls
+instead of eight) and takes the kept bytes only if both files are still
+exactly those; anything else (a new write, which always gives the pair new
+change times; a delete; a file put in place by another tool) reads the
+files as before. The caller checks the digest of what it gets either way.
+
+Kept only where the answer is trustworthy:
+
+* the folder is on a local filesystem whose change time the kernel sets on
+  every change (ext2/3/4, xfs, btrfs, tmpfs, f2fs; read from
+  ``/proc/self/mountinfo``), never a network or FUSE one, where ``lstat``
+  may answer from a cache while a fresh ``open`` sees the new file;
+* both files were last changed at least :data:`SETTLED` seconds before they
+  were read. Timestamps move in clock ticks: a file changed twice within
+  one tick could otherwise show the same times with other bytes. A file
+  read after its tick has passed can change again only with a later time.
+
+Bounded: at most :data:`_KEPT_BYTES` bytes of payloads in all.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+
+from ._location import RECORD_SUFFIX
+from ._record import Record, parsed_record, sidecar_metadata
+
+__all__ = ["read_small_pair", "keeps_pairs", "SMALL_PAIR", "SETTLED"]
+
+#: What :func:`read_small_pair` reads of a record (one is a few hundred bytes).
+RECORD_READ = 4096
+#: The largest payload :func:`read_small_pair` reads.
+SMALL_PAIR = 1 << 16
+#: A pair is kept only if both files were last changed this long (seconds) before its read.
+SETTLED = 0.05
+#: Payload bytes kept in all; past it, the memory starts again.
+_KEPT_BYTES = 32 << 20
+
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+#: Filesystems (``mountinfo`` type names) whose change times every change moves.
+_TRUSTED_TYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "f2fs"})
+
+# path -> (record file's identity, payload file's identity, payload, record)
+_Identity = tuple[int, int, int, int, int]
+_kept: dict[str, tuple[_Identity, _Identity, bytes, Record]] = {}
+_kept_size = 0
+_kept_lock = threading.Lock()
+_trusted_roots: dict[str, bool] = {}
+
+
+def _identity(st: os.stat_result) -> _Identity:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _read_whole(path: str, limit: int) -> tuple[bytes, os.stat_result] | None:
+    """Up to ``limit`` bytes of a regular file in one read, and its status taken before
+    the read; None for anything else.
+
+    Never a FIFO, a device, a socket or a folder (one ``fstat``), and the
+    open never follows a final symlink nor blocks.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        # A regular file gives all it has up to limit in one read; a short one
+        # (FUSE, a signal) only sends the caller the general way.
+        return os.read(fd, limit), st
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def read_small_pair(path: str, keep: bool) -> tuple[bytes, Record] | None:
+    """The small pair at ``path``: the payload's bytes and the record that names them.
+
+    ``keep``: the folder is on a filesystem :func:`keeps_pairs` trusts, so a
+    verified pair is kept and served again while both files are unchanged
+    (see the module docstring). Returns None for anything but a settled
+    small pair (no record, a payload over 64 KB or of another length than its
+    record says, any error): the caller then reads the general way.
+    """
+    if keep:
+        kept = _kept.get(path)
+        if kept is not None:
+            try:
+                same = (
+                    _identity(os.lstat(path + RECORD_SUFFIX)) == kept[0]
+                    and _identity(os.lstat(path)) == kept[1]
+                )
+            except OSError:
+                same = False
+            if same:
+                return kept[2], kept[3]
+    found = _read_whole(path + RECORD_SUFFIX, RECORD_READ)
+    if found is None:
+        return None
+    raw, record_st = found
+    if len(raw) >= RECORD_READ:
+        return None
+    try:
+        record = parsed_record(sidecar_metadata(raw))
+    except (ValueError, RecursionError):
+        return None
+    if record.size > SMALL_PAIR:
+        return None
+    found = _read_whole(path, record.size + 1)
+    if found is None:
+        return None
+    data, payload_st = found
+    if len(data) != record.size:
+        return None
+    if keep:
+        _keep(path, record_st, payload_st, data, record)
+    return data, record
+
+
+def _keep(
+    path: str, record_st: os.stat_result, payload_st: os.stat_result, data: bytes, record: Record
+) -> None:
+    """Keep a pair that names its payload, if both files had settled when they were read."""
+    settled = time.time_ns() - int(SETTLED * 1e9)
+    if record_st.st_ctime_ns > settled or payload_st.st_ctime_ns > settled:
+        return  # changed within the last tick or so: its times could repeat
+    if Record.digest_of(data) != record.digest:
+        return  # not the payload its record names (a write in between): not kept
+    global _kept_size
+    with _kept_lock:
+        if _kept_size + len(data) > _KEPT_BYTES:
+            _kept.clear()
+            _kept_size = 0
+        old = _kept.get(path)
+        if old is not None:
+            _kept_size -= len(old[2])
+        _kept[path] = (_identity(record_st), _identity(payload_st), data, record)
+        _kept_size += len(data)
+
+
+def forget_kept_pairs() -> None:
+    """Drop every kept pair (tests; a process that wants its memory back)."""
+    global _kept_size
+    with _kept_lock:
+        _kept.clear()
+        _kept_size = 0
+
+
+def keeps_pairs(root: str) -> bool:
+    """Whether pairs under the folder ``root`` may be kept: it is on a local filesystem
+    whose change times every change moves (see the module docstring).
+
+    Example:
+        >>> isinstance(keeps_pairs("/"), bool)
+        True
+    """
+    found = _trusted_roots.get(root)
+    if found is None:
+        found = _filesystem_type(root) in _TRUSTED_TYPES
+        if len(_trusted_roots) >= 256:
+            _trusted_roots.clear()
+        _trusted_roots[root] = found
+    return found
+
+
+def _filesystem_type(folder: str) -> str | None:
+    """The type of the filesystem ``folder`` is on, from ``/proc/self/mountinfo``; None
+    when unknown (no such file: not Linux)."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    target = os.path.realpath(folder)
+    best, best_type = -1, None
+    for line in lines:
+        fields = line.split(" ")
+        try:
+            mount_point = _unescape(fields[4])
+            fs_type = fields[fields.index("-", 6) + 1]
+        except (IndexError, ValueError):
+            continue
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        # The last of equally long mount points is the one on top.
+        if inside and len(mount_point) >= best:
+            best, best_type = len(mount_point), fs_type
+    return best_type
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo path: spaces, tabs, newlines and backslashes are octal escapes."""
+    if "\\" not in field:
+        return field
+    return field.encode().decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
+
+
+def _kept_count() -> int:
+    """How many pairs are kept (tests)."""
+    return len(_kept)
