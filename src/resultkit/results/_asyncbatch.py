@@ -30,6 +30,8 @@ no request of the batch outlives the call.
 from __future__ import annotations
 
 import asyncio
+import functools
+import threading
 from concurrent.futures import Future, wait
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +65,10 @@ class LoopWrites:
         self._pairs = pairs
         self._canonical = canonical
         self._started: list[Future[Any]] = []
+        #: Items prepared, not yet begun on the loop; whether the loop was asked to begin them.
+        self._ready: list[tuple[Future[Any], HeldPut, Any]] = []
+        self._woken = False
+        self._lock = threading.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()  # touched on the loop's thread only
 
     @classmethod
@@ -98,22 +104,28 @@ class LoopWrites:
         assert held.held, "a write that succeeded committed its payload"
         written = result._written(location, value, record)
         self._started.append(done)  # before the loop sees it: stop() waits for it
-        self._loop.call_soon_threadsafe(self._begin, done, held, written)
+        with self._lock:
+            self._ready.append((done, held, written))
+            wake, self._woken = not self._woken, True
+        if wake:  # one wake-up for the items prepared while the loop was busy
+            self._loop.call_soon_threadsafe(self._begin_ready)
         return done
 
     def stop(self) -> None:
         """Cancel every request still running and wait until each has ended."""
         if all(f.done() for f in self._started) or self._loop.is_closed():
             return
-        # After every _begin this thread queued (the loop runs callbacks in order).
         self._loop.call_soon_threadsafe(self._cancel_all)
         wait(self._started)
 
     # -- on the loop's thread ----------------------------------------------------------
-    def _begin(self, done: Future[Any], held: HeldPut, written: Any) -> None:
-        task = self._loop.create_task(self._publish(held, written))
-        self._tasks.add(task)
-        task.add_done_callback(lambda t: self._settle(t, done))
+    def _begin_ready(self) -> None:
+        with self._lock:
+            ready, self._ready, self._woken = self._ready, [], False
+        for done, held, written in ready:
+            task = self._loop.create_task(self._publish(held, written))
+            self._tasks.add(task)
+            task.add_done_callback(functools.partial(self._settle, done))
 
     async def _publish(self, held: HeldPut, written: Any) -> Any:
         """The held PUT, retried as ``write`` retries it; the written Result."""
@@ -128,7 +140,7 @@ class LoopWrites:
                 delays, delay = result._retry_after(written.location, "write", exc, delays)
                 await asyncio.sleep(delay)
 
-    def _settle(self, task: asyncio.Task[Any], done: Future[Any]) -> None:
+    def _settle(self, done: Future[Any], task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if task.cancelled():
             done.set_exception(asyncio.CancelledError())
@@ -138,5 +150,6 @@ class LoopWrites:
             done.set_result(task.result())
 
     def _cancel_all(self) -> None:
+        self._begin_ready()  # items this thread handed over but the loop has not begun
         for task in list(self._tasks):
             task.cancel()
