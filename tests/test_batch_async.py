@@ -265,3 +265,18 @@ def test_gcs_and_azure_send_a_batch_from_the_loop_too(kind, request):
         assert [o.value for o in outcomes[:11]] == list(range(11))
         assert proxy.count() == 11, proxy.calls()  # one upload an item, nothing for the bad one
         assert [x.value for x in r.read_many(["g/0.pkl", "g/10.pkl"])] == [0, 10]
+
+
+def test_a_result_class_that_overrides_write_has_it_called_for_each_item(proxy):
+    calls: list[str] = []
+
+    class Audited(S3Result):
+        def write(self, value: Any, location: Any = None, **kwargs: Any) -> Any:
+            calls.append(str(location).rsplit("/", 1)[1])
+            return super().write(value, location, **kwargs)
+
+    base = through(proxy)
+    r = Audited(BUCKET, prefix=base.storage.root.split("/", 1)[1], endpoint_url=proxy.url)
+    written = r.write_many({"w/a.pkl": 1, "w/b.pkl": 2, "w/c.pkl": 3}, concurrency=3)
+    assert sorted(calls) == ["a.pkl", "b.pkl", "c.pkl"]
+    assert [w.value for w in written] == [1, 2, 3]

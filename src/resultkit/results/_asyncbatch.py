@@ -75,7 +75,15 @@ class LoopWrites:
     def for_batch(
         cls, result: StorageResult, pairs: list[tuple[Any, Any]], canonical: list[str]
     ) -> LoopWrites | None:
-        """The loop lane of ``result``'s storage, or ``None`` where it has none (threads)."""
+        """The loop lane of ``result``'s storage, or ``None`` where it has none (threads).
+
+        Also ``None`` for a Result class that overrides ``write``: each item
+        then goes through that ``write``, as it always has.
+        """
+        from ._storage_result import StorageResult
+
+        if type(result).write is not StorageResult.write:
+            return None
         request_loop = getattr(result.storage, "_request_loop", None)
         loop = request_loop() if request_loop is not None else None
         return None if loop is None else cls(result, loop, pairs, canonical)
