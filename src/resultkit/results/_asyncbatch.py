@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from concurrent.futures import Future, wait
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from ._upload import HeldPut, PayloadTooLarge, holding_small_put
@@ -69,6 +69,7 @@ class LoopWrites:
         self._ready: list[tuple[Future[Any], HeldPut, Any]] = []
         self._woken = False
         self._lock = threading.Lock()
+        self._stopped = False  # set on the loop: nothing more begins
         self._tasks: set[asyncio.Task[Any]] = set()  # touched on the loop's thread only
 
     @classmethod
@@ -111,26 +112,33 @@ class LoopWrites:
             return done
         assert held.held, "a write that succeeded committed its payload"
         written = result._written(location, value, record)
-        self._started.append(done)  # before the loop sees it: stop() waits for it
         with self._lock:
             self._ready.append((done, held, written))
             wake, self._woken = not self._woken, True
+        self._started.append(done)
         if wake:  # one wake-up for the items prepared while the loop was busy
             self._loop.call_soon_threadsafe(self._begin_ready)
         return done
 
     def stop(self) -> None:
-        """Cancel every request still running and wait until each has ended."""
-        if all(f.done() for f in self._started) or self._loop.is_closed():
+        """Cancel every request still running and return once each has ended.
+
+        Items handed over but not yet begun on the loop are dropped, never sent.
+        """
+        if (all(f.done() for f in self._started) and not self._ready) or self._loop.is_closed():
             return
-        self._loop.call_soon_threadsafe(self._cancel_all)
-        wait(self._started)
+        ended: Future[None] = Future()
+        self._loop.call_soon_threadsafe(self._cancel_all, ended)
+        ended.result()
 
     # -- on the loop's thread ----------------------------------------------------------
     def _begin_ready(self) -> None:
         with self._lock:
             ready, self._ready, self._woken = self._ready, [], False
         for done, held, written in ready:
+            if self._stopped:
+                done.set_exception(asyncio.CancelledError())
+                continue
             task = self._loop.create_task(self._publish(held, written))
             self._tasks.add(task)
             task.add_done_callback(functools.partial(self._settle, done))
@@ -157,7 +165,14 @@ class LoopWrites:
         else:
             done.set_result(task.result())
 
-    def _cancel_all(self) -> None:
-        self._begin_ready()  # items this thread handed over but the loop has not begun
-        for task in list(self._tasks):
+    def _cancel_all(self, ended: Future[None]) -> None:
+        self._stopped = True
+        self._begin_ready()  # handed over, not begun: dropped
+        running = list(self._tasks)
+        for task in running:
             task.cancel()
+        if not running:
+            ended.set_result(None)
+            return
+        gathered = asyncio.gather(*running, return_exceptions=True)
+        gathered.add_done_callback(lambda _: ended.set_result(None))
