@@ -13,24 +13,38 @@ files as before. The caller checks the digest of what it gets either way.
 
 Kept only where the answer is trustworthy:
 
-* the folder is on a local filesystem whose change time the kernel sets on
-  every change (ext2/3/4, xfs, btrfs, tmpfs, f2fs; read from
-  ``/proc/self/mountinfo``), never a network or FUSE one, where ``lstat``
-  may answer from a cache while a fresh ``open`` sees the new file;
-* both files were last changed at least :data:`SETTLED` seconds before they
-  were read. Timestamps move in clock ticks: a file changed twice within
-  one tick could otherwise show the same times with other bytes. A file
-  read after its tick has passed can change again only with a later time.
+* both files are on a local filesystem whose change time the kernel sets on
+  every change (ext2/3/4, xfs, btrfs, tmpfs, f2fs), never a network or FUSE
+  one, where ``lstat`` may answer from a cache while a fresh ``open`` sees
+  the new file. The root's filesystem is looked up once in
+  ``/proc/self/mountinfo``, and the payload's own (``fstatfs`` on the open
+  file) before a pair is kept: a subfolder may be another mount, and a
+  mount may come after the first read;
+* both files were last changed at least :data:`SETTLED` seconds, plus the
+  filesystem's time step, before the read *started*. Timestamps move in
+  clock ticks: a file changed twice within one tick could otherwise show
+  the same times with other bytes. A file looked at after its tick has
+  passed can change again only with a later time; measured from the start
+  of the read, a reader held up between its reads and the keeping cannot
+  keep bytes older than the times it recorded. Filesystems that store
+  whole seconds (ext2/3/4 with 128-byte inodes) step by a second: a change
+  time that is a whole second counts as one of those.
 
-Bounded: at most :data:`_KEPT_BYTES` bytes of payloads in all.
+Bounded: at most :data:`_KEPT_BYTES` bytes in all, counting each kept
+pair's bookkeeping (:data:`_ENTRY_COST` and its path) with its payload.
+A forked child starts with the parent's kept pairs (the files' identities
+hold there too) and a lock of its own.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import stat
+import sys
 import threading
 import time
+from typing import Any
 
 from ._location import RECORD_SUFFIX
 from ._record import Record, parsed_record, sidecar_metadata
@@ -43,8 +57,12 @@ RECORD_READ = 4096
 SMALL_PAIR = 1 << 16
 #: A pair is kept only if both files were last changed this long (seconds) before its read.
 SETTLED = 0.05
-#: Payload bytes kept in all; past it, the memory starts again.
+#: Bytes kept in all (payloads and bookkeeping); past it, the memory starts again.
 _KEPT_BYTES = 32 << 20
+#: What a kept pair costs besides its payload and path: its record, two identities and
+#: the entry (measured: about 420 bytes for an unsigned record).
+_ENTRY_COST = 512
+_SECOND_NS = 1_000_000_000
 
 _OPEN_FLAGS = (
     os.O_RDONLY
@@ -55,6 +73,17 @@ _OPEN_FLAGS = (
 
 #: Filesystems (``mountinfo`` type names) whose change times every change moves.
 _TRUSTED_TYPES = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "f2fs"})
+#: The same filesystems by ``statfs`` magic number (ext2/3/4 share one; linux/magic.h).
+_TRUSTED_MAGIC = frozenset({0xEF53, 0x58465342, 0x9123683E, 0x01021994, 0xF2F52010})
+
+_fstatfs: Any = None
+if sys.platform.startswith("linux"):
+    try:
+        _fstatfs = ctypes.CDLL(None, use_errno=True).fstatfs
+        _fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        _fstatfs.restype = ctypes.c_int
+    except (OSError, AttributeError):  # pragma: no cover - exotic libc: nothing is kept
+        _fstatfs = None
 
 # path -> (record file's identity, payload file's identity, payload, record)
 _Identity = tuple[int, int, int, int, int]
@@ -68,9 +97,12 @@ def _identity(st: os.stat_result) -> _Identity:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _read_whole(path: str, limit: int) -> tuple[bytes, os.stat_result] | None:
-    """Up to ``limit`` bytes of a regular file in one read, and its status taken before
-    the read; None for anything else.
+def _read_whole(
+    path: str, limit: int, check_filesystem: bool = False
+) -> tuple[bytes, os.stat_result, bool] | None:
+    """Up to ``limit`` bytes of a regular file in one read, its status taken before the
+    read, and (with ``check_filesystem``) whether the file is on a trusted filesystem;
+    None for anything else.
 
     Never a FIFO, a device, a socket or a folder (one ``fstat``), and the
     open never follows a final symlink nor blocks.
@@ -85,11 +117,34 @@ def _read_whole(path: str, limit: int) -> tuple[bytes, os.stat_result] | None:
             return None
         # A regular file gives all it has up to limit in one read; a short one
         # (FUSE, a signal) only sends the caller the general way.
-        return os.read(fd, limit), st
+        data = os.read(fd, limit)
+        return data, st, check_filesystem and _on_trusted_filesystem(fd)
     except OSError:
         return None
     finally:
         os.close(fd)
+
+
+def _on_trusted_filesystem(fd: int) -> bool:
+    """Whether the open file ``fd`` is on a filesystem of :data:`_TRUSTED_MAGIC` (Linux)."""
+    if _fstatfs is None:
+        return False
+    # struct statfs starts with f_type, a long on every 64-bit Linux but s390x (whose
+    # big-endian int reads as no known number: not kept). 120 bytes in all.
+    buffer = ctypes.create_string_buffer(256)
+    if _fstatfs(fd, buffer) != 0:
+        return False
+    return (ctypes.c_ulong.from_buffer(buffer).value & 0xFFFFFFFF) in _TRUSTED_MAGIC
+
+
+def _settled(st: os.stat_result, started: int) -> bool:
+    """Whether the file's last change was at least :data:`SETTLED` seconds and one step of
+    its filesystem's times before ``started`` (``time.time_ns()``)."""
+    changed = st.st_ctime_ns
+    # A filesystem that stores whole seconds shows every change as one; a change time
+    # of a finer filesystem is a whole second once in 10**9. Either way: a second.
+    step = _SECOND_NS if changed % _SECOND_NS == 0 else 0
+    return changed + step + int(SETTLED * 1e9) <= started
 
 
 def read_small_pair(path: str, keep: bool) -> tuple[bytes, Record] | None:
@@ -101,6 +156,7 @@ def read_small_pair(path: str, keep: bool) -> tuple[bytes, Record] | None:
     small pair (no record, a payload over 64 KB or of another length than its
     record says, any error): the caller then reads the general way.
     """
+    started = 0
     if keep:
         kept = _kept.get(path)
         if kept is not None:
@@ -113,10 +169,12 @@ def read_small_pair(path: str, keep: bool) -> tuple[bytes, Record] | None:
                 same = False
             if same:
                 return kept[2], kept[3]
+        # Before either file is looked at: their age is judged from here.
+        started = time.time_ns()
     found = _read_whole(path + RECORD_SUFFIX, RECORD_READ)
     if found is None:
         return None
-    raw, record_st = found
+    raw, record_st, _ = found
     if len(raw) >= RECORD_READ:
         return None
     try:
@@ -125,13 +183,15 @@ def read_small_pair(path: str, keep: bool) -> tuple[bytes, Record] | None:
         return None
     if record.size > SMALL_PAIR:
         return None
-    found = _read_whole(path, record.size + 1)
-    if found is None:
+    keep = keep and _settled(record_st, started)
+    payload = _read_whole(path, record.size + 1, check_filesystem=keep)
+    if payload is None:
         return None
-    data, payload_st = found
+    data, payload_st, trusted = payload
     if len(data) != record.size:
         return None
-    if keep:
+    # The record on the payload's filesystem (one device: one filesystem).
+    if trusted and record_st.st_dev == payload_st.st_dev and _settled(payload_st, started):
         _keep(path, record_st, payload_st, data, record)
     return data, record
 
@@ -139,22 +199,20 @@ def read_small_pair(path: str, keep: bool) -> tuple[bytes, Record] | None:
 def _keep(
     path: str, record_st: os.stat_result, payload_st: os.stat_result, data: bytes, record: Record
 ) -> None:
-    """Keep a pair that names its payload, if both files had settled when they were read."""
-    settled = time.time_ns() - int(SETTLED * 1e9)
-    if record_st.st_ctime_ns > settled or payload_st.st_ctime_ns > settled:
-        return  # changed within the last tick or so: its times could repeat
+    """Keep a settled pair on a trusted filesystem if its payload is the one its record names."""
     if Record.digest_of(data) != record.digest:
         return  # not the payload its record names (a write in between): not kept
     global _kept_size
+    cost = len(data) + len(path) + _ENTRY_COST
+    entry = (_identity(record_st), _identity(payload_st), data, record)
     with _kept_lock:
-        if _kept_size + len(data) > _KEPT_BYTES:
-            _kept.clear()
-            _kept_size = 0
         old = _kept.get(path)
-        if old is not None:
-            _kept_size -= len(old[2])
-        _kept[path] = (_identity(record_st), _identity(payload_st), data, record)
-        _kept_size += len(data)
+        size = _kept_size - (0 if old is None else len(old[2]) + len(path) + _ENTRY_COST)
+        if size + cost > _KEPT_BYTES:
+            _kept.clear()
+            size = 0
+        _kept[path] = entry
+        _kept_size = size + cost
 
 
 def forget_kept_pairs() -> None:
@@ -211,6 +269,16 @@ def _unescape(field: str) -> str:
     if "\\" not in field:
         return field
     return field.encode().decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
+
+
+def _after_fork_in_child() -> None:
+    # The lock may have been held by another thread at the fork: the child's is new.
+    global _kept_lock
+    _kept_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _kept_count() -> int:
