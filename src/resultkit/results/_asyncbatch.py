@@ -110,8 +110,10 @@ class LoopWrites:
                 return None
             done.set_exception(exc)
             return done
-        assert held.held, "a write that succeeded committed its payload"
         written = result._written(location, value, record)
+        if not held.held:  # a _store of its own that sent its request itself: written
+            done.set_result(written)
+            return done
         with self._lock:
             self._ready.append((done, held, written))
             wake, self._woken = not self._woken, True
