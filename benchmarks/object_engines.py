@@ -8,6 +8,9 @@ request: with the server's CPU on the same 2 cores, the client's CPU per
 request is what bounds concurrent throughput.
 
     .venv/bin/python benchmarks/object_engines.py --server moto --latency-ms 20
+
+``--ab`` instead times S3Result's ``write_many`` two ways in turns, in one
+process: a thread an item (as before the loop lane) and from the event loop.
 """
 
 from __future__ import annotations

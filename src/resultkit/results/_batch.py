@@ -2,13 +2,11 @@
 
 Each item goes through the very code of a single ``write`` / ``read`` (so it
 is atomic, verified, retried and error-mapped exactly like one), run by a
-bounded pool of threads. On S3, GCS and Azure the requests are coroutines of
-the client's event loop (s3fs, gcsfs and adlfs are async underneath): each
-thread only waits on its request, so ``concurrency`` requests are in flight
-at once on one loop and one connection pool. Measured against gathering the
-same requests on that loop directly (``benchmarks/``), the threads cost a few
-percent; reusing the single-call code is what keeps each item as safe as a
-single call.
+bounded pool of threads. On S3 (s3fs), GCS and Azure, whose clients are
+async underneath, ``write_many`` sends small items without a thread: the
+caller's thread runs each item's write up to its one request, which goes as
+a coroutine on the client's event loop (``_asyncbatch.py``); a thread an item
+cost client CPU on every item (``benchmarks/object_engines.py --ab``).
 
 Every location is formatted and checked before the first request: a hostile
 location, or one location twice in a ``write_many``, is refused with nothing
