@@ -194,16 +194,21 @@ def test_a_pair_on_another_filesystem_inside_the_root_is_not_kept(tmp_path):
 
 def _read_in_child(folder: str, done) -> None:  # the forked child's work
     r = LocalResult(dir=folder)
-    done.put((r.read("f.pkl").value, r.storage.path("f.pkl") in _smallpairs._kept))
+    path = r.storage.path("f.pkl")
+    inherited = path in _smallpairs._kept
+    _smallpairs.forget_kept_pairs()  # takes the lock
+    done.put((inherited, r.read("f.pkl").value, path in _smallpairs._kept))
 
 
 def test_a_child_forked_while_a_thread_keeps_a_pair_still_reads(tmp_path):
     """multiprocessing's fork copies the lock of the kept pairs as it is: held, if a thread
-    was keeping a pair at that moment. The child must read (and keep) all the same."""
+    was keeping a pair at that moment. The child starts with the parent's kept pairs, and
+    must forget and keep them all the same."""
     r = LocalResult(dir=str(tmp_path))
     r.write([1, 2], "f.pkl")
     path = _path(r, "f.pkl")
     _until_older_than(0.06, path, path + RECORD_SUFFIX)
+    assert r.read("f.pkl").value == [1, 2]
     keeping, forked = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
@@ -233,7 +238,7 @@ def test_a_child_forked_while_a_thread_keeps_a_pair_still_reads(tmp_path):
         raise AssertionError("the forked child hung on the kept pairs' lock")
     assert errors == []
     assert child.exitcode == 0
-    assert done.get(timeout=5) == ([1, 2], True)
+    assert done.get(timeout=5) == (True, [1, 2], True)
 
 
 def test_memory_bound_counts_what_each_kept_pair_costs(tmp_path, monkeypatch):
