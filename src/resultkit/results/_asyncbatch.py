@@ -20,9 +20,14 @@ blocks in fsspec's ``sync()`` on the loop, and the threads' hand-offs and
 their contention for the GIL cost client CPU on every item, the bound of a
 batch when client, network and server share a few cores (``benchmarks/``).
 
-A payload past ``single_request_limit`` stops before any request and is
-written on the thread path (a streamed multipart upload), so a mixed batch
-works. When the batch stops (KeyboardInterrupt), :meth:`LoopWrites.stop`
+A payload past ``single_request_limit`` is streamed from the caller's
+thread as ``write`` streams it, by the serialization already under way (a
+restart would serialize the value twice, and a value that serializes once
+only, a generator of chunks, would lose its head); the batch's later items
+then run on threads, where large items upload side by side. A Result whose
+``write``, ``_store`` or ``_call`` is its own, and a storage whose
+``_put_object`` or ``open_writer`` overrides the request, keep a thread an
+item: their code runs for every item as in a write. When the batch stops (KeyboardInterrupt), :meth:`LoopWrites.stop`
 cancels every coroutine still running and returns only once each has ended:
 no request of the batch outlives the call.
 """
@@ -35,7 +40,7 @@ import threading
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from ._upload import HeldPut, PayloadTooLarge, holding_small_put
+from ._upload import HeldPut, holding_small_put
 
 if TYPE_CHECKING:
     from ._storage_result import StorageResult
@@ -71,6 +76,8 @@ class LoopWrites:
         self._lock = threading.Lock()
         self._stopped = False  # set on the loop: nothing more begins
         self._tasks: set[asyncio.Task[Any]] = set()  # touched on the loop's thread only
+        #: An item was streamed (too large for one request): the later ones go on threads.
+        self._threads_only = False
 
     @classmethod
     def for_batch(
@@ -78,24 +85,36 @@ class LoopWrites:
     ) -> LoopWrites | None:
         """The loop lane of ``result``'s storage, or ``None`` where it has none (threads).
 
-        Also ``None`` for a Result class that overrides ``write``: each item
-        then goes through that ``write``, as it always has.
+        Also ``None`` (a thread an item, each a plain ``write``) for a Result
+        class with a ``write``, ``_store`` or ``_call`` of its own (their code
+        runs for each item as it always has: a ``_store`` may read back what
+        it wrote), for a storage whose ``_put_object`` or ``open_writer``
+        overrides the request the coroutine would send, and where the client
+        cannot give its loop (a forked child: each write then says why).
         """
         from ._storage_result import StorageResult
 
-        if type(result).write is not StorageResult.write:
+        own = ("write", "_store", "_call")
+        if any(getattr(type(result), name) is not getattr(StorageResult, name) for name in own):
+            return None
+        if not _sends_its_async_request(result.storage):
             return None
         request_loop = getattr(result.storage, "_request_loop", None)
-        loop = request_loop() if request_loop is not None else None
+        try:
+            loop = request_loop() if request_loop is not None else None
+        except Exception:  # no usable client here (a forked child): each write says why
+            return None
         return None if loop is None else cls(result, loop, pairs, canonical)
 
     def start(self, index: int) -> Future[Any] | None:
         """Prepare item ``index`` here and send its request on the loop; its future.
 
-        ``None`` when the payload is too large for one request: the caller
-        writes it on its thread path. A failure before the request (the
-        serializer's) is the future's exception, as a write would raise it.
+        ``None``: the caller writes the item on its thread path (the batch
+        has streamed a large item already). A failure before the request
+        (the serializer's) is the future's exception, as a write would raise it.
         """
+        if self._threads_only:
+            return None
         result, value = self._result, self._pairs[index][1]
         done: Future[Any] = Future()
         held: HeldPut | None = None
@@ -103,21 +122,24 @@ class LoopWrites:
             location, key = result._locate(self._canonical[index], {})
             with holding_small_put(result.storage) as held:  # type: ignore[arg-type]
                 record = result._call(location, "write", result._store, location, key, value)
-        except PayloadTooLarge:
-            return None
         except Exception as exc:
-            if held is not None and held.spilled:  # a serializer wrapped PayloadTooLarge
-                return None
             done.set_exception(exc)
             return done
+        finally:
+            if (
+                held is not None and held.streamed
+            ):  # large items in this batch: side by side on threads
+                self._threads_only = True
         written = result._written(location, value, record)
-        if not held.held:  # a _store of its own that sent its request itself: written
+        if not held.held:  # streamed and published by the writer, as a write does
             done.set_result(written)
             return done
         with self._lock:
+            # Known to stop() before the loop can begin it: an interrupt between
+            # two lines here must not leave a request that stop() does not wait for.
+            self._started.append(done)
             self._ready.append((done, held, written))
             wake, self._woken = not self._woken, True
-        self._started.append(done)
         if wake:  # one wake-up for the items prepared while the loop was busy
             self._loop.call_soon_threadsafe(self._begin_ready)
         return done
@@ -178,3 +200,19 @@ class LoopWrites:
             return
         gathered = asyncio.gather(*running, return_exceptions=True)
         gathered.add_done_callback(lambda _: ended.set_result(None))
+
+
+def _sends_its_async_request(storage: Any) -> bool:
+    """Whether ``storage``'s small write is its ``_put_object_async`` and nothing else.
+
+    A subclass that overrides ``_put_object`` or ``open_writer`` (extra
+    headers, counting, encryption) below the class that defines the
+    coroutine would be bypassed by sending the coroutine directly.
+    """
+    for klass in type(storage).__mro__:
+        defined = vars(klass)
+        if "_put_object_async" in defined:
+            return True
+        if "_put_object" in defined or "open_writer" in defined:
+            return False
+    return False

@@ -18,8 +18,9 @@ Memory stays bounded by the limit and one part in flight, never the payload.
 ``write_many`` on an object store runs each item's write up to its request
 in the caller's thread under :func:`holding_small_put`: the writer keeps the
 small PUT it would send (:class:`HeldPut`) for the batch to send as a
-coroutine on the client's event loop; a payload past the limit stops with
-:class:`PayloadTooLarge` before any request, and goes the thread path.
+coroutine on the client's event loop; a payload past the limit goes on as
+the streamed upload of a write, from that same serialization (never a second
+one: a value serializes once, as in ``write``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ __all__ = [
     "TempObjectUpload",
     "ObjectWriter",
     "HeldPut",
-    "PayloadTooLarge",
     "holding_small_put",
     "temp_owner_pid",
 ]
@@ -204,15 +204,6 @@ def is_stale_temp(name: str, modified: datetime | None, max_age_s: float) -> boo
     return (datetime.now(timezone.utc) - modified).total_seconds() > max_age_s
 
 
-class PayloadTooLarge(BaseException):
-    """A held write's payload outgrew ``single_request_limit``: it needs the streamed upload.
-
-    A ``BaseException`` so that it passes, unwrapped, through serializers
-    (which turn an ``Exception`` from their stream into a SerializationError)
-    and through the Result's error mapping, to :func:`holding_small_put`'s caller.
-    """
-
-
 @dataclass
 class HeldPut:
     """The one request of a small write, kept for the caller to send (``write_many``)."""
@@ -222,14 +213,21 @@ class HeldPut:
     data: bytes = b""
     metadata: dict[str, str] = field(default_factory=dict)
     held: bool = False  # the writer committed: path, data and metadata are set
-    spilled: bool = False  # the payload was too large: nothing to send, nothing sent
+    streamed: bool = False  # the payload was too large: the writer streamed and published it
+    opened: bool = False  # a writer under this hold exists already
 
     def hold(self, path: str, data: bytes, metadata: dict[str, str]) -> None:
         self.path, self.data, self.metadata, self.held = path, data, metadata, True
 
-    def refuse_large(self) -> LargeUpload:
-        self.spilled = True
-        raise PayloadTooLarge(f"a payload past {self.storage.single_request_limit} bytes")
+    def stream_large(self, path: str) -> LargeUpload:
+        """The payload outgrew one request: stream it as ``write`` does, right here.
+
+        Not a restart elsewhere: the serializer is mid-way through the value,
+        and a value that serializes once only (a generator of chunks, a
+        stream) would lose what it has written already.
+        """
+        self.streamed = True
+        return self.storage._start_large_upload(path)
 
 
 _HOLDING: ContextVar[HeldPut | None] = ContextVar("resultkit_holding_small_put", default=None)
@@ -240,8 +238,10 @@ def holding_small_put(storage: ObjectStoreStorage) -> Iterator[HeldPut]:
     """Within the block, a write to ``storage`` in this thread keeps its PUT instead of sending it.
 
     Everything before the request runs as in any write (serializing,
-    hashing, the record, its metadata); a payload past the limit raises
-    :class:`PayloadTooLarge` with nothing sent.
+    hashing, the record, its metadata); a payload past the limit is streamed
+    and published by the writer as in any write (``held.streamed``). Only the
+    block's first writer holds its request: a second one (a ``_store`` that
+    writes two objects) sends its own, so no object is ever lost to a hold.
     """
     held = HeldPut(storage)
     token = _HOLDING.set(held)
@@ -257,11 +257,12 @@ class ObjectWriter:
     def __init__(self, storage: ObjectStoreStorage, path: str) -> None:
         self._storage = storage
         held = _HOLDING.get()
-        if held is not None and held.storage is storage:  # write_many sends it
+        if held is not None and held.storage is storage and not held.opened:  # write_many sends it
+            held.opened = True
             self._upload = SpillingUpload(
                 storage.single_request_limit,
                 lambda data, metadata: held.hold(path, data, metadata),
-                held.refuse_large,
+                lambda: held.stream_large(path),
             )
             return
         self._upload = SpillingUpload(
