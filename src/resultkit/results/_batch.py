@@ -19,6 +19,7 @@ only that many payloads in memory besides the caller's values.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -133,6 +134,24 @@ def map_bounded(fn: Callable[[I], T], items: Sequence[I], concurrency: int) -> l
         return list(pool.map(fn, items))
 
 
+def _without_locals(exc: BaseException) -> BaseException:
+    """``exc`` with the local variables of its traceback's frames dropped; ``exc`` itself.
+
+    A failed item's outcome is its exception, kept until the caller drops the
+    BatchError; the frames of its traceback (and of its causes) hold the
+    item's payload (the serialized bytes, the request's body), so a batch of
+    failures would hold every payload at once, not ``concurrency`` of them.
+    The traceback itself (files, lines) stays for the error report.
+    """
+    seen: set[int] = set()
+    chained: BaseException | None = exc
+    while chained is not None and id(chained) not in seen:
+        seen.add(id(chained))
+        traceback.clear_frames(chained.__traceback__)  # a frame still running is left alone
+        chained = chained.__cause__ or chained.__context__
+    return exc
+
+
 def run_batch(
     action: str,
     run_one: Callable[[I], T],
@@ -160,7 +179,7 @@ def run_batch(
         if exc is None:
             outcomes[index] = future.result()
         elif isinstance(exc, Exception):
-            outcomes[index] = exc
+            outcomes[index] = _without_locals(exc)
             failed.append(index)
         else:
             raise exc
@@ -170,7 +189,7 @@ def run_batch(
             try:
                 outcomes[index] = run_one(item)
             except Exception as exc:
-                outcomes[index] = exc
+                outcomes[index] = _without_locals(exc)
                 failed.append(index)
     else:
         pool: ThreadPoolExecutor | None = None  # made for the first item a thread runs
