@@ -140,6 +140,18 @@ def test_every_object_a_store_of_its_own_writes_is_stored_through_the_storages_r
     assert names(r) == ["s/a.pkl", "s/a.pkl.note", "s/b.pkl", "s/b.pkl.note", "warm.pkl"]
     assert [x.value for x in r.read_many(["s/a.pkl", "s/b.pkl"])] == [1, 2]
 
+    class Audited(S3Result):  # wraps every request it makes, e.g. to audit it
+        def _call(self, location: str, action: str, fn: Any, *args: Any) -> Any:
+            outcome = super()._call(location, action, fn, *args)
+            if action == "write":
+                stored_after.append(self.exists(location))
+            return outcome
+
+    stored_after: list[bool] = []
+    audited = Audited(BUCKET, prefix=folder, endpoint_url=proxy.url, retries=FAST)
+    audited.write_many({"a/a.pkl": 1, "a/b.pkl": 2}, concurrency=2)
+    assert stored_after == [True, True], "each item's request is inside its _call"
+
     sent: list[str] = []
     storage = base.storage
     parent = type(storage)
