@@ -19,6 +19,7 @@ only that many payloads in memory besides the caller's values.
 
 from __future__ import annotations
 
+import asyncio
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -226,6 +227,29 @@ def run_batch(
     raise BatchError(action, outcomes, [(locations[i], outcomes[i]) for i in failed])
 
 
+def refuse_the_clients_own_loop(storage: Any, action: str) -> None:
+    """Refuse a batch called from a coroutine on the storage client's own event loop.
+
+    Every item waits for a request that runs on that loop, which the waiting
+    caller blocks: the batch would hang, and every request of the process's
+    client with it (a single ``write`` there fails at once, in fsspec's ``sync``).
+    """
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: no loop runs in this thread
+        return
+    try:
+        client_loop = getattr(getattr(storage, "fs", None), "loop", None)
+    except Exception:  # no client usable here: each item's request says why
+        return
+    if running is client_loop:
+        raise ConfigurationError(
+            f"{action} was called from a coroutine running on the storage client's own event "
+            "loop, which its requests need: it would wait forever; call it from another thread "
+            f"(await asyncio.to_thread(result.{action}, ...))"
+        )
+
+
 class BatchOperations:
     """``write_many`` and ``read_many`` of :class:`~resultkit.results.StorageResult`."""
 
@@ -266,6 +290,7 @@ class BatchOperations:
         canonical = [self._canonical_location(loc, {}) for loc, _ in pairs]
         refuse_duplicates(canonical, "write_many")
         concurrency = self._concurrency(concurrency)
+        refuse_the_clients_own_loop(self.storage, "write_many")
         # Object stores with an async client: small items' requests as coroutines.
         on_loop = LoopWrites.for_batch(self, pairs, canonical) if len(pairs) > 1 else None  # type: ignore[arg-type]
         return run_batch(
@@ -303,12 +328,14 @@ class BatchOperations:
             self._canonical_location(self._needs_location(loc, "read_many"), {})
             for loc in locations
         ]
+        concurrency = self._concurrency(concurrency)
+        refuse_the_clients_own_loop(self.storage, "read_many")
         return run_batch(
             "read_many",
             lambda i: self.read(canonical[i]),
             range(len(canonical)),
             canonical,
-            self._concurrency(concurrency),
+            concurrency,
             return_exceptions,
         )
 
