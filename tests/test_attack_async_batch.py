@@ -11,8 +11,10 @@ event loop), on the moto server behind the tests' fault proxy.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import gc
 import multiprocessing
+import os
 import pickle
 import threading
 import traceback
@@ -313,18 +315,20 @@ def test_a_storm_of_failures_holds_no_failed_items_payload(proxy, lane):
 def _write_many_in_child(r: S3Result, answers: Any) -> None:
     try:
         r.write_many({"f/a.pkl": 1, "f/b.pkl": 2}, concurrency=2)
-        answers.put("written")
+        r.write(3, "f/c.pkl")
+        answers.put([x.value for x in r.read_many(["f/a.pkl", "f/b.pkl", "f/c.pkl"])])
     except BatchError as exc:
         answers.put(sorted(type(e).__name__ for _, e in exc.failures))
     except BaseException as exc:
         answers.put(repr(exc))
 
 
-def test_write_many_in_a_forked_child_fails_as_write_does_and_never_hangs(proxy):
-    # The parent's client is not fork-safe (fsspec); a write in the child says so
-    # as a StorageError naming its location. write_many must do the same per item,
-    # not raise a bare RuntimeError nor wait on the parent's loop thread.
+def test_a_forked_child_builds_its_own_client_and_writes(proxy):
+    # The parent's client (sockets, its event loop's thread) is not the child's: a
+    # Result used before the fork builds a new client in the child, whose write,
+    # write_many and read_many then work (never waiting on the parent's loop).
     r = through(proxy)
+    r.write(0, "f/before-fork.pkl")  # the client is built and used in the parent
     context = multiprocessing.get_context("fork")
     answers = context.Queue()
     child = context.Process(target=_write_many_in_child, args=(r, answers))
@@ -334,4 +338,49 @@ def test_write_many_in_a_forked_child_fails_as_write_does_and_never_hangs(proxy)
     if hung:
         child.kill()
     assert not hung, "write_many in the forked child hung"
-    assert answers.get(timeout=5) == ["StorageError", "StorageError"]
+    assert answers.get(timeout=5) == [1, 2, 3]
+    assert child.exitcode == 0
+    assert [x.value for x in r.read_many(["f/a.pkl", "f/c.pkl"])] == [1, 3]  # parent's still works
+
+
+def _plain_fork_child_writes(r: S3Result) -> None:
+    pid = os.fork()
+    if pid == 0:  # the child: writes with its own client, then exits as a program does
+        code = 1
+        try:
+            r.write(5, "f/from-child.pkl")
+            atexit._run_exitfuncs()  # what a normal exit runs (finalizers included)
+            code = 0
+        finally:
+            os._exit(code)  # never back into pytest's own code
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_forked_child_leaves_the_parents_connections_working(proxy):
+    """The child never closes the client it inherited: closing it would unregister the
+    parent's sockets from the epoll both share, and the parent's next requests on them
+    would hang until botocore's read timeout (15 s)."""
+    r = through(proxy)
+    r.write_many({f"f/{i}.pkl": i for i in range(8)})  # a pool of connections in use
+    _plain_fork_child_writes(r)
+    context = multiprocessing.get_context("fork")
+    child = context.Process(target=_write_many_in_child, args=(r, context.Queue()))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    answers: list[Any] = []
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            answers.append([x.value for x in r.read_many([f"f/{i}.pkl" for i in range(8)])])
+            answers.append(r.read("f/from-child.pkl").value)
+        except BaseException as exc:  # collected: asserted below
+            answers.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert done.wait(10), "the parent's requests hung after the fork"
+    assert answers == [list(range(8)), 5]

@@ -8,8 +8,11 @@ one per copy). A lazily built client is dropped when the storage is pickled
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import threading
+import weakref
 from typing import Any
 
 import fsspec
@@ -66,15 +69,26 @@ class LazyFileSystem:
     # -- the filesystem client: built once, lazily, shared by every copy -----------------
     @property
     def fs(self) -> AbstractFileSystem:
-        """The fsspec filesystem, built on first use (never pickled when lazy)."""
+        """The fsspec filesystem, built on first use (never pickled when lazy).
+
+        A process forked after the client was built builds its own: the
+        parent's sockets, threads and event loop are not the child's (an
+        async client used there fails or hangs).
+        """
         fs = self._fs
-        if fs is None:
+        if fs is None or (self._lazy and self.__dict__.get("_fs_pid") != os.getpid()):
+            if fs is not None:
+                # A forked child: the parent's lock may have been held at the fork.
+                self._fs_lock = threading.Lock()
+                self._fs = None
+                _leave_to_parent(fs)
             with self._fs_lock:
                 if self._fs is None:
                     cls = filesystem_class_for(
                         self.protocol, self._filesystem_class_name, self._extra
                     )
                     self._fs = self._build_filesystem(cls, dict(self._storage_options))
+                    self._fs_pid = os.getpid()
                 fs = self._fs
         return fs
 
@@ -94,3 +108,24 @@ class LazyFileSystem:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._fs_lock = threading.Lock()
+
+
+#: Clients a forked child inherited and replaced: kept, never closed here (see below).
+_INHERITED: list[Any] = []
+
+
+def _leave_to_parent(fs: Any) -> None:
+    """Keep a client inherited by a forked child out of the child's hands for good.
+
+    Closing it here (when it is collected, or at exit through the finalizer
+    s3fs registers) would unregister its sockets from the event loop's
+    ``epoll``, which parent and child share: the parent's next request on
+    those connections would wait for its timeout (15 s here). So the child
+    keeps it, and drops its finalizers.
+    """
+    _INHERITED.append(fs)
+    with contextlib.suppress(Exception):  # best effort: the registry is CPython's
+        for finalizer in list(weakref.finalize._registry):  # type: ignore[attr-defined]
+            found = finalizer.peek()
+            if found is not None and found[0] is fs:
+                finalizer.detach()
