@@ -233,3 +233,23 @@ def test_a_payload_of_another_size_says_so_without_internal_ids(tmp_path):
         r.read("a.pkl")
     message = str(caught.value)
     assert "(not read: the size differs)" in message and "file " not in message.split("found")[1]
+
+
+def test_newcomer_messages_name_a_fix_that_works(tmp_path):
+    """Found by a newcomer: each message's advice is one the API takes."""
+    import threading
+
+    from resultkit.errors import ConfigurationError, ResultCorruptError, SerializationError
+    from resultkit.results import LocalResult
+
+    r = LocalResult(dir=str(tmp_path))
+    (tmp_path / "foreign.pkl").write_bytes(b"x")
+    with pytest.raises(ResultCorruptError) as caught:
+        r.read("foreign.pkl")
+    assert "LocalResult(dir=..., verify=False)" in str(caught.value)
+    with pytest.raises(SerializationError) as pickled:
+        r.write(threading.Lock(), "lock.pkl")
+    assert "Pickle cannot store it" in str(pickled.value)
+    assert "PickleSerializer handles" not in str(pickled.value)
+    with pytest.raises(ConfigurationError, match="read_many takes a list of locations"):
+        r.read_many("a.pkl")

@@ -7,6 +7,8 @@ serializer) and how to fix it.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ResultKitError",
     "ResultError",
@@ -27,7 +29,21 @@ __all__ = [
 
 
 class ResultKitError(Exception):
-    """Base of every error raised by resultkit."""
+    """Base of every error raised by resultkit.
+
+    Every one pickles (a worker process's error reaches its parent), whatever
+    its constructor takes: it is rebuilt from its message and attributes.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuilt, (type(self), self.args), dict(self.__dict__))
+
+
+def _rebuilt(cls: type[ResultKitError], args: tuple[Any, ...]) -> ResultKitError:
+    """An error of ``cls`` with ``args``, without its constructor (see ``__reduce__``)."""
+    error = cls.__new__(cls)
+    error.args = args
+    return error
 
 
 class ConfigurationError(ResultKitError, ValueError):

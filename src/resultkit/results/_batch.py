@@ -324,6 +324,11 @@ class BatchOperations:
             >>> [x.value for x in r.read_many(["b.pkl", "a.pkl"])]
             [2, 1]
         """
+        if isinstance(locations, (str, bytes)) or not isinstance(locations, Iterable):
+            raise ConfigurationError(
+                f"read_many takes a list of locations, got {type(locations).__name__} "
+                f"{locations!r:.80}; for one location use read()"
+            )
         canonical = [
             self._canonical_location(self._needs_location(loc, "read_many"), {})
             for loc in locations

@@ -39,7 +39,8 @@ def parse_record(location: str, metadata: Metadata) -> Record:
         raise ResultCorruptError(
             f"the payload at {location} has no integrity record: it was not written by "
             "resultkit, or its write was interrupted. Write it again, adopt it "
-            "(result.adopt(location)) if you trust it, or read it with verify=False.",
+            "(result.adopt(location), or `resultkit adopt`) if you trust it, or read it "
+            "with a Result made with verify=False (e.g. LocalResult(dir=..., verify=False)).",
             location=location,
         )
     try:

@@ -77,8 +77,13 @@ class Serializer(abc.ABC):
             else "the payload"
         )
         fix = (
-            "Choose a serializer that supports this value "
-            "(PickleSerializer handles almost any Python object)."
+            (
+                "Choose a serializer that supports this value "
+                "(PickleSerializer handles almost any Python object)."
+                if self.name != "pickle"
+                else "Pickle cannot store it (locks, open files, sockets and live "
+                "connections never pickle): return what the value holds instead."
+            )
             if action == "serialize"
             else "The bytes are not in this serializer's format: read them with the "
             "serializer that wrote them, or write the value again."
