@@ -253,3 +253,28 @@ def test_newcomer_messages_name_a_fix_that_works(tmp_path):
     assert "PickleSerializer handles" not in str(pickled.value)
     with pytest.raises(ConfigurationError, match="read_many takes a list of locations"):
         r.read_many("a.pkl")
+
+
+def test_a_missing_target_key_in_a_flow_names_the_flows_ways_to_give_it(tmp_path):
+    """In a flow the key comes from an input, a Parameter or the run's context, not
+    from ``key=...`` on a write."""
+    from resultkit import Flow, Parameter, task
+    from resultkit.results import LocalResult
+
+    @task(target="{region}/out.pkl", result=LocalResult(dir=str(tmp_path)))
+    def out(x):
+        return x
+
+    with Flow("keys") as flow:
+        out(1)
+    state = flow.run()
+    message = str(next(iter(state.result.values())).exception)
+    assert "needs the key 'region'" in message
+    assert "Parameter('region')" in message and "flow.run(region=...)" in message
+    assert "Pass region=" not in message
+    with Flow("keys") as fixed:  # each way it names works
+        Parameter("region", default="eu")
+        out(1)
+    assert fixed.run().is_successful()
+    assert flow.run(region="us").is_successful()
+    assert (tmp_path / "eu" / "out.pkl").exists() and (tmp_path / "us" / "out.pkl").exists()
