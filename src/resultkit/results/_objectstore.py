@@ -135,8 +135,15 @@ class ObjectStoreStorage(RangedReads, FileSystemStorage):
 
     def _request_loop(self) -> asyncio.AbstractEventLoop | None:
         """The client's event loop, ready for :meth:`_put_object_async`; ``None``: no such
-        coroutine (``write_many`` then sends each item's request from a thread)."""
-        return None
+        coroutine (``write_many`` then sends each item's request from a thread).
+
+        A backend that implements :meth:`_put_object_async` gets its async
+        filesystem's loop (s3fs, gcsfs and adlfs each run one).
+        """
+        if type(self)._put_object_async is ObjectStoreStorage._put_object_async:
+            return None
+        loop: asyncio.AbstractEventLoop = self.fs.loop
+        return loop
 
     def _get_object(self, path: str) -> tuple[bytes | RangedObject, Mapping[str, str]] | None:
         """The bytes and the raw metadata of ONE version of the object, or ``None``.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 import os
@@ -96,10 +95,6 @@ class AzureStorage(ObjectStoreStorage):
             raise FileNotFoundError(f"{container}/{key}") from exc
         except ResourceExistsError as exc:
             raise FileExistsError(f"{container}/{key}") from exc
-
-    def _request_loop(self) -> asyncio.AbstractEventLoop | None:
-        loop: asyncio.AbstractEventLoop = self.fs.loop
-        return loop
 
     async def _put_object_async(
         self, path: str, data: bytes, metadata: dict[str, str], create: bool = False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -52,10 +51,6 @@ class GCSStorage(ObjectStoreStorage):
         except FileNotFoundError:
             return None
         return resource
-
-    def _request_loop(self) -> asyncio.AbstractEventLoop | None:
-        loop: asyncio.AbstractEventLoop = self.fs.loop
-        return loop
 
     async def _put_object_async(
         self, path: str, data: bytes, metadata: dict[str, str], create: bool = False

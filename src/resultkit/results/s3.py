@@ -70,8 +70,7 @@ class S3Storage(ObjectStoreStorage):
         if self.requests is not None:  # obstore sends the small requests: no s3fs coroutine
             return None
         tuned_client(self.fs)
-        loop: asyncio.AbstractEventLoop = self.fs.loop
-        return loop
+        return super()._request_loop()
 
     async def _put_object_async(
         self, path: str, data: bytes, metadata: dict[str, str], create: bool = False
