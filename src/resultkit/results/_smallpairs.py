@@ -206,16 +206,21 @@ def _keep(
     if Record.digest_of(data) != record.digest:
         return  # not the payload its record names (a write in between): not kept
     global _kept_size
-    cost = len(data) + len(path) + _ENTRY_COST
+    cost = _cost(path, data)
     entry = (_identity(record_st), _identity(payload_st), data, record)
     with _kept_lock:
         old = _kept.get(path)
-        size = _kept_size - (0 if old is None else len(old[2]) + len(path) + _ENTRY_COST)
+        size = _kept_size - (0 if old is None else _cost(path, old[2]))
         if size + cost > _KEPT_BYTES:
             _kept.clear()
             size = 0
         _kept[path] = entry
         _kept_size = size + cost
+
+
+def _cost(path: str, data: bytes) -> int:
+    """What keeping ``data`` for ``path`` counts against :data:`_KEPT_BYTES`."""
+    return len(data) + len(path) + _ENTRY_COST
 
 
 def forget_kept_pairs() -> None:
@@ -282,8 +287,3 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _kept_count() -> int:
-    """How many pairs are kept (tests)."""
-    return len(_kept)
