@@ -59,6 +59,8 @@ class LazyFileSystem:
     """Holds an fsspec filesystem, or what it takes to build it on first use."""
 
     _fs: AbstractFileSystem | None
+    #: The process that built ``_fs`` (a forked child builds its own).
+    _fs_pid: int = -1
     _fs_lock: threading.Lock
     _lazy: bool
     protocol: str
@@ -76,7 +78,7 @@ class LazyFileSystem:
         async client used there fails or hangs).
         """
         fs = self._fs
-        if fs is None or (self._lazy and self.__dict__.get("_fs_pid") != os.getpid()):
+        if fs is None or (self._lazy and self._fs_pid != os.getpid()):
             if fs is not None:
                 # A forked child: the parent's lock may have been held at the fork.
                 self._fs_lock = threading.Lock()

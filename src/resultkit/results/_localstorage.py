@@ -30,7 +30,7 @@ from ._localwrite import LocalWriter, remove_spares
 from ._location import LOCKS_FOLDER, RECORD_SUFFIX, short
 from ._locks import folder_lock, publish_lock
 from ._record import Record, sidecar_metadata
-from ._smallpairs import keeps_pairs, read_small_pair
+from ._smallpairs import READ_FLAGS, keeps_pairs, read_small_pair
 from .storage import Metadata, StorageWriter
 
 __all__ = ["LocalFileStorage"]
@@ -252,14 +252,6 @@ def _regular_files(folder: str) -> set[str]:
 _MAX_RECORD = 64 * 1024
 
 
-_OPEN_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-)
-
-
 def _open_fd(path: str) -> tuple[int, os.stat_result] | None:
     """Open a regular file for reading: its descriptor and status, or None when nothing is there.
 
@@ -268,7 +260,7 @@ def _open_fd(path: str) -> tuple[int, os.stat_result] | None:
     feeding it without end.
     """
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = os.open(path, READ_FLAGS)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
     except OSError as exc:

@@ -64,7 +64,9 @@ _KEPT_BYTES = 32 << 20
 _ENTRY_COST = 512
 _SECOND_NS = 1_000_000_000
 
-_OPEN_FLAGS = (
+#: How a result file is opened for reading: never through a final symlink, never
+#: blocking (a FIFO put in its place), never inherited by a child process.
+READ_FLAGS = (
     os.O_RDONLY
     | getattr(os, "O_NOFOLLOW", 0)
     | getattr(os, "O_NONBLOCK", 0)
@@ -109,7 +111,7 @@ def _read_whole(
     open never follows a final symlink nor blocks.
     """
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = os.open(path, READ_FLAGS)
     except OSError:
         return None
     try:
