@@ -278,3 +278,21 @@ def test_a_missing_target_key_in_a_flow_names_the_flows_ways_to_give_it(tmp_path
     assert fixed.run().is_successful()
     assert flow.run(region="us").is_successful()
     assert (tmp_path / "eu" / "out.pkl").exists() and (tmp_path / "us" / "out.pkl").exists()
+
+
+def test_a_missing_key_in_a_checkpoints_location_names_the_flows_ways_too(tmp_path):
+    """The same advice for a checkpoint whose Result's own location needs a key."""
+    from resultkit import Flow, task
+    from resultkit.results import LocalResult
+
+    @task(checkpoint=True, result=LocalResult(dir=str(tmp_path), location="{region}/c.pkl"))
+    def out(x):
+        return x
+
+    with Flow("keys") as flow:
+        out(1)
+    message = str(next(iter(flow.run().result.values())).exception)
+    assert "result location '{region}/c.pkl' needs the key 'region'" in message
+    assert "Parameter('region')" in message and "Pass region=" not in message
+    assert flow.run(region="eu").is_successful()
+    assert (tmp_path / "eu" / "c.pkl").exists()

@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ResultError, ResultKitWarning
+from ..errors import MissingTemplateKeyError, ResultError, ResultKitWarning
 from ..results import FormattedLocation, Result
 from .context import config
 from .state import State, Success
@@ -56,9 +56,34 @@ def where_to_write(
             _warn_checkpointing_off(task)
         return None
     if target is None:  # a checkpoint: the Result's own location, formatted once
-        hook = f"Result hook {type(result).__name__}.format_map"
-        result = call_user(hook, result.format_map, keys, passthrough=(ResultError,))
+        result = formatted_for(task, result, keys)
     return result, target
+
+
+def formatted_for(
+    task: Task, result: Result, keys: Mapping[str, Any], template: Any = None
+) -> Result:
+    """``result.format_map(keys, template)`` for a task's run (its target, or with no
+    ``template`` its checkpoint's location): the Result's own errors pass through, but a
+    missing key names the ways a flow gives one (the Result's "Pass key=..." fits a
+    direct write)."""
+    hook = f"Result hook {type(result).__name__}.format_map"
+    try:
+        args = (keys,) if template is None else (keys, template)  # as a subclass may define it
+        return call_user(hook, result.format_map, *args, passthrough=(ResultError,))
+    except MissingTemplateKeyError as exc:
+        what = "target" if template is not None else "result location"
+        shown = template if template is not None else exc.location
+        raise MissingTemplateKeyError(
+            f"task {task.name!r}: its {what} {shown!r} needs the key {exc.key!r}, which "
+            f"this run does not have (keys: {', '.join(exc.given) or 'none'}). Give the task "
+            f"an input named {exc.key!r}, add Parameter({exc.key!r}) to the flow, or run it "
+            f"with flow.run({exc.key}=...) (or inside `with context({exc.key}=...)`); double "
+            "the braces for a literal brace",
+            key=exc.key,
+            given=exc.given,
+            location=exc.location,
+        ) from None
 
 
 def written_state(state: State, written: Result) -> Success:

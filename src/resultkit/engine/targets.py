@@ -17,7 +17,6 @@ from typing import Any
 from ..caching.explain import CacheMiss
 from ..caching.store import expired_reason
 from ..errors import (
-    MissingTemplateKeyError,
     ResultCorruptError,
     ResultError,
     ResultKitWarning,
@@ -28,6 +27,7 @@ from ..errors import (
 from ..results import FormattedLocation, Result, StorageResult
 from .context import context
 from .output_cache import OutputCaching
+from .persist import formatted_for
 from .state import Cached, Failed, State
 from .task import Task
 from .transitions import UserCodeError, call_user
@@ -60,27 +60,7 @@ def format_target(task: Task, result: Result, keys: Mapping[str, Any]) -> Format
     Raises :class:`~resultkit.errors.ResultError` for a bad template or an
     unsafe location, :class:`UserCodeError` when the Result's own code raised.
     """
-    try:
-        formatted = call_user(
-            _hook(result, "format_map"),
-            result.format_map,
-            keys,
-            task.target,
-            passthrough=(ResultError,),
-        )
-    except MissingTemplateKeyError as exc:
-        # The Result's advice ("Pass key=...") is for a direct write; in a flow a key
-        # comes from the task's inputs, the flow's Parameters or the run's context.
-        raise MissingTemplateKeyError(
-            f"task {task.name!r}: its target {task.target!r} needs the key {exc.key!r}, which "
-            f"this run does not have (keys: {', '.join(exc.given) or 'none'}). Give the task "
-            f"an input named {exc.key!r}, add Parameter({exc.key!r}) to the flow, or run it "
-            f"with flow.run({exc.key}=...) (or inside `with context({exc.key}=...)`); double "
-            "the braces for a literal brace",
-            key=exc.key,
-            given=exc.given,
-            location=exc.location,
-        ) from None
+    formatted = formatted_for(task, result, keys, task.target)
     location = formatted.location
     # A subclass may hand back a plain str: it was formatted here, so it is final.
     return location if isinstance(location, FormattedLocation) else FormattedLocation(location)
