@@ -10,6 +10,7 @@ the later module's winning a clash. A function
 takes a scratch folder and a repeat count and returns durations in seconds.
 ``--tiny`` (environment ``BENCH_TINY=1``) shrinks every size. Several
 ``--impl`` run in turn in one interpreter (the tiny mode does, to start fewer).
+``--lockstep`` makes each timed run wait for run.py's turn (see ``lockstep.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+import lockstep
+
 HERE = Path(__file__).resolve().parent
 CASE_MODULES = ("cases", "flow_cases", "remote_cases", "local_cases", "code_cases", "scale_cases")
 
@@ -42,13 +45,14 @@ def sized(full: int, tiny: int) -> int:
 
 
 def timed(fn: Callable[[], object], repeat: int) -> list[float]:
-    """Durations of ``repeat`` calls of ``fn``."""
-    out = []
-    for _ in range(repeat):
+    """Durations of ``repeat`` calls of ``fn`` (each on the driver's turn under ``--lockstep``)."""
+
+    def once() -> float:
         t0 = time.perf_counter()
         fn()
-        out.append(time.perf_counter() - t0)
-    return out
+        return time.perf_counter() - t0
+
+    return [lockstep.paced(once) for _ in range(repeat)]
 
 
 def all_cases() -> dict[str, Case]:
@@ -75,6 +79,7 @@ def run(impl: str, repeat: int, only: set[str]) -> dict[str, dict[str, float | s
         fn = impls.get(impl)
         if fn is None or (only and case not in only):
             continue
+        lockstep.start_case(case)
         try:
             with tempfile.TemporaryDirectory(prefix="rk-bench-") as d:
                 times = fn(d, repeat)
@@ -82,7 +87,9 @@ def run(impl: str, repeat: int, only: set[str]) -> dict[str, dict[str, float | s
             traceback.print_exc()
             out[case] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
             continue
-        out[case] = {"median": statistics.median(times), "n": len(times)}
+        finally:
+            lockstep.end_case()
+        out[case] = {"median": statistics.median(times), "n": len(times), "times": times}
         print(
             f"  {impl:>22} {case:<22} {statistics.median(times) * 1000:10.2f} ms",
             file=sys.stderr,
@@ -98,7 +105,11 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--only", default="", help="comma-separated cases")
+    parser.add_argument(
+        "--lockstep", action="store_true", help="time each run on run.py's turn (lockstep.py)"
+    )
     args = parser.parse_args()
+    lockstep.ACTIVE = args.lockstep
     logging.disable(logging.CRITICAL)
     only = {c for c in args.only.split(",") if c}
     print(json.dumps({impl: run(impl, args.repeat, only) for impl in args.impl}))

@@ -60,7 +60,7 @@ def test_tiny_benchmark_prints_every_row_with_a_number(tmp_path, moto_server):
     # Every case is a row of the printed table, and every measured baseline has a ratio.
     for case in report["cases"]:
         assert re.search(rf"│ {case}: .*│ +\d+\.\d+ (us|ms|s) +│", out.stdout), case
-    ratios = re.findall(r"│ +(\d+\.\d\d)x │", out.stdout)
+    ratios = re.findall(r"│ +(\d+\.\d\d)x\*? │", out.stdout)
     measured = sum(
         1
         for case, impls in report["cases"].items()
@@ -69,6 +69,13 @@ def test_tiny_benchmark_prints_every_row_with_a_number(tmp_path, moto_server):
     )
     assert len(ratios) == measured, (len(ratios), measured, out.stdout)
     assert "goals met:" in out.stdout
+    # Goal rows are measured again in turns (lockstep.py): one pair per run (tiny: 1 run).
+    for row in ("large_read / joblib", "s3_checkpoints / serial", "numpy_write / joblib"):
+        pairs = report["paired"][row]
+        baseline = row.split(" / ")[1]
+        assert len(pairs["resultkit"]) == len(pairs[baseline]) == 1, (row, pairs)
+        assert pairs["ratio"] == pairs[baseline][0] / pairs["resultkit"][0]
+    assert len(re.findall(r"\d\.\d\dx\* │", out.stdout)) == len(report["paired"])
 
 
 def test_only_runs_the_cases_named_and_an_unknown_name_lists_them(tmp_path):

@@ -1,0 +1,181 @@
+"""Paired measurement: two implementations timed run by run, in turns, in two processes.
+
+This machine's speed drifts by 2x and more from one minute to the next (a shared
+host), so two medians taken minutes apart can give any ratio. For the goal rows
+``run.py`` starts the two sides at once, each in its own interpreter
+(``harness.py --lockstep``), and lets them run one timed run at a time, in turns
+(A B, B A, A B, ...). Each pair of neighbouring runs saw the same machine; the
+goal's ratio is the median of the pairs' ratios.
+
+Protocol, over the worker's stdin and stdout (lines):
+
+* worker: ``LOCKSTEP R <case>`` before each timed run, then waits;
+* driver: ``go`` (run once, answer ``LOCKSTEP T <case> <seconds>``) or ``stop``
+  (run the rest of this case without waiting); it sends a word only after an R;
+* worker: ``LOCKSTEP E <case>`` when a case has finished (a case that times
+  nothing sends only this); the last line is the harness's JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+#: Set by ``harness.py --lockstep``: timed runs wait for the driver's turn.
+ACTIVE = False
+_state = {"case": "", "stopped": False}
+PREFIX = "LOCKSTEP"
+
+
+# -- the worker's side (in harness.py's process) ----------------------------------------------
+def start_case(case: str) -> None:
+    _state.update(case=case, stopped=False)
+
+
+def end_case() -> None:
+    if ACTIVE:
+        _say("E", _state["case"])
+
+
+def paced(run: Callable[[], float]) -> float:
+    """Time one run, on the driver's turn when in lockstep (``run`` returns seconds)."""
+    if not ACTIVE or _state["stopped"]:
+        return run()
+    _say("R", _state["case"])
+    if sys.stdin.readline().strip() != "go":  # "stop", or the driver has gone
+        _state["stopped"] = True
+        return run()
+    seconds = run()
+    _say("T", _state["case"], f"{seconds!r}")
+    return seconds
+
+
+def _say(*words: object) -> None:
+    print(PREFIX, *words, flush=True)
+
+
+# -- the driver's side (in run.py's process) ---------------------------------------------------
+@dataclass
+class Paired:
+    """One case's paired runs: ``ratios[i]`` = baseline / resultkit of the i-th pair."""
+
+    ours: list[float] = field(default_factory=list)
+    theirs: list[float] = field(default_factory=list)
+
+    @property
+    def ratios(self) -> list[float]:
+        return [b / a for a, b in zip(self.ours, self.theirs, strict=False) if a > 0]
+
+    @property
+    def ratio(self) -> float | None:
+        return statistics.median(self.ratios) if self.ratios else None
+
+
+class _Worker:
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        self.report: dict[str, dict[str, object]] = {}
+        self.runs: dict[str, int] = {}
+        self.waiting = False  # its last word was R: it reads stdin before anything else
+
+    def next_event(self) -> tuple[str, str]:
+        """The next lockstep line as (kind, case); ("", "") once the worker has ended."""
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith(PREFIX + " "):
+                kind, case = line.split()[1:3]
+                self.waiting = kind == "R"
+                if kind == "T":
+                    self.runs[case] = self.runs.get(case, 0) + 1
+                return kind, case
+            if line.startswith("{"):
+                self.report = json.loads(line)
+        return "", ""
+
+    def send(self, word: str) -> None:
+        assert self.proc.stdin is not None
+        self.waiting = False
+        try:
+            self.proc.stdin.write(word + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+
+    def finish(self) -> None:
+        while True:  # drains the rest (unpaced), keeps the JSON
+            if self.waiting:
+                self.send("stop")
+            if not self.next_event()[0]:
+                break
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait()
+
+
+def run_in_lockstep(
+    ours: list[str], theirs: list[str], env: dict[str, str]
+) -> tuple[dict[str, Paired], dict[str, dict[str, object]], dict[str, dict[str, object]]]:
+    """Run two harness commands (``--lockstep``, the same ``--only`` cases) in turns.
+
+    Returns the paired samples by case (the harness's returned samples, the first
+    ones both sides ran in turns) and each side's JSON report.
+    """
+    a, b = _Worker(ours, env), _Worker(theirs, env)
+    runs_paired: dict[str, int] = {}
+    try:
+        while True:
+            kind_a, case_a = a.next_event()
+            kind_b, case_b = b.next_event()
+            if not kind_a or not kind_b or case_a != case_b:
+                break  # one side ended or the two disagree: no more pairs
+            case = case_a
+            if kind_a == "E" or kind_b == "E":  # one side times nothing: unpaired
+                for worker, kind in ((a, kind_a), (b, kind_b)):
+                    if kind == "R":
+                        worker.send("stop")
+                        while worker.next_event()[0] not in ("E", ""):
+                            pass
+                continue
+            # Both wait at an R. A turn: each in its order gets go, answers T, then its
+            # next R (waits again) or E (its case is done). Turns alternate the order.
+            turn = 0
+            ended: set[int] = set()
+            while not ended:
+                for worker in (a, b) if turn % 2 == 0 else (b, a):
+                    worker.send("go")
+                    worker.next_event()  # T
+                    if worker.next_event()[0] != "R":
+                        ended.add(id(worker))
+                turn += 1
+            runs_paired[case] = min(a.runs.get(case, 0), b.runs.get(case, 0))
+            for worker in (a, b):
+                if id(worker) not in ended:  # it waits at an R: the rest runs unpaced
+                    worker.send("stop")
+                    while worker.next_event()[0] not in ("E", ""):
+                        pass
+    finally:
+        a.finish()
+        b.finish()
+    paired: dict[str, Paired] = {}
+    for case, n in runs_paired.items():
+        mine = _samples(a.report, case)
+        yours = _samples(b.report, case)
+        if mine and yours and n:
+            paired[case] = Paired(mine[:n], yours[:n])
+    return paired, _only_impl(a.report), _only_impl(b.report)
+
+
+def _only_impl(report: dict[str, dict[str, object]]) -> dict[str, object]:
+    return next(iter(report.values()), {})
+
+
+def _samples(report: dict[str, dict[str, object]], case: str) -> list[float]:
+    row = _only_impl(report).get(case)
+    times = row.get("times") if isinstance(row, dict) else None
+    return [float(t) for t in times] if isinstance(times, list) else []

@@ -1,0 +1,97 @@
+"""benchmarks/lockstep.py: two workers' timed runs go in turns, never at once, and pair up.
+
+The workers are small scripts that use the harness's own ``timed`` (so the
+protocol tested is the one the benchmark cases speak). Each run appends
+"<name>+" when it starts and "<name>-" when it ends to one log: in turns means
+the log reads A+ A- B+ B- B+ B- A+ A- ... with no run inside another.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import lockstep  # noqa: E402
+
+WORKER = textwrap.dedent(
+    """
+    import json, sys
+    sys.path.insert(0, {bench!r})
+    import harness, lockstep
+    name, log, runs = sys.argv[1], sys.argv[2], [int(n) for n in sys.argv[3].split(",")]
+    lockstep.ACTIVE = True
+    out = {{}}
+    for i, repeat in enumerate(runs):
+        case = f"case{{i}}"
+        lockstep.start_case(case)
+        def once():
+            with open(log, "a") as f:
+                f.write(name + "+\\n")
+            sum(range(20000))  # some work to time
+            with open(log, "a") as f:
+                f.write(name + "-\\n")
+        if repeat < 0:
+            raise SystemExit(3)  # a worker that dies in the middle
+        times = harness.timed(once, repeat)
+        lockstep.end_case()
+        out[case] = {{"median": 0.0, "times": times}}
+    print(json.dumps({{name: out}}))
+    """
+)
+
+
+@pytest.fixture
+def worker(tmp_path: Path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER.format(bench=str(BENCH)))
+    log = tmp_path / "runs.log"
+
+    def command(name: str, *repeats: int) -> list[str]:
+        return [sys.executable, str(script), name, str(log), ",".join(map(str, repeats))]
+
+    return command, log
+
+
+def _runs(log: Path) -> list[str]:
+    return log.read_text().split()
+
+
+def test_runs_alternate_in_turns_and_pair_by_index(worker):
+    command, log = worker
+    paired, ours, theirs = lockstep.run_in_lockstep(command("A", 4), command("B", 4), {})
+    assert _runs(log) == ["A+", "A-", "B+", "B-", "B+", "B-", "A+", "A-"] * 2
+    pairs = paired["case0"]
+    assert len(pairs.ours) == len(pairs.theirs) == 4
+    assert pairs.ours == ours["case0"]["times"] and pairs.theirs == theirs["case0"]["times"]
+    ratios = [b / a for a, b in zip(pairs.ours, pairs.theirs, strict=True)]
+    assert pairs.ratios == ratios and pairs.ratio == statistics.median(ratios)
+
+
+def test_uneven_sides_pair_what_both_ran_and_the_rest_still_runs(worker):
+    command, log = worker
+    paired, ours, theirs = lockstep.run_in_lockstep(command("A", 2, 3), command("B", 5, 3), {})
+    runs = _runs(log)
+    assert runs.count("A+") == 5 and runs.count("B+") == 8  # nothing lost, every run done
+    assert len(paired["case0"].ours) == 2  # only runs made in turns are paired
+    assert len(theirs["case0"]["times"]) == 5
+    assert len(paired["case1"].ours) == len(paired["case1"].theirs) == 3  # the next case pairs
+
+
+def test_a_side_that_times_nothing_or_dies_ends_without_a_hang(worker):
+    command, log = worker
+    paired, _, theirs = lockstep.run_in_lockstep(command("A", 0, 2), command("B", 2, 2), {})
+    assert "case0" not in paired  # nothing to pair with
+    assert len(paired["case1"].ours) == 2
+    assert len(theirs["case0"]["times"]) == 2  # B's runs of case0 ran anyway
+
+    # A dies before its second case: no report, so no pairs; B is told to stop waiting.
+    dead, lost, survivor = lockstep.run_in_lockstep(command("A", 2, -1), command("B", 2, 2), {})
+    assert dead == {} and lost == {}
+    assert len(survivor["case1"]["times"]) == 2
