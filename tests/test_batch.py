@@ -177,3 +177,30 @@ def test_exists_many_of_few_keys_is_one_head_each_and_defaults(moto_server, tmp_
         assert sorted(proxy.methods()) == ["HEAD"] * 4, proxy.requests  # never a listing
     assert r.storage.batch_concurrency == 32
     assert LocalResult(dir=tmp_path).storage.batch_concurrency == 8
+
+
+def test_batch_error_quotes_each_cause_to_a_whole_word_and_keeps_it_whole(tmp_path):
+    class Loud(Exception):
+        pass
+
+    long_reason = "the value could not be pickled because " + "somethingrather " * 40 + "at the end"
+    ok = LocalResult(dir=str(tmp_path))
+
+    class Picky(LocalResult):
+        def _store(self, location, key, value):  # type: ignore[no-untyped-def]
+            if value == "bad":
+                raise Loud(long_reason + "\nsecond line")
+            return super()._store(location, key, value)
+
+    r = Picky(dir=ok.dir)
+    with pytest.raises(BatchError) as info:
+        r.write_many({"a.pkl": 1, "b.pkl": "bad"})
+    message = str(info.value)
+    cause = str(info.value.failures[0][1])  # a StorageError naming the location and Loud's text
+    assert long_reason + "\nsecond line" in cause  # kept whole
+    quoted = message.split("b.pkl (StorageError: ", 1)[1]
+    assert quoted.endswith(" ...)") and len(quoted) < 260, message
+    words = quoted[: -len(" ...)")].split(" ")
+    assert words[-1] in cause.split(" ") and cause.startswith(" ".join(words)), quoted
+    assert "second line" not in message and ".failures" in message
+    assert ok.read("a.pkl").value == 1

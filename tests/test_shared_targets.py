@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from resultkit import Flow, task
-from resultkit.errors import FlowError
+from resultkit.errors import FlowError, ResultKitWarning
 from resultkit.results import LocalResult
 
 
@@ -78,3 +79,22 @@ def test_an_implausible_record_time_under_cache_for_recomputes(tmp_path, written
     with pytest.warns(Warning, match="could not be used"):
         state = flow.run().result[ref]
     assert state.is_successful() and not state.is_cached() and state.result == 2
+
+
+def test_a_damaged_target_warning_points_at_the_users_flow_run(tmp_path):
+    """The warning names the caller's line (flow.run), not the library line that noticed."""
+
+    @task(target="d.pkl", result=LocalResult(dir=tmp_path))
+    def work():
+        return 1
+
+    with Flow("damaged") as flow:
+        work()
+    flow.run()
+    (tmp_path / "d.pkl").write_bytes(b"not what the record says")
+    with pytest.warns(ResultKitWarning, match="could not be used") as caught:
+        flow.run()  # this line
+    (warning,) = [w for w in caught if "could not be used" in str(w.message)]
+    assert warning.filename == __file__
+    lines = Path(__file__).read_text().splitlines()
+    assert "flow.run()  # this line" in lines[warning.lineno - 1]

@@ -7,6 +7,9 @@ serializer) and how to fix it.
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from typing import Any
 
 __all__ = [
@@ -127,6 +130,25 @@ class FlowError(ResultKitError, ValueError):
 
 class ResultKitWarning(UserWarning):
     """Base of the warnings resultkit emits."""
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_user(message: str, category: type[Warning] = ResultKitWarning) -> None:
+    """Warn, pointing at the line of the caller's code that led here.
+
+    The warning's file and line are those of the first frame outside resultkit
+    (``flow.run()``, ``result.read(...)``), not of the library line that noticed;
+    a warning raised where no user frame is on the stack (a worker thread) points
+    at the outermost frame.
+    """
+    frame = sys._getframe(1)
+    level = 2  # warnings.warn's stacklevel of our caller
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 class UnhashableInputError(ResultKitError, TypeError):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ..errors import ResultError, ResultKitWarning, StorageError
+from ..errors import ResultError, StorageError, warn_user
 from ..results import StorageResult
 from ._layout import _MAX_PER_DIGEST, _identity, _match_of, _parse_name, _tag
 from .store import expired_at
@@ -70,11 +69,9 @@ class Documents:
             logger.info("Output cache: could not delete %s: %s", key, exc)
 
     def _warn(self, action: str, where: str, exc: BaseException) -> None:
-        warnings.warn(
+        warn_user(
             f"output cache store at {self.result.root_url}: could not {action} {where}: {exc}; "
-            "treated as a miss",
-            ResultKitWarning,
-            stacklevel=5,
+            "treated as a miss"
         )
 
     def _index_docs(self, key: str) -> list[dict[str, Any]]:

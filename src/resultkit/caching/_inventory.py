@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from ..errors import ResultError, ResultKitWarning
+from ..errors import ResultError, warn_user
 from ..results import FormattedLocation, Result, StorageResult
 from ._documents import Documents
 from ._layout import LAYOUT, StoredEntry, _hash, _parse_name
@@ -200,11 +199,9 @@ class Inventory(Documents):
                 None,
             )
         if source is None:
-            warnings.warn(
+            warn_user(
                 f"output cache: the cached value at {entry._at} is not under the task's Result "
-                f"nor this store ({self.result.root_url}); a miss",
-                ResultKitWarning,
-                stacklevel=4,
+                f"nor this store ({self.result.root_url}); a miss"
             )
             return False
         try:

@@ -12,11 +12,10 @@ import sys
 import threading
 import types
 import uuid
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ResultKitWarning
+from ..errors import warn_user
 from ._codetoken import (
     PYTHON,
     Unfingerprintable,
@@ -79,12 +78,10 @@ class Walk:
             if path in _WARNED:
                 return
             _WARNED.add(path)
-        warnings.warn(
+        warn_user(
             f"code fingerprint of {root!r}: cannot fingerprint {path!r} ({reason}); it counts as "
             "changed in every new process. Give the task code_version='...' to control its "
-            "cache by hand.",
-            ResultKitWarning,
-            stacklevel=5,
+            "cache by hand."
         )
 
     # -- following --------------------------------------------------------------------------

@@ -38,12 +38,11 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from ..errors import ConfigurationError, ResultError, ResultKitWarning
+from ..errors import ConfigurationError, ResultError, warn_user
 from ..results import ConstantResult, Result, StorageResult
 from ..serializers import JSONSerializer
 from ._inventory import Inventory
@@ -189,11 +188,9 @@ class ResultCacheStore(Inventory):
         try:
             self._put(key, entry)
         except ResultError as exc:
-            warnings.warn(
+            warn_user(
                 f"output cache {key.label!r}: could not keep the output in the cache store at "
-                f"{self.result.root_url}: {exc}; the next run computes it again",
-                ResultKitWarning,
-                stacklevel=2,
+                f"{self.result.root_url}: {exc}; the next run computes it again"
             )
 
     # -- maintenance --------------------------------------------------------------------

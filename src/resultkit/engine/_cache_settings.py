@@ -13,13 +13,12 @@ left out of the cache key (``["verbose"]``).
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..caching.validators import CacheValidator, code_only, duration_only
-from ..errors import FlowError, ResultKitWarning
+from ..errors import FlowError, warn_user
 
 if TYPE_CHECKING:
     from .task import Task
@@ -48,11 +47,9 @@ def cache_settings(
     if cache_for is not None and not isinstance(cache_for, timedelta):
         raise FlowError(f"task {name!r}: cache_for must be a datetime.timedelta")
     if cache_validator is not None and cache_for is None and target is None:
-        warnings.warn(
+        warn_user(
             f"task {name!r} has a cache_validator but no cache_for: it will not be "
-            "cached. Set cache_for=timedelta(...).",
-            ResultKitWarning,
-            stacklevel=3,
+            "cached. Set cache_for=timedelta(...)."
         )
     if code_version is not None and (not isinstance(code_version, str) or not code_version):
         raise FlowError(

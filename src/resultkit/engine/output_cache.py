@@ -12,7 +12,6 @@ import functools
 import logging
 import os
 import threading
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,7 +21,7 @@ from ..caching import CacheKey, CacheStore, input_token, inputs_token
 from ..caching.explain import CacheMiss, explain_miss
 from ..caching.fingerprint import CodeFingerprint, code_fingerprint
 from ..caching.validators import CODE_INPUT, CacheValidator, indexable, match_on, uses_code
-from ..errors import ConfigurationError, ResultKitWarning, UnhashableInputError
+from ..errors import ConfigurationError, UnhashableInputError, warn_user
 from ..results import Result
 from .state import Cached, State
 from .task import FunctionTask, Task
@@ -181,11 +180,9 @@ class OutputCaching:
             tokens = inputs_token({k: v for k, v in inputs.items() if k not in ignored})
             parameters = self._tokens_of_parameters()
         except UnhashableInputError as exc:
-            warnings.warn(
+            warn_user(
                 f"task {name!r}: output caching is off for this run, an input cannot be "
-                f"hashed: {exc}",
-                ResultKitWarning,
-                stacklevel=2,
+                f"hashed: {exc}"
             )
             return None
         code: dict[str, str] = {}

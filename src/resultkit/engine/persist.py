@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import MissingTemplateKeyError, ResultError, ResultKitWarning
+from ..errors import MissingTemplateKeyError, ResultError, warn_user
 from ..results import FormattedLocation, Result
 from .context import config
 from .state import State, Success
@@ -27,12 +26,10 @@ def _warn_checkpointing_off(task: Task) -> None:
         _warned_checkpoint_off.add(task.name)
     if first:
         what = "target" if task.target is not None else "checkpoint"
-        warnings.warn(
+        warn_user(
             f"checkpointing is off globally (config.checkpointing / RESULTKIT_CHECKPOINTING), "
             f"so task {task.name!r} does not write its {what}; turn it back on with "
-            "config.checkpointing = True",
-            ResultKitWarning,
-            stacklevel=3,
+            "config.checkpointing = True"
         )
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -31,7 +30,7 @@ from ..caching import inputs_token, readable_location
 from ..errors import (
     ConfigurationError,
     ResultError,
-    ResultKitWarning,
+    warn_user,
 )
 from ..results import LocalResult, StorageResult, from_url
 from ..serializers import JSONSerializer
@@ -148,10 +147,8 @@ class RunRecords:
         return f"{i:04d}" if map_index is None else f"{i:04d}.{map_index}"
 
     def _warn(self, what: str, exc: Exception) -> None:
-        warnings.warn(
-            f"run {self.run_id}: could not record {what} ({exc}); a resume would run it again",
-            ResultKitWarning,
-            stacklevel=3,
+        warn_user(
+            f"run {self.run_id}: could not record {what} ({exc}); a resume would run it again"
         )
 
     def start(self, parameters: Mapping[str, Any], flow_file: str | None) -> None:

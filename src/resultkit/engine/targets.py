@@ -9,7 +9,6 @@ substituted into it (``"a{x}b"``) is never formatted again.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -19,10 +18,10 @@ from ..caching.store import expired_reason
 from ..errors import (
     ResultCorruptError,
     ResultError,
-    ResultKitWarning,
     ResultNotFoundError,
     SerializationError,
     SerializerMismatchError,
+    warn_user,
 )
 from ..results import FormattedLocation, Result, StorageResult
 from .context import context
@@ -130,11 +129,9 @@ def read_target(
         return None
     except (ResultCorruptError, SerializerMismatchError, SerializationError) as exc:
         if warn:
-            warnings.warn(
+            warn_user(
                 f"task {name!r}: the target {target} could not be used ({exc}); "
-                "running the task and writing it again",
-                ResultKitWarning,
-                stacklevel=2,
+                "running the task and writing it again"
             )
         _missed(misses, target, name, f"{UNUSABLE} ({type(exc).__name__})")
         return None

@@ -40,6 +40,8 @@ I = TypeVar("I")  # noqa: E741
 
 #: Failed locations a BatchError's message names before "and N more".
 _NAMED_IN_MESSAGE = 5
+#: How much of each named failure's message a BatchError's message quotes.
+_GIST_CHARS = 240
 
 
 class BatchError(ResultError):
@@ -67,16 +69,28 @@ class BatchError(ResultError):
         self.outcomes = outcomes
         self.failures = failures
         named = "; ".join(
-            f"{short(loc)} ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})"
+            f"{short(loc)} ({type(exc).__name__}: {_gist(exc)})"
             for loc, exc in failures[:_NAMED_IN_MESSAGE]
         )
         more = len(failures) - _NAMED_IN_MESSAGE
         super().__init__(
             f"{action}: {len(failures)} of {len(outcomes)} items failed "
             f"({len(outcomes) - len(failures)} completed; .outcomes holds each item's "
-            f"outcome): {named}" + (f"; and {more} more" if more > 0 else ""),
+            f"outcome, .failures each failed item's whole error): {named}"
+            + (f"; and {more} more" if more > 0 else ""),
             location=failures[0][0] if failures else None,
         )
+
+
+def _gist(exc: BaseException, limit: int = _GIST_CHARS) -> str:
+    """The first line of ``exc``'s message, cut after a whole word if it is long."""
+    lines = str(exc).splitlines()
+    first = lines[0] if lines else ""
+    if len(first) <= limit:
+        return first
+    cut = first[:limit]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + " ..."
 
 
 def check_concurrency(concurrency: Any) -> int:
