@@ -10,6 +10,12 @@ client CPU a request, so several times the throughput of ``write_many`` /
 values, server-side copies, listings, deletes, sweeps) stays on s3fs, which
 talks to the same bucket.
 
+obstore is not fork-safe: its requests run on a runtime of Rust threads that
+a fork does not copy, so a process forked after its parent sent a request
+through obstore would wait forever. Such a process gets a ConfigurationError
+at its first request instead (start workers with ``spawn`` or ``forkserver``,
+or keep ``engine="s3fs"`` there).
+
 Credentials come from ``storage_options`` (``key``, ``secret``, ``token``)
 or the ``AWS_*`` environment variables; for profiles or instance roles keep
 the default engine. Retries are the Result's :class:`RetryPolicy` alone
@@ -30,6 +36,26 @@ from ..errors import ConfigurationError
 from ._ranged import RangedObject, ReplacedWhileRead
 
 __all__ = ["ObstoreRequests"]
+
+#: The process whose requests started obstore's runtime (its Rust threads); None before.
+_runtime_pid: int | None = None
+
+
+def _requests_allowed() -> None:
+    """Refuse a request in a process forked after obstore's runtime started in its parent."""
+    global _runtime_pid
+    pid = os.getpid()
+    if _runtime_pid is None:
+        _runtime_pid = pid
+    elif _runtime_pid != pid:
+        raise ConfigurationError(
+            f"engine='obstore' cannot send requests in this process (pid {pid}): it was "
+            f"forked from process {_runtime_pid} after obstore had sent requests there, and "
+            "obstore's runtime does not survive a fork (its requests would wait forever). "
+            "Start worker processes with multiprocessing.get_context('spawn') or "
+            "'forkserver', or use engine='s3fs' (the default) in forked workers"
+        )
+
 
 _STATUS = re.compile(r"status code: (\d{3})")
 _TRANSIENT_TEXT = ("error sending request", "timed out", "connection", "broken pipe")
@@ -113,6 +139,7 @@ class ObstoreRequests:
         import obstore
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
+        _requests_allowed()
         try:
             obstore.put(
                 self.store,
@@ -138,6 +165,7 @@ class ObstoreRequests:
         :class:`RangedObject` made by ``ranged_object(path, size, fetch)``."""
         import obstore
 
+        _requests_allowed()
         try:
             got = obstore.get(self.store, self._key(path))
             size = int(got.meta["size"])
@@ -159,6 +187,7 @@ class ObstoreRequests:
         async def fetch(start: int, end: int) -> bytes:
             import obstore
 
+            _requests_allowed()
             try:
                 got = await obstore.get_async(
                     self.store, key, options={"range": (start, end), "if_match": etag}
@@ -176,6 +205,7 @@ class ObstoreRequests:
     def head(self, path: str) -> Mapping[str, str] | None:
         import obstore
 
+        _requests_allowed()
         try:
             return dict(obstore.get(self.store, self._key(path), options={"head": True}).attributes)
         except Exception as exc:
