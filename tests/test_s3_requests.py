@@ -22,20 +22,21 @@ from hypothesis import strategies as st
 
 import resultkit
 from counting_proxy import CountingProxy
-from resultkit.results import S3Result
+from resultkit.results import S3Result, from_url
 from resultkit.results._s3client import parse_timestamp
 
 BUCKET = "rk-requests"
 
 
-def _result(endpoint: str, **config: Any) -> S3Result:
-    r = S3Result(
-        BUCKET,
-        prefix=uuid.uuid4().hex,
-        endpoint_url=endpoint,
-        # A client of its own: the recorder below must not reach other tests' clients.
-        storage_options={"skip_instance_cache": True, "config_kwargs": config},
-    )
+def _result(endpoint: str, how: str = "S3Result", **config: Any) -> Any:
+    # A client of its own: the recorder below must not reach other tests' clients.
+    options = {"skip_instance_cache": True, "config_kwargs": config}
+    if how == "from_url":  # the same client defaults for an s3:// URL
+        r = from_url(f"s3://{BUCKET}/{uuid.uuid4().hex}", endpoint_url=endpoint, **options)
+    else:
+        r = S3Result(
+            BUCKET, prefix=uuid.uuid4().hex, endpoint_url=endpoint, storage_options=options
+        )
     if not r.fs.exists(BUCKET):
         with contextlib.suppress(FileExistsError):
             r.fs.mkdir(BUCKET)
@@ -73,9 +74,10 @@ def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def test_a_batch_is_one_request_an_item(moto_server):
+@pytest.mark.parametrize("how", ["S3Result", "from_url"])
+def test_a_batch_is_one_request_an_item(moto_server, how):
     with CountingProxy(moto_server.port) as proxy:
-        r = _result(proxy.url)
+        r = _result(proxy.url, how)
         r.write(0, "warm.pkl")  # the client and its connections
         proxy.clear()
         written = r.write_many({f"ckpt/{i}.pkl": {"i": i} for i in range(6)})
@@ -86,8 +88,9 @@ def test_a_batch_is_one_request_an_item(moto_server):
         assert proxy.methods() == ["GET"] * 6, proxy.requests
 
 
-def test_defaults_reach_the_wire(moto_server):
-    r = _result(moto_server.url)
+@pytest.mark.parametrize("how", ["S3Result", "from_url"])
+def test_defaults_reach_the_wire(moto_server, how):
+    r = _result(moto_server.url, how)
     sent = _record_headers(r)
     r.write({"rows": 3}, "a.pkl")
     assert r.read("a.pkl").value == {"rows": 3}

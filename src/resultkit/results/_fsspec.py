@@ -93,6 +93,8 @@ class FSSpecResult(StorageResult):
             named = (protocol,) if protocol else _protocols_of(fs)
             found = [c for c in map(object_store_class, named) if c is not None]
             cls = self.storage_class or (found[0] if found else FileSystemStorage)
+            if protocol is not None:  # a client built here gets the storage's defaults
+                storage_options = cls.client_options(dict(storage_options or {}))
             storage = cls(
                 fs,
                 root,

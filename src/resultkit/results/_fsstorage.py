@@ -58,6 +58,16 @@ class FileSystemStorage(LazyFileSystem, Storage):
 
     atomic_pairs = False  # two objects: a reader may see them mid-publish
 
+    @classmethod
+    def client_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """The storage options a filesystem this storage builds gets (a hook).
+
+        ``options`` with the storage's own defaults added, the user's settings
+        winning; a backend overrides it (S3 sets its client up for small
+        requests). Not applied to a filesystem passed in: that one is yours.
+        """
+        return options
+
     def __init__(
         self,
         fs: AbstractFileSystem | str,

@@ -53,6 +53,22 @@ class S3Storage(ObjectStoreStorage):
         bucket, key, _ = self.fs.split_path(path)
         return bucket, key
 
+    @classmethod
+    def client_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """s3fs's options with resultkit's defaults for small requests (the user's win).
+
+        Applied to every lazily built S3 client: ``S3Result`` and
+        ``from_url("s3://...")`` alike.
+        """
+        options = dict(options)
+        # s3fs's concurrent read first asks for the size (an extra HEAD on every
+        # read); one GET is cheaper for results. Raise it for very large objects.
+        options.setdefault("max_concurrency", 1)
+        # Less client CPU a request (a bigger pool, no CRC32s, no parameter
+        # checks, a fixed User-Agent): each a default the user's config_kwargs override.
+        options["config_kwargs"] = client_config(options.get("config_kwargs"))
+        return options
+
     #: The obstore engine's requests (``S3Result(engine="obstore")``), or None: s3fs.
     requests: ObstoreRequests | None = None
 
@@ -282,12 +298,6 @@ class S3Result(FSSpecResult):
         options = dict(storage_options or {})
         if endpoint_url:
             options.setdefault("endpoint_url", endpoint_url)
-        # s3fs's concurrent read first asks for the size (an extra HEAD on every
-        # read); one GET is cheaper for results. Raise it for very large objects.
-        options.setdefault("max_concurrency", 1)
-        # Less client CPU a request (a bigger pool, no CRC32s, no parameter
-        # checks, a fixed User-Agent): each a default the user's config_kwargs override.
-        options["config_kwargs"] = client_config(options.get("config_kwargs"))
         self.bucket = bucket
         self._init_bucket(
             "bucket",
