@@ -37,18 +37,151 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._upload import HeldPut, holding_small_put
 
 if TYPE_CHECKING:
     from ._storage_result import StorageResult
 
-__all__ = ["LoopWrites"]
+__all__ = ["LoopLane", "LoopWrites"]
+
+T = TypeVar("T")
 
 
-class LoopWrites:
+class LoopLane:
+    """Items of one batch whose request runs as a coroutine on the storage client's event loop.
+
+    The machinery ``write_many``'s and ``read_many``'s lanes share: items
+    handed over from the caller's thread (:meth:`_hand_over`), begun on the
+    loop with one wake-up for all those handed over meanwhile, each request
+    retried by the Result's policy (:meth:`_retried`), and :meth:`stop`.
+    A subclass says which Result methods and storage requests the lane
+    replaces (``_own``, ``_coroutine``, ``_overridden``).
+    """
+
+    #: Result methods whose override keeps the batch on threads (that code must run).
+    _own: tuple[str, ...] = ()
+    #: The storage coroutine the lane sends, and the sync requests whose override it would bypass.
+    _coroutine = ""
+    _overridden: tuple[str, ...] = ()
+
+    def __init__(
+        self, result: StorageResult, loop: asyncio.AbstractEventLoop, canonical: list[str]
+    ) -> None:
+        self._result = result
+        self._loop = loop
+        self._canonical = canonical
+        self._started: list[Future[Any]] = []
+        #: Items handed over, not yet begun on the loop; whether the loop was asked to begin them.
+        self._ready: list[tuple[Future[Any], Callable[[], Coroutine[Any, Any, Any]]]] = []
+        self._woken = False
+        self._lock = threading.Lock()
+        self._stopped = False  # set on the loop: nothing more begins
+        self._tasks: set[asyncio.Task[Any]] = set()  # touched on the loop's thread only
+
+    @classmethod
+    def _loop_for(cls, result: StorageResult) -> asyncio.AbstractEventLoop | None:
+        """The client's loop for this lane, or ``None``: the batch runs a thread an item.
+
+        ``None`` for a Result class with one of :attr:`_own` of its own (their
+        code runs for each item as it always has), for a storage whose sync
+        request (:attr:`_overridden`) overrides the coroutine, and where the
+        client cannot give its loop (a forked child: each item then says why).
+        """
+        from ._storage_result import StorageResult
+
+        if any(
+            getattr(type(result), name) is not getattr(StorageResult, name) for name in cls._own
+        ):
+            return None
+        if not _sends_its_async_request(result.storage, cls._coroutine, cls._overridden):
+            return None
+        request_loop = getattr(result.storage, "_request_loop", None)
+        try:
+            return request_loop() if request_loop is not None else None
+        except Exception:  # no usable client here (a forked child): each item says why
+            return None
+
+    def start(self, index: int) -> Future[Any] | None:
+        """Begin item ``index`` on the loop; its future, or ``None``: a thread runs it."""
+        raise NotImplementedError
+
+    def finish(self, index: int, future: Future[Any]) -> Any:
+        """Item ``index``'s outcome, in the caller's thread, once its future is done."""
+        return future.result()
+
+    def _hand_over(self, request: Callable[[], Coroutine[Any, Any, Any]]) -> Future[Any]:
+        """Begin ``request()`` on the loop (soon); the future of its result."""
+        done: Future[Any] = Future()
+        with self._lock:
+            # Known to stop() before the loop can begin it: an interrupt between
+            # two lines here must not leave a request that stop() does not wait for.
+            self._started.append(done)
+            self._ready.append((done, request))
+            wake, self._woken = not self._woken, True
+        if wake:  # one wake-up for the items handed over while the loop was busy
+            self._loop.call_soon_threadsafe(self._begin_ready)
+        return done
+
+    def stop(self) -> None:
+        """Cancel every request still running and return once each has ended.
+
+        Items handed over but not yet begun on the loop are dropped, never sent.
+        """
+        if (all(f.done() for f in self._started) and not self._ready) or self._loop.is_closed():
+            return
+        ended: Future[None] = Future()
+        self._loop.call_soon_threadsafe(self._cancel_all, ended)
+        ended.result()
+
+    # -- on the loop's thread ----------------------------------------------------------
+    async def _retried(self, location: str, action: str, request: Callable[[], Awaitable[T]]) -> T:
+        """``await request()``, retried as a single ``write`` / ``read`` retries it."""
+        delays = None
+        while True:
+            try:
+                return await request()
+            except Exception as exc:
+                delays, delay = self._result._retry_after(location, action, exc, delays)
+                await asyncio.sleep(delay)
+
+    def _begin_ready(self) -> None:
+        with self._lock:
+            ready, self._ready, self._woken = self._ready, [], False
+        for done, request in ready:
+            if self._stopped:
+                done.set_exception(asyncio.CancelledError())
+                continue
+            task = self._loop.create_task(request())
+            self._tasks.add(task)
+            task.add_done_callback(functools.partial(self._settle, done))
+
+    def _settle(self, done: Future[Any], task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            done.set_exception(asyncio.CancelledError())
+        elif task.exception() is not None:
+            done.set_exception(task.exception())
+        else:
+            done.set_result(task.result())
+
+    def _cancel_all(self, ended: Future[None]) -> None:
+        self._stopped = True
+        self._begin_ready()  # handed over, not begun: dropped
+        running = list(self._tasks)
+        for task in running:
+            task.cancel()
+        if not running:
+            ended.set_result(None)
+            return
+        gathered = asyncio.gather(*running, return_exceptions=True)
+        gathered.add_done_callback(lambda _: ended.set_result(None))
+
+
+class LoopWrites(LoopLane):
     """The items of one ``write_many`` that go as coroutines on the storage's event loop.
 
     Args:
@@ -58,6 +191,11 @@ class LoopWrites:
         canonical: each pair's canonical location, checked already.
     """
 
+    # write's _store may read back what it wrote: a Result with its own keeps threads
+    _own = ("write", "_store", "_call")
+    _coroutine = "_put_object_async"
+    _overridden = ("_put_object", "open_writer")
+
     def __init__(
         self,
         result: StorageResult,
@@ -65,17 +203,8 @@ class LoopWrites:
         pairs: list[tuple[Any, Any]],
         canonical: list[str],
     ) -> None:
-        self._result = result
-        self._loop = loop
+        super().__init__(result, loop, canonical)
         self._pairs = pairs
-        self._canonical = canonical
-        self._started: list[Future[Any]] = []
-        #: Items prepared, not yet begun on the loop; whether the loop was asked to begin them.
-        self._ready: list[tuple[Future[Any], HeldPut, Any]] = []
-        self._woken = False
-        self._lock = threading.Lock()
-        self._stopped = False  # set on the loop: nothing more begins
-        self._tasks: set[asyncio.Task[Any]] = set()  # touched on the loop's thread only
         #: An item was streamed (too large for one request): the later ones go on threads.
         self._threads_only = False
 
@@ -85,25 +214,9 @@ class LoopWrites:
     ) -> LoopWrites | None:
         """The loop lane of ``result``'s storage, or ``None`` where it has none (threads).
 
-        Also ``None`` (a thread an item, each a plain ``write``) for a Result
-        class with a ``write``, ``_store`` or ``_call`` of its own (their code
-        runs for each item as it always has: a ``_store`` may read back what
-        it wrote), for a storage whose ``_put_object`` or ``open_writer``
-        overrides the request the coroutine would send, and where the client
-        cannot give its loop (a forked child: each write then says why).
+        See :meth:`LoopLane._loop_for` for when there is none.
         """
-        from ._storage_result import StorageResult
-
-        own = ("write", "_store", "_call")
-        if any(getattr(type(result), name) is not getattr(StorageResult, name) for name in own):
-            return None
-        if not _sends_its_async_request(result.storage):
-            return None
-        request_loop = getattr(result.storage, "_request_loop", None)
-        try:
-            loop = request_loop() if request_loop is not None else None
-        except Exception:  # no usable client here (a forked child): each write says why
-            return None
+        loop = cls._loop_for(result)
         return None if loop is None else cls(result, loop, pairs, canonical)
 
     def start(self, index: int) -> Future[Any] | None:
@@ -134,85 +247,30 @@ class LoopWrites:
         if not held.held:  # streamed and published by the writer, as a write does
             done.set_result(written)
             return done
-        with self._lock:
-            # Known to stop() before the loop can begin it: an interrupt between
-            # two lines here must not leave a request that stop() does not wait for.
-            self._started.append(done)
-            self._ready.append((done, held, written))
-            wake, self._woken = not self._woken, True
-        if wake:  # one wake-up for the items prepared while the loop was busy
-            self._loop.call_soon_threadsafe(self._begin_ready)
-        return done
-
-    def stop(self) -> None:
-        """Cancel every request still running and return once each has ended.
-
-        Items handed over but not yet begun on the loop are dropped, never sent.
-        """
-        if (all(f.done() for f in self._started) and not self._ready) or self._loop.is_closed():
-            return
-        ended: Future[None] = Future()
-        self._loop.call_soon_threadsafe(self._cancel_all, ended)
-        ended.result()
-
-    # -- on the loop's thread ----------------------------------------------------------
-    def _begin_ready(self) -> None:
-        with self._lock:
-            ready, self._ready, self._woken = self._ready, [], False
-        for done, held, written in ready:
-            if self._stopped:
-                done.set_exception(asyncio.CancelledError())
-                continue
-            task = self._loop.create_task(self._publish(held, written))
-            self._tasks.add(task)
-            task.add_done_callback(functools.partial(self._settle, done))
+        return self._hand_over(functools.partial(self._publish, held, written))
 
     async def _publish(self, held: HeldPut, written: Any) -> Any:
         """The held PUT, retried as ``write`` retries it; the written Result."""
-        result = self._result
-        storage: Any = result.storage
-        delays = None
-        while True:
-            try:
-                await storage._put_object_async(held.path, held.data, held.metadata)
-                return written
-            except Exception as exc:
-                delays, delay = result._retry_after(written.location, "write", exc, delays)
-                await asyncio.sleep(delay)
-
-    def _settle(self, done: Future[Any], task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            done.set_exception(asyncio.CancelledError())
-        elif task.exception() is not None:
-            done.set_exception(task.exception())
-        else:
-            done.set_result(task.result())
-
-    def _cancel_all(self, ended: Future[None]) -> None:
-        self._stopped = True
-        self._begin_ready()  # handed over, not begun: dropped
-        running = list(self._tasks)
-        for task in running:
-            task.cancel()
-        if not running:
-            ended.set_result(None)
-            return
-        gathered = asyncio.gather(*running, return_exceptions=True)
-        gathered.add_done_callback(lambda _: ended.set_result(None))
+        storage: Any = self._result.storage
+        await self._retried(
+            written.location,
+            "write",
+            lambda: storage._put_object_async(held.path, held.data, held.metadata),
+        )
+        return written
 
 
-def _sends_its_async_request(storage: Any) -> bool:
-    """Whether ``storage``'s small write is its ``_put_object_async`` and nothing else.
+def _sends_its_async_request(storage: Any, coroutine: str, overridden: tuple[str, ...]) -> bool:
+    """Whether ``storage``'s request is its ``coroutine`` and nothing else.
 
-    A subclass that overrides ``_put_object`` or ``open_writer`` (extra
-    headers, counting, encryption) below the class that defines the
-    coroutine would be bypassed by sending the coroutine directly.
+    A subclass that overrides one of ``overridden`` (``_put_object``,
+    ``open_writer``...: extra headers, counting, encryption) below the class
+    that defines the coroutine would be bypassed by sending the coroutine directly.
     """
     for klass in type(storage).__mro__:
         defined = vars(klass)
-        if "_put_object_async" in defined:
+        if coroutine in defined:
             return True
-        if "_put_object" in defined or "open_writer" in defined:
+        if any(name in defined for name in overridden):
             return False
     return False

@@ -3,9 +3,9 @@
 Each item goes through the very code of a single ``write`` / ``read`` (so it
 is atomic, verified, retried and error-mapped exactly like one), run by a
 bounded pool of threads. On S3 (s3fs), GCS and Azure, whose clients are
-async underneath, ``write_many`` sends small items without a thread: the
-caller's thread runs each item's write up to its one request, which goes as
-a coroutine on the client's event loop (``_asyncbatch.py``); a thread an item
+async underneath, each item's request goes as a coroutine on the client's
+event loop instead, and the caller's thread runs the rest of the item's
+write (``_asyncbatch.py``) or read (``_asyncreads.py``); a thread an item
 cost client CPU on every item (``benchmarks/object_engines.py --ab``).
 
 Every location is formatted and checked before the first request: a hostile
@@ -26,7 +26,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigurationError, ResultError
-from ._asyncbatch import LoopWrites
+from ._asyncbatch import LoopLane, LoopWrites
+from ._asyncreads import LoopReads
 from ._location import LocationTemplate, short
 
 if TYPE_CHECKING:
@@ -174,12 +175,12 @@ def run_batch(
     locations: Sequence[str],
     concurrency: int,
     return_exceptions: bool,
-    on_loop: LoopWrites | None = None,
+    on_loop: LoopLane | None = None,
 ) -> list[Any]:
     """``run_one`` on every item, at most ``concurrency`` at once; outcomes in item order.
 
     ``on_loop``: the items it takes (``on_loop.start(index)``) go as coroutines on an event loop
-    (``_asyncbatch.py``); the others (and every item without it) run
+    (``_asyncbatch.py``), each finished in this thread (``on_loop.finish``); the others run
     ``run_one`` on a thread of a bounded pool. An item's ``Exception`` is its
     outcome; a ``BaseException`` (KeyboardInterrupt) stops the batch: items
     not started are dropped, running threads finish (each is atomic) and
@@ -189,15 +190,18 @@ def run_batch(
     outcomes: list[Any] = [None] * len(items)
     failed: list[int] = []
 
+    looped: set[Future[Any]] = set()  # futures of on_loop's items: finished by on_loop
+
     def settle(index: int, future: Future[Any]) -> None:
-        exc = future.exception()
-        if exc is None:
-            outcomes[index] = future.result()
-        elif isinstance(exc, Exception):
+        try:
+            if future in looped:
+                looped.discard(future)
+                outcomes[index] = on_loop.finish(index, future)  # type: ignore[union-attr]
+            else:
+                outcomes[index] = future.result()
+        except Exception as exc:  # a BaseException (KeyboardInterrupt) stops the batch
             outcomes[index] = _without_locals(exc)
             failed.append(index)
-        else:
-            raise exc
 
     if concurrency == 1 or len(items) <= 1:  # no thread to start: the caller's own
         for index, item in enumerate(items):
@@ -216,7 +220,9 @@ def run_batch(
                     for future in done:
                         settle(pending.pop(future), future)
                 started = on_loop.start(index) if on_loop is not None else None
-                if started is None:
+                if started is not None:
+                    looped.add(started)
+                else:
                     if pool is None:
                         pool = ThreadPoolExecutor(
                             max_workers=min(concurrency, len(items)),
@@ -349,6 +355,8 @@ class BatchOperations:
         ]
         concurrency = self._concurrency(concurrency)
         refuse_the_clients_own_loop(self.storage, "read_many")
+        # Object stores with an async client: each item's GET as a coroutine.
+        on_loop = LoopReads.for_batch(self, canonical) if len(canonical) > 1 else None  # type: ignore[arg-type]
         return run_batch(
             "read_many",
             lambda i: self.read(canonical[i]),
@@ -356,6 +364,7 @@ class BatchOperations:
             canonical,
             concurrency,
             return_exceptions,
+            on_loop,
         )
 
     def _concurrency(self, concurrency: int | None) -> int:

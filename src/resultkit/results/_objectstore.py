@@ -41,6 +41,7 @@ from typing import BinaryIO, ClassVar
 
 from fsspec.asyn import sync
 
+from ._asyncreads import first_get
 from ._batch import map_bounded
 from ._errors import is_missing_container
 from ._fsstorage import FileSystemStorage
@@ -150,8 +151,18 @@ class ObjectStoreStorage(RangedReads, FileSystemStorage):
 
         An object larger than :attr:`ranged_read_from` comes as a
         :class:`RangedObject` (its size, and how to fetch a range of exactly
-        that version) instead of its bytes.
+        that version) instead of its bytes. By default :meth:`_get_object_async`
+        on :meth:`_request_loop`'s loop: one request, for ``read`` and ``read_many``.
         """
+        loop = self._request_loop()
+        if loop is None:
+            raise NotImplementedError
+        return sync(loop, self._get_object_async, path, self._range_limit(path))
+
+    async def _get_object_async(
+        self, path: str, limit: int
+    ) -> tuple[bytes | RangedObject, Mapping[str, str]] | None:
+        """:meth:`_get_object` as a coroutine of the loop; ranged past ``limit`` bytes."""
         raise NotImplementedError
 
     def _head_object(self, path: str) -> Mapping[str, str] | None:
@@ -216,7 +227,8 @@ class ObjectStoreStorage(RangedReads, FileSystemStorage):
     def open_reader(self, key: str) -> tuple[BinaryIO, Metadata] | None:
         path = self.path(key)
         for attempt in range(3):
-            found = self._get_object(path)
+            # read_many's loop lane hands over the first GET it sent (_asyncreads.py)
+            found = first_get(self, path, self._get_object)
             if found is None:
                 self._check_container()
                 return None

@@ -129,9 +129,9 @@ class AzureStorage(ObjectStoreStorage):
         except FileNotFoundError:
             return None
 
-    def _get_object(self, path: str) -> tuple[bytes | RangedObject, Mapping[str, str]] | None:
-        limit = self._range_limit(path)
-
+    async def _get_object_async(
+        self, path: str, limit: int
+    ) -> tuple[bytes | RangedObject, Mapping[str, str]] | None:
         async def get(blob: Any) -> tuple[bytes | RangedObject, Mapping[str, str]]:
             # The SDK's first GET asks for the first max_single_get_size bytes (and
             # gets the size, ETag and metadata): no larger than where ranges start.
@@ -156,7 +156,7 @@ class AzureStorage(ObjectStoreStorage):
             return data, metadata
 
         try:
-            return self._on_blob(path, get)
+            return await self._on_blob_async(path, get)
         except FileNotFoundError as exc:
             self._missing(exc)
             return None

@@ -45,9 +45,16 @@ class GCSStorage(ObjectStoreStorage):
         return bucket, key
 
     def _resource(self, path: str) -> dict[str, Any] | None:
+        fs: Any = self.fs
+        return sync(fs.loop, self._resource_async, path)
+
+    async def _resource_async(self, path: str) -> dict[str, Any] | None:
+        fs: Any = self.fs
         bucket, key = self._split(path)
         try:
-            resource: dict[str, Any] = self._call("GET", "b/{}/o/{}", bucket, key, json_out=True)
+            resource: dict[str, Any] = await fs._call(
+                "GET", "b/{}/o/{}", bucket, key, json_out=True
+            )
         except FileNotFoundError:
             return None
         return resource
@@ -74,11 +81,12 @@ class GCSStorage(ObjectStoreStorage):
         resource = self._resource(path)
         return None if resource is None else (resource.get("metadata") or {})
 
-    def _get_object(self, path: str) -> tuple[bytes | RangedObject, Mapping[str, str]] | None:
+    async def _get_object_async(
+        self, path: str, limit: int
+    ) -> tuple[bytes | RangedObject, Mapping[str, str]] | None:
         fs: Any = self.fs
-        limit = self._range_limit(path)
         for _ in range(self.max_read_attempts):
-            resource = self._resource(path)
+            resource = await self._resource_async(path)
             if resource is None:
                 return None
             generation = str(resource["generation"])
@@ -87,7 +95,7 @@ class GCSStorage(ObjectStoreStorage):
                 fetch = self._range_fetcher(path, generation)
                 return self._ranged_object(path, size, fetch), resource.get("metadata") or {}
             try:
-                headers, data = self._call("GET", fs.url(path, generation=generation))
+                headers, data = await fs._call("GET", fs.url(path, generation=generation))
             except FileNotFoundError:
                 continue  # that generation was replaced or deleted meanwhile: look again
             served = headers.get("X-Goog-Generation")

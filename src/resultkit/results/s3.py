@@ -117,34 +117,33 @@ class S3Storage(ObjectStoreStorage):
         return True
 
     def _get_object(self, path: str) -> tuple[bytes | RangedObject, Mapping[str, str]] | None:
-        limit = self._range_limit(path)
         if self.requests is not None:
-            return self.requests.get(path, limit, self._ranged_object)
+            return self.requests.get(path, self._range_limit(path), self._ranged_object)
+        return super()._get_object(path)  # _get_object_async on s3fs's loop
+
+    async def _get_object_async(
+        self, path: str, limit: int
+    ) -> tuple[bytes | RangedObject, Mapping[str, str]] | None:
         fs: Any = self.fs
-        tuned_client(fs)
         bucket, key = self._split(path)
-
-        async def get() -> tuple[bytes | RangedObject, Mapping[str, str]]:
-            response = await fs._call_s3("get_object", fs.kwargs, Bucket=bucket, Key=key)
-            body = response["Body"]
-            metadata = response.get("Metadata") or {}
-            size = int(response.get("ContentLength") or 0)
-            if size > limit and response.get("ETag"):
-                # The first part comes from this response's body, the others by
-                # ranges of exactly this version, all at once.
-                fetch = s3_range_fetcher(fs, bucket, key, response["ETag"], body)
-                return self._ranged_object(path, size, fetch, release=fetch.release), metadata
-            try:
-                data = await body.read()
-            finally:
-                body.close()
-            return data, metadata
-
         try:
-            return sync(fs.loop, get)
+            response = await fs._call_s3("get_object", fs.kwargs, Bucket=bucket, Key=key)
         except FileNotFoundError as exc:
             self._missing(exc)
             return None
+        body = response["Body"]
+        metadata = response.get("Metadata") or {}
+        size = int(response.get("ContentLength") or 0)
+        if size > limit and response.get("ETag"):
+            # The first part comes from this response's body, the others by
+            # ranges of exactly this version, all at once.
+            fetch = s3_range_fetcher(fs, bucket, key, response["ETag"], body)
+            return self._ranged_object(path, size, fetch, release=fetch.release), metadata
+        try:
+            data = await body.read()
+        finally:
+            body.close()
+        return data, metadata
 
     def _head_object(self, path: str) -> Mapping[str, str] | None:
         if self.requests is not None:
