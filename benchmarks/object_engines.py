@@ -9,8 +9,11 @@ request is what bounds concurrent throughput.
 
     .venv/bin/python benchmarks/object_engines.py --server moto --latency-ms 20
 
-``--ab`` instead times S3Result's ``write_many`` two ways in turns, in one
-process: a thread an item (as before the loop lane) and from the event loop.
+``--ab`` instead times S3Result's ``write_many`` (``--ab read_many``: its
+``read_many``) two ways in turns, in one process: a thread an item (as
+before the loop lane) and from the event loop.
+
+    .venv/bin/python benchmarks/object_engines.py --server seaweedfs --ab read_many --repeat 8
 """
 
 from __future__ import annotations
@@ -265,21 +268,25 @@ def measure(
 
 @contextlib.contextmanager
 def thread_per_item() -> Any:
-    """write_many as before its loop lane: every item a single write on a thread."""
+    """write_many / read_many as before their loop lanes: every item on a thread."""
     from resultkit.results._asyncbatch import LoopWrites
+    from resultkit.results._asyncreads import LoopReads
 
-    saved = LoopWrites.__dict__["for_batch"]
-    LoopWrites.for_batch = classmethod(lambda cls, *args: None)  # type: ignore[assignment]
+    saved = [(lane, lane.__dict__["for_batch"]) for lane in (LoopWrites, LoopReads)]
+    for lane, _ in saved:
+        lane.for_batch = classmethod(lambda cls, *args: None)  # type: ignore[assignment,method-assign]
     try:
         yield
     finally:
-        LoopWrites.for_batch = saved  # type: ignore[method-assign]
+        for lane, method in saved:
+            lane.for_batch = method  # type: ignore[method-assign]
 
 
-def write_many_ab(
-    url: str, options: dict, items: int, concurrency: int, rounds: int
+def many_ab(
+    op: str, url: str, options: dict, items: int, concurrency: int, rounds: int
 ) -> dict[str, list[tuple[float, float]]]:
-    """write_many of ``items`` checkpoints, the thread path and the loop path in turns.
+    """``op`` (write_many or read_many) of ``items`` checkpoints, the thread path and the
+    loop path in turns.
 
     In ONE process, alternating, so that both see the same machine load: the
     (wall, client CPU) seconds of every round of each.
@@ -291,25 +298,35 @@ def write_many_ab(
         if not r.fs.exists(BUCKET):
             r.fs.mkdir(BUCKET)
     r.write(0, "warm.pkl")
+    stored = [
+        w.location for w in r.write_many({f"ab-read/{n}.pkl": {"i": n} for n in range(items)})
+    ]
     out: dict[str, list[tuple[float, float]]] = {"threads": [], "loop": []}
     for i in range(rounds):
         for path in ("threads", "loop") if i % 2 == 0 else ("loop", "threads"):
             values = {f"ab-{path}-{i}/{n}.pkl": {"i": n} for n in range(items)}
             with thread_per_item() if path == "threads" else contextlib.nullcontext():
                 t, c = time.perf_counter(), time.process_time()
-                r.write_many(values, concurrency=concurrency)
+                if op == "write_many":
+                    r.write_many(values, concurrency=concurrency)
+                else:
+                    got = r.read_many(stored, concurrency=concurrency)
                 out[path].append((time.perf_counter() - t, time.process_time() - c))
+            if op == "read_many":
+                assert [g.value["i"] for g in got] == list(range(items))
     return out
 
 
 def main_ab(args: argparse.Namespace) -> None:
     with latent_s3(args.latency_ms, args.server) as s3:
-        got = write_many_ab(s3.url, s3.storage_options, args.items, args.concurrency, args.repeat)
+        got = many_ab(
+            args.ab, s3.url, s3.storage_options, args.items, args.concurrency, args.repeat
+        )
     for path, runs in got.items():
         wall = statistics.median(w for w, _ in runs)
         cpu = statistics.median(c for _, c in runs)
         print(
-            f"{args.server:>9} +{args.latency_ms:g} ms write_many {path:>7}: {args.items} items, "
+            f"{args.server:>9} +{args.latency_ms:g} ms {args.ab} {path:>7}: {args.items} items, "
             f"{len(runs)} rounds: median {wall * 1000:6.0f} ms wall, "
             f"{cpu / args.items * 1000:5.2f} ms client CPU an item",
             flush=True,
@@ -328,8 +345,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--ab",
-        action="store_true",
-        help="write_many through S3Result: a thread an item vs the event loop, in turns",
+        nargs="?",
+        const="write_many",
+        choices=["write_many", "read_many"],
+        help="write_many (or read_many) through S3Result: a thread an item vs the event "
+        "loop, in turns",
     )
     args = parser.parse_args()
     if args.ab:
