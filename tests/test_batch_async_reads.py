@@ -281,3 +281,31 @@ def test_a_pair_written_before_records_were_metadata_reads_by_its_sidecar(s3_pro
     assert isinstance(back[2], ResultCorruptError), "no record: refused, not loaded"
     assert sorted(r.serializer.loads, key=repr) == [("new", MAIN), ({"old": True}, MAIN)]
     assert [m for m, p in s3_proxy.calls() if p.endswith(".rkmeta")] == ["GET", "GET"]
+
+
+class _Length:
+    """Unpickles to the length of its payload: a large payload, a tiny value."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __reduce__(self) -> Any:
+        return (len, (b"x" * self.size,))
+
+
+def test_memory_holds_the_window_of_payloads_not_the_batch(s3_proxy):
+    import tracemalloc
+
+    r = reader("s3", s3_proxy)
+    size, items = 256 * 2**10, 24
+    r.write_many({f"m/{i}.pkl": _Length(size) for i in range(items)}, concurrency=4)
+    r.serializer.loads.clear()
+    tracemalloc.start()
+    try:
+        back = r.read_many([f"m/{i}.pkl" for i in range(items)], concurrency=2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [x.value for x in back] == [size] * items
+    assert threads_of(r) == {MAIN}
+    assert peak < items * size / 2, f"{peak / 2**20:.1f} MiB: the batch's payloads were held"

@@ -74,7 +74,9 @@ class LoopLane:
         self._result = result
         self._loop = loop
         self._canonical = canonical
-        self._started: list[Future[Any]] = []
+        #: Items handed over whose future is not done yet. A count, not the futures:
+        #: a done future holds its item's result (a read's payload) for the caller only.
+        self._unsettled = 0
         #: Items handed over, not yet begun on the loop; whether the loop was asked to begin them.
         self._ready: list[tuple[Future[Any], Callable[[], Coroutine[Any, Any, Any]]]] = []
         self._woken = False
@@ -119,19 +121,26 @@ class LoopLane:
         with self._lock:
             # Known to stop() before the loop can begin it: an interrupt between
             # two lines here must not leave a request that stop() does not wait for.
-            self._started.append(done)
+            self._unsettled += 1
             self._ready.append((done, request))
             wake, self._woken = not self._woken, True
+        done.add_done_callback(self._settled)
         if wake:  # one wake-up for the items handed over while the loop was busy
             self._loop.call_soon_threadsafe(self._begin_ready)
         return done
+
+    def _settled(self, _: Future[Any]) -> None:
+        with self._lock:
+            self._unsettled -= 1
 
     def stop(self) -> None:
         """Cancel every request still running and return once each has ended.
 
         Items handed over but not yet begun on the loop are dropped, never sent.
         """
-        if (all(f.done() for f in self._started) and not self._ready) or self._loop.is_closed():
+        with self._lock:
+            idle = self._unsettled == 0
+        if idle or self._loop.is_closed():
             return
         ended: Future[None] = Future()
         self._loop.call_soon_threadsafe(self._cancel_all, ended)
