@@ -297,7 +297,7 @@ def test_memory_holds_the_window_of_payloads_not_the_batch(s3_proxy):
     import tracemalloc
 
     r = reader("s3", s3_proxy)
-    size, items = 256 * 2**10, 24
+    size, items = 128 * 2**10, 24
     r.write_many({f"m/{i}.pkl": _Length(size) for i in range(items)}, concurrency=4)
     r.serializer.loads.clear()
     tracemalloc.start()
