@@ -30,6 +30,9 @@ then run on threads, where large items upload side by side. A Result whose
 item: their code runs for every item as in a write. When the batch stops (KeyboardInterrupt), :meth:`LoopWrites.stop`
 cancels every coroutine still running and returns only once each has ended:
 no request of the batch outlives the call.
+
+:class:`LoopLane` is the machinery both batches' lanes share (hand-over,
+retries, cancelling); ``read_many``'s lane is ``_asyncreads.LoopReads``.
 """
 
 from __future__ import annotations

@@ -61,6 +61,18 @@ def first_get_given(storage: Any, path: str, found: Fetched) -> Iterator[None]:
 
     Only the first: a read that looks again (torn, changed, retried) sends
     its own requests.
+
+    Example:
+        >>> sent = []
+        >>> def get(path):
+        ...     sent.append(path)
+        ...     return None
+        >>> storage = object()
+        >>> with first_get_given(storage, "bucket/k.pkl", (b"payload", {"rk": "1"})):
+        ...     first_get(storage, "bucket/k.pkl", get), first_get(storage, "bucket/k.pkl", get)
+        ((b'payload', {'rk': '1'}), None)
+        >>> sent  # the second GET was sent
+        ['bucket/k.pkl']
     """
     token = _GIVEN.set(_GivenGet(storage, path, found))
     try:

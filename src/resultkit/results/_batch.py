@@ -333,7 +333,9 @@ class BatchOperations:
         """``read`` every location at once; the Results holding the values, in order.
 
         Each item is a :meth:`read` (verified before deserializing), at most
-        ``concurrency`` in flight. Locations are checked first (one outside
+        ``concurrency`` in flight (on S3, GCS and Azure each item's GET is a
+        coroutine on the client's event loop; this thread verifies and
+        deserializes). Locations are checked first (one outside
         the root is refused before any request); failures are reported as in
         :meth:`write_many`.
 
