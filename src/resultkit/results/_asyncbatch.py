@@ -44,12 +44,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..errors import ConfigurationError
 from ._upload import HeldPut, holding_small_put
 
 if TYPE_CHECKING:
     from ._storage_result import StorageResult
 
-__all__ = ["LoopLane", "LoopWrites"]
+__all__ = ["LoopLane", "LoopWrites", "refuse_the_clients_own_loop"]
 
 T = TypeVar("T")
 
@@ -286,3 +287,26 @@ def _sends_its_async_request(storage: Any, coroutine: str, overridden: tuple[str
         if any(name in defined for name in overridden):
             return False
     return False
+
+
+def refuse_the_clients_own_loop(storage: Any, action: str) -> None:
+    """Refuse a batch called from a coroutine on the storage client's own event loop.
+
+    Every item waits for a request that runs on that loop, which the waiting
+    caller blocks: the batch would hang, and every request of the process's
+    client with it (a single ``write`` there fails at once, in fsspec's ``sync``).
+    """
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: no loop runs in this thread
+        return
+    try:
+        client_loop = getattr(getattr(storage, "fs", None), "loop", None)
+    except Exception:  # no client usable here: each item's request says why
+        return
+    if running is client_loop:
+        raise ConfigurationError(
+            f"{action} was called from a coroutine running on the storage client's own event "
+            "loop, which its requests need: it would wait forever; call it from another thread "
+            f"(await asyncio.to_thread(result.{action}, ...))"
+        )

@@ -19,14 +19,13 @@ only that many payloads in memory besides the caller's values.
 
 from __future__ import annotations
 
-import asyncio
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigurationError, ResultError
-from ._asyncbatch import LoopLane, LoopWrites
+from ._asyncbatch import LoopLane, LoopWrites, refuse_the_clients_own_loop
 from ._asyncreads import LoopReads
 from ._location import LocationTemplate, short
 
@@ -245,29 +244,6 @@ def run_batch(
         return outcomes
     failed.sort()
     raise BatchError(action, outcomes, [(locations[i], outcomes[i]) for i in failed])
-
-
-def refuse_the_clients_own_loop(storage: Any, action: str) -> None:
-    """Refuse a batch called from a coroutine on the storage client's own event loop.
-
-    Every item waits for a request that runs on that loop, which the waiting
-    caller blocks: the batch would hang, and every request of the process's
-    client with it (a single ``write`` there fails at once, in fsspec's ``sync``).
-    """
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:  # the usual case: no loop runs in this thread
-        return
-    try:
-        client_loop = getattr(getattr(storage, "fs", None), "loop", None)
-    except Exception:  # no client usable here: each item's request says why
-        return
-    if running is client_loop:
-        raise ConfigurationError(
-            f"{action} was called from a coroutine running on the storage client's own event "
-            "loop, which its requests need: it would wait forever; call it from another thread "
-            f"(await asyncio.to_thread(result.{action}, ...))"
-        )
 
 
 class BatchOperations:
