@@ -1,0 +1,163 @@
+"""Round-5 attack: bugs found in this round's changes (each test fails until fixed).
+
+Expected to FAIL today (each names its finding):
+* BatchError: a cause whose __str__ raises breaks the BatchError itself; a cause
+  whose message starts with a blank line is quoted as empty; the forked-obstore
+  ConfigurationError is cut before its fix (spawn / forkserver / engine='s3fs').
+* warn_user: a ThreadExecutor task's warning points at concurrent/futures/thread.py;
+  under ``-W error`` the warning fails the task as "internal error ... please report it".
+* lockstep: a worker line starting with "{" that is not JSON crashes the driver; a side
+  that ended its case sets up its next case during the other side's last timed run.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+
+from resultkit import Flow, task
+from resultkit.engine.executors import ThreadExecutor
+from resultkit.errors import ConfigurationError
+from resultkit.results import LocalResult, _obstore
+from resultkit.results._batch import BatchError
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import lockstep  # noqa: E402
+
+pytestmark = pytest.mark.timeout(60)
+
+
+# -- BatchError --------------------------------------------------------------------------------
+class _UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ is broken")
+
+
+def test_batch_error_survives_a_cause_whose_str_raises():
+    cause = _UnprintableError()
+    error = BatchError("write_many", [1, cause], [("s3://b/k.pkl", cause)])
+    assert "k.pkl" in str(error) and "_UnprintableError" in str(error)
+
+
+def test_batch_error_quotes_a_cause_whose_message_starts_with_a_blank_line():
+    cause = ValueError("\nthe disk is full")
+    assert "the disk is full" in str(BatchError("write_many", [cause], [("k.pkl", cause)]))
+
+
+def test_batch_error_of_a_forked_obstore_child_keeps_the_fix(monkeypatch):
+    # The exact error a forked child's items get (write_many / read_many there).
+    monkeypatch.setattr(_obstore, "_runtime_pid", os.getpid() + 1)
+    with pytest.raises(ConfigurationError) as refused:
+        _obstore._requests_allowed()
+    cause = refused.value
+    message = str(BatchError("write_many", [cause], [("s3://b/k.pkl", cause)]))
+    assert "spawn" in message and "engine='s3fs'" in message, message
+
+
+# -- warn_user ---------------------------------------------------------------------------------
+def _damaged_target_flow(tmp_path: Path) -> tuple[Flow, str]:
+    results = LocalResult(dir=str(tmp_path))
+
+    @task(target="t/{task_name}.pkl", checkpoint=True, result=results)
+    def make() -> int:
+        return 1
+
+    with Flow("attack-warn") as flow:
+        make()
+    flow.run(executor=ThreadExecutor(2))
+    for path in glob.glob(str(tmp_path / "t" / "*")):
+        with open(path, "r+b") as damaged:
+            damaged.write(b"XXXX")
+    return flow, str(tmp_path)
+
+
+def test_a_thread_executor_warning_points_at_the_users_flow_run(tmp_path):
+    flow, _ = _damaged_target_flow(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        state = flow.run(executor=ThreadExecutor(2))
+    assert state.is_successful()
+    files = {os.path.basename(w.filename) for w in caught}
+    assert files == {os.path.basename(__file__)}, files
+
+
+def test_warnings_as_errors_are_not_reported_as_an_internal_error(tmp_path):
+    flow, _ = _damaged_target_flow(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        state = flow.run(executor=ThreadExecutor(2))
+    text = " ".join(str(s) for s in state.result.values())
+    assert "please report it" not in text, text
+
+
+# -- benchmarks/lockstep.py ----------------------------------------------------------------------
+WORKER = textwrap.dedent(
+    """
+    import json, sys, time
+    sys.path.insert(0, {bench!r})
+    import harness, lockstep
+    name, log, junk = sys.argv[1], sys.argv[2], sys.argv[3] == "junk"
+    lockstep.ACTIVE = True
+    out = {{}}
+
+    def busy(tag, seconds):
+        with open(log, "a") as f:
+            f.write(tag + "+\\n")
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:  # work, not a wait
+            pass
+        with open(log, "a") as f:
+            f.write(tag + "-\\n")
+
+    for case in ("case0", "case1"):
+        if case == "case1":
+            busy(name + "setup", 0.3)  # the next case's untimed setup
+        lockstep.start_case(case)
+        if junk:
+            print("{{not json: a case's own output}}", flush=True)
+        times = harness.timed(lambda: busy(name, 0.3), 1)
+        lockstep.end_case()
+        out[case] = {{"median": 0.0, "times": times}}
+    print(json.dumps({{name: out}}))
+    """
+)
+
+
+@pytest.fixture
+def worker(tmp_path: Path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER.format(bench=str(BENCH)))
+    log = tmp_path / "runs.log"
+
+    def command(name: str, junk: bool = False) -> list[str]:
+        return [sys.executable, str(script), name, str(log), "junk" if junk else "-"]
+
+    return command, log
+
+
+def test_lockstep_driver_survives_a_worker_line_that_looks_like_json(worker):
+    command, _ = worker
+    paired, _, _ = lockstep.run_in_lockstep(command("A", junk=True), command("B"), {})
+    assert set(paired) == {"case0", "case1"}
+
+
+def test_lockstep_no_setup_of_one_side_inside_the_others_timed_run(worker):
+    command, log = worker
+    lockstep.run_in_lockstep(command("A"), command("B"), {})
+    inside: list[str] = []
+    running: str | None = None
+    for mark in log.read_text().split():
+        tag, edge = mark[:-1], mark[-1]
+        if tag in ("A", "B"):
+            running = tag if edge == "+" else None
+        elif running is not None and not tag.startswith(running):
+            inside.append(f"{mark} during {running}'s timed run")
+    assert inside == [], inside
