@@ -6,6 +6,7 @@ Expected to FAIL today (each names its finding):
   ConfigurationError is cut before its fix (spawn / forkserver / engine='s3fs').
 * warn_user: a ThreadExecutor task's warning points at concurrent/futures/thread.py;
   under ``-W error`` the warning fails the task as "internal error ... please report it".
+* obstore: a child forked after the user's own obstore use hangs, its parent gets SIGSEGV.
 * lockstep: a worker line starting with "{" that is not JSON crashes the driver; a side
   that ended its case sets up its next case during the other side's last timed run.
 """
@@ -161,3 +162,54 @@ def test_lockstep_no_setup_of_one_side_inside_the_others_timed_run(worker):
         elif running is not None and not tag.startswith(running):
             inside.append(f"{mark} during {running}'s timed run")
     assert inside == [], inside
+
+
+# -- obstore + fork: a runtime started by the user's own obstore use ----------------------------
+FORKED_AFTER_USERS_OBSTORE = """
+import os, signal, sys, time, uuid
+import obstore
+from obstore.store import MemoryStore
+from resultkit.results import S3Result
+
+obstore.put(MemoryStore(), "k", b"v")  # the user's own obstore use starts its runtime
+r = S3Result("rk-attack5", prefix=uuid.uuid4().hex, endpoint_url=sys.argv[1], engine="obstore",
+             storage_options={"key": "testing", "secret": "testing"})
+if not r.fs.exists("rk-attack5"):
+    r.fs.mkdir("rk-attack5")
+pid = os.fork()
+if pid == 0:
+    signal.alarm(8)  # a hung child ends (SIGALRM's default action) instead of lingering
+    try:
+        r.write(1, "child.pkl")
+        print("child: wrote", flush=True)
+    except Exception as exc:
+        print("child:", type(exc).__name__, flush=True)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("child exit:", os.waitstatus_to_exitcode(status), flush=True)
+r.write(2, "parent.pkl")
+print("parent:", r.read("parent.pkl").value, flush=True)
+"""
+
+
+def test_a_child_forked_after_the_users_own_obstore_use_is_refused_and_the_parent_lives(
+    moto_server, tmp_path
+):
+    """FAILS today: the child hangs at its first request and the parent dies of SIGSEGV.
+
+    The guard only knows of requests resultkit sent; the child's request on the
+    runtime it inherited registers its socket in the epoll instance both share.
+    """
+    import subprocess
+
+    script = tmp_path / "forked_after_users_obstore.py"
+    script.write_text(FORKED_AFTER_USERS_OBSTORE)
+    out = subprocess.run(
+        [sys.executable, str(script), moto_server.url],
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert out.returncode == 0, (out.returncode, out.stdout, out.stderr[-1000:])
+    assert "child: ConfigurationError" in out.stdout or "child: wrote" in out.stdout, out.stdout
+    assert "parent: 2" in out.stdout, out.stdout
