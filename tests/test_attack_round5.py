@@ -252,3 +252,59 @@ def test_from_url_with_an_option_s3fs_does_not_take_is_refused_when_made():
 
     with pytest.raises(ConfigurationError, match="engine"):
         from_url("s3://b/p", engine="obstore")
+
+
+# -- obstore + fork: what held (backs /tmp/readme/attack.md) -----------------------------------
+FORKED_BATCHES = """
+import os, signal, sys, uuid
+from resultkit.errors import ConfigurationError
+from resultkit.results import BatchError, S3Result
+
+r = S3Result("rk-attack5", prefix=uuid.uuid4().hex, endpoint_url=sys.argv[1], engine="obstore",
+             storage_options={"key": "testing", "secret": "testing"})
+if not r.fs.exists("rk-attack5"):
+    r.fs.mkdir("rk-attack5")
+r.write(0, "parent.pkl")  # obstore's runtime runs here now
+pid = os.fork()
+if pid == 0:
+    signal.alarm(20)
+    def outcome(call):
+        try:
+            call()
+            return "ok"
+        except BatchError as exc:
+            kinds = {type(e).__name__ for _, e in exc.failures}
+            return "BatchError of " + ",".join(sorted(kinds))
+        except ConfigurationError:
+            return "ConfigurationError"
+    print("write_many:", outcome(lambda: r.write_many({"a.pkl": 1, "b.pkl": 2})), flush=True)
+    print("read_many:", outcome(lambda: r.read_many(["parent.pkl"])), flush=True)
+    print("exists_many:", outcome(lambda: r.exists_many(["parent.pkl"])), flush=True)
+    print("large write:", outcome(lambda: r.write(os.urandom(6 << 20), "big.pkl")), flush=True)
+    print("large read:", outcome(lambda: r.read("big.pkl")), flush=True)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("child exit:", os.waitstatus_to_exitcode(status), flush=True)
+print("parent:", r.read("parent.pkl").value, flush=True)
+"""
+
+
+def test_a_forked_childs_batches_fail_as_batch_errors_and_large_writes_still_go(
+    moto_server, tmp_path
+):
+    import subprocess
+
+    script = tmp_path / "forked_batches.py"
+    script.write_text(FORKED_BATCHES)
+    out = subprocess.run(
+        [sys.executable, str(script), moto_server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, (out.returncode, out.stdout, out.stderr[-1000:])
+    lines = dict(line.split(": ", 1) for line in out.stdout.splitlines())
+    assert lines["write_many"] == lines["read_many"] == "BatchError of ConfigurationError"
+    assert lines["exists_many"] == "ConfigurationError"
+    assert lines["large write"] == "ok" and lines["large read"] == "ConfigurationError"
+    assert lines["child exit"] == "0" and lines["parent"] == "0"
