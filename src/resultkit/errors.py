@@ -7,9 +7,14 @@ serializer) and how to fix it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 import warnings
+from collections.abc import Iterator
+from contextvars import ContextVar
+from types import FrameType
 from typing import Any
 
 __all__ = [
@@ -133,22 +138,74 @@ class ResultKitWarning(UserWarning):
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_STDLIB = os.path.dirname(os.path.abspath(threading.__file__)) + os.sep
+#: Frames that are neither the user's nor resultkit's own: the machinery that runs a
+#: task on a thread (a ThreadExecutor's worker), or a context manager's generator.
+_MACHINERY = tuple(
+    _STDLIB + name for name in ("threading.py", "concurrent" + os.sep, "asyncio" + os.sep,
+                                "contextlib.py", "contextvars.py")
+)  # fmt: skip
+#: Where the user's code entered resultkit (file, line, module globals), for a warning
+#: raised where no user frame is on the stack (a worker thread): set by ``Flow.run``.
+_ENTRY: ContextVar[tuple[str, int, dict[str, Any]] | None] = ContextVar(
+    "resultkit_user_entry", default=None
+)
+
+
+def _not_users(frame: FrameType) -> bool:
+    name = frame.f_code.co_filename
+    return name.startswith(_PACKAGE) or name.startswith(_MACHINERY)
+
+
+@contextlib.contextmanager
+def entered_from_user() -> Iterator[None]:
+    """Remember, for the block, the user's line that called resultkit (for :func:`warn_user`).
+
+    Used by ``Flow.run``: a warning raised on a worker thread, where no frame
+    of the user's is on the stack, then points at the ``flow.run(...)`` line.
+    """
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None and _not_users(frame):
+        frame = frame.f_back
+    entry = None if frame is None else (frame.f_code.co_filename, frame.f_lineno, frame.f_globals)
+    token = _ENTRY.set(entry)
+    try:
+        yield
+    finally:
+        _ENTRY.reset(token)
 
 
 def warn_user(message: str, category: type[Warning] = ResultKitWarning) -> None:
     """Warn, pointing at the line of the caller's code that led here.
 
-    The warning's file and line are those of the first frame outside resultkit
-    (``flow.run()``, ``result.read(...)``), not of the library line that noticed;
-    a warning raised where no user frame is on the stack (a worker thread) points
-    at the outermost frame.
+    The warning's file and line are those of the first frame that is neither
+    resultkit's nor the standard library's thread machinery (``flow.run()``,
+    ``result.read(...)``). On a worker thread, where no frame of the user's is
+    on the stack, it points at the ``flow.run(...)`` line that started the run
+    (:func:`entered_from_user`); failing that, at the library line that noticed.
     """
     frame = sys._getframe(1)
     level = 2  # warnings.warn's stacklevel of our caller
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+    while frame.f_back is not None and _not_users(frame):
         frame = frame.f_back
         level += 1
-    warnings.warn(message, category, stacklevel=level)
+    if not _not_users(frame):
+        warnings.warn(message, category, stacklevel=level)
+        return
+    entry = _ENTRY.get()
+    if entry is None:
+        warnings.warn(message, category, stacklevel=2)
+        return
+    filename, lineno, module_globals = entry
+    warnings.warn_explicit(
+        message,
+        category,
+        filename,
+        lineno,
+        module=module_globals.get("__name__"),
+        registry=module_globals.setdefault("__warningregistry__", {}),
+        module_globals=module_globals,
+    )
 
 
 class UnhashableInputError(ResultKitError, TypeError):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..caching import CacheStore
-from ..errors import FlowError
+from ..errors import FlowError, entered_from_user
 from ..results import Result
 from ._plan import FlowPlan, plan_of
 from .context import cache_store_from
@@ -275,9 +275,13 @@ class Flow:
         """
         from .scheduler import FlowRunner
 
-        return FlowRunner(self, executor or self.executor).run(
-            parameters=parameters, task_states=task_states, context_keys=context_keys, run_id=run_id
-        )
+        with entered_from_user():  # a warning on a worker thread names this call's line
+            return FlowRunner(self, executor or self.executor).run(
+                parameters=parameters,
+                task_states=task_states,
+                context_keys=context_keys,
+                run_id=run_id,
+            )
 
     def resume(
         self,
@@ -301,9 +305,10 @@ class Flow:
         """
         from .scheduler import FlowRunner
 
-        return FlowRunner(self, executor or self.executor).resume(
-            run_id, task_states=task_states, context_keys=context_keys
-        )
+        with entered_from_user():
+            return FlowRunner(self, executor or self.executor).resume(
+                run_id, task_states=task_states, context_keys=context_keys
+            )
 
     def __repr__(self) -> str:
         return f"<Flow: {self.name} ({len(self.tasks)} tasks)>"

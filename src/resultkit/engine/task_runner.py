@@ -196,6 +196,15 @@ class TaskRunner(ComputePhases):
             return stop.state
         except UserCodeError as err:
             return finish(run, err.failed())
+        except Warning as warning:  # a warnings filter made one an error (-W error)
+            return finish(
+                run,
+                Failed(
+                    f"a warning was raised as an error (a warnings filter says 'error'): "
+                    f"{describe(warning)}",
+                    exception=warning,
+                ),
+            )
         except Exception as exc:  # a bug in resultkit: still this task's failure, logged
             logger.error("Task '%s': internal error", run.name, exc_info=True)
             return finish(

@@ -83,9 +83,12 @@ class BatchError(ResultError):
 
 
 def _gist(exc: BaseException, limit: int = _GIST_CHARS) -> str:
-    """The first line of ``exc``'s message, cut after a whole word if it is long."""
-    lines = str(exc).splitlines()
-    first = lines[0] if lines else ""
+    """The first line of ``exc``'s message with text, cut after a whole word if it is long."""
+    try:
+        text = str(exc)
+    except Exception:  # a broken __str__ must not hide the batch's outcome
+        text = f"(its message could not be shown: {type(exc).__name__}.__str__ failed)"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     if len(first) <= limit:
         return first
     cut = first[:limit]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime
 import os
 import re
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -39,22 +40,61 @@ __all__ = ["ObstoreRequests"]
 
 #: The process whose requests started obstore's runtime (its Rust threads); None before.
 _runtime_pid: int | None = None
+#: Set in a process forked while its parent ran obstore's runtime (anyone's use of it).
+_forked_from: int | None = None
+_runtime_seen_at_fork: int | None = None
+
+
+def _runtime_threads() -> bool:
+    """Whether this process runs tokio's threads (obstore's runtime, whoever started it)."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:  # no /proc: only resultkit's own requests are known (_runtime_pid)
+        return False
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/comm", "rb") as comm:
+                if comm.read().startswith(b"tokio-"):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def _before_fork() -> None:
+    global _runtime_seen_at_fork
+    started = _runtime_pid is not None or ("obstore" in sys.modules and _runtime_threads())
+    _runtime_seen_at_fork = os.getpid() if started else None
+
+
+def _after_fork_in_child() -> None:
+    global _forked_from
+    if _runtime_seen_at_fork is not None:
+        _forked_from = _runtime_seen_at_fork
+
+
+if hasattr(os, "register_at_fork"):
+    # A fork copies one thread, never the runtime's: a child's request on it would wait
+    # forever (and can corrupt the event registrations it shares with the parent).
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 def _requests_allowed() -> None:
     """Refuse a request in a process forked after obstore's runtime started in its parent."""
     global _runtime_pid
     pid = os.getpid()
+    parent = _forked_from
+    if parent is None and _runtime_pid is not None and _runtime_pid != pid:
+        parent = _runtime_pid
+    if parent is not None:
+        raise ConfigurationError(
+            f"engine='obstore' cannot send requests in a process forked after obstore ran in "
+            f"its parent: use multiprocessing.get_context('spawn') or 'forkserver', or "
+            f"engine='s3fs' here (obstore's runtime does not survive a fork: this process, "
+            f"pid {pid}, forked from {parent}, would wait forever)"
+        )
     if _runtime_pid is None:
         _runtime_pid = pid
-    elif _runtime_pid != pid:
-        raise ConfigurationError(
-            f"engine='obstore' cannot send requests in this process (pid {pid}): it was "
-            f"forked from process {_runtime_pid} after obstore had sent requests there, and "
-            "obstore's runtime does not survive a fork (its requests would wait forever). "
-            "Start worker processes with multiprocessing.get_context('spawn') or "
-            "'forkserver', or use engine='s3fs' (the default) in forked workers"
-        )
 
 
 _STATUS = re.compile(r"status code: (\d{3})")
