@@ -16,6 +16,7 @@ sets what has no option, once per client.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import re
 import threading
@@ -58,6 +59,14 @@ def client_config(config_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
 
     from .. import __version__
 
+    if config_kwargs is not None and not isinstance(config_kwargs, Mapping):
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"storage_options config_kwargs must be a dict of botocore Config options, got "
+            f"{type(config_kwargs).__name__} {config_kwargs!r}; e.g. "
+            "config_kwargs={'max_pool_connections': 32}"
+        )
     config = dict(config_kwargs or {})
     known = getattr(Config, "OPTION_DEFAULTS", {})
     accepted = set(known) | _aio_config_options()
@@ -84,7 +93,6 @@ def client_config(config_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _aio_config_options() -> set[str]:
     """aiobotocore's own ``AioConfig`` arguments (``connector_args``, ...), which s3fs passes on."""
-    import inspect
 
     try:
         from aiobotocore.config import AioConfig
@@ -179,3 +187,48 @@ def _utc() -> Any:
     from dateutil.tz import tzutc
 
     return tzutc()
+
+
+#: Top-level storage options s3fs passes on past its own arguments (fsspec's caches,
+#: and aiobotocore's session: s3fs builds ``AioSession(**the rest)``).
+_PASSED_ON = frozenset(
+    {"use_listings_cache", "listings_expiry_time", "max_paths", "skip_instance_cache"}
+)
+
+
+@functools.lru_cache(maxsize=1)
+def s3fs_options() -> frozenset[str]:
+    """The top-level storage options an s3fs filesystem takes (any other fails late)."""
+    import s3fs
+    from aiobotocore.session import AioSession
+
+    named: set[str] = set(_PASSED_ON)
+    for function in (s3fs.S3FileSystem.__init__, AioSession.__init__):
+        for name, param in inspect.signature(function).parameters.items():
+            if name != "self" and param.kind is param.POSITIONAL_OR_KEYWORD:
+                named.add(name)
+    return frozenset(named)
+
+
+def check_s3fs_options(options: Mapping[str, Any]) -> None:
+    """Refuse a storage option s3fs would pass to aiobotocore's session, to fail there later."""
+    try:
+        accepted = s3fs_options()
+    except (ImportError, TypeError, ValueError):  # pragma: no cover - s3fs missing: said elsewhere
+        return
+    unknown = sorted(set(options) - accepted)
+    if not unknown:
+        return
+    from .._suggest import did_you_mean
+    from ..errors import ConfigurationError
+
+    name = unknown[0]
+    if name == "engine":
+        raise ConfigurationError(
+            "engine= is an S3Result argument, not an s3fs storage option: "
+            "S3Result('bucket', prefix='...', engine='obstore')"
+        )
+    raise ConfigurationError(
+        f"storage option {name!r} is not one s3fs takes{did_you_mean(name, accepted)} (it would "
+        f"fail only at the first request); the options: {', '.join(sorted(accepted))}"
+    )

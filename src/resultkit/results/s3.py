@@ -18,7 +18,7 @@ from ._location import LocationTemplate
 from ._objectstore import ObjectStoreStorage
 from ._obstore import ObstoreRequests
 from ._ranged import RangedObject
-from ._s3client import client_config, tuned_client
+from ._s3client import check_s3fs_options, client_config, tuned_client
 from ._s3ranges import s3_range_fetcher
 from ._upload import is_stale_temp
 
@@ -61,6 +61,7 @@ class S3Storage(ObjectStoreStorage):
         ``from_url("s3://...")`` alike.
         """
         options = dict(options)
+        check_s3fs_options(options)  # s3fs would hand an unknown one to aiobotocore, to fail late
         # s3fs's concurrent read first asks for the size (an extra HEAD on every
         # read); one GET is cheaper for results. Raise it for very large objects.
         options.setdefault("max_concurrency", 1)
