@@ -13,11 +13,13 @@ Protocol, over the worker's stdin and stdout (lines):
 * driver: ``go`` (run once, answer ``LOCKSTEP T <case> <seconds>``) or ``stop``
   (run the rest of this case without waiting); it sends a word only after an R;
 * worker: ``LOCKSTEP E <case>`` when a case has finished (a case that times
-  nothing sends only this); the last line is the harness's JSON.
+  nothing sends only this), then waits for the driver's ``next`` (sent once both
+  sides have finished the case); the last line is the harness's JSON.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import subprocess
@@ -39,6 +41,9 @@ def start_case(case: str) -> None:
 def end_case() -> None:
     if ACTIVE:
         _say("E", _state["case"])
+        # Held until the other side has ended the case too: the next case's setup never
+        # runs during the other side's last timed run. EOF (the driver gone) lets it on.
+        sys.stdin.readline()
 
 
 def paced(run: Callable[[], float]) -> float:
@@ -88,14 +93,18 @@ class _Worker:
         """The next lockstep line as (kind, case); ("", "") once the worker has ended."""
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            if line.startswith(PREFIX + " "):
-                kind, case = line.split()[1:3]
-                self.waiting = kind == "R"
+            words = line.split()
+            if len(words) >= 3 and words[0] == PREFIX:
+                kind, case = words[1:3]
+                self.waiting = kind in ("R", "E")
                 if kind == "T":
                     self.runs[case] = self.runs.get(case, 0) + 1
                 return kind, case
-            if line.startswith("{"):
-                self.report = json.loads(line)
+            if line.startswith("{"):  # the harness's report is the last such line
+                with contextlib.suppress(ValueError):
+                    report = json.loads(line)
+                    if isinstance(report, dict):
+                        self.report = report
         return "", ""
 
     def send(self, word: str) -> None:
@@ -141,10 +150,13 @@ def run_in_lockstep(
                         worker.send("stop")
                         while worker.next_event()[0] not in ("E", ""):
                             pass
+                a.send("next")
+                b.send("next")
                 continue
             # Both wait at an R. A turn: each in its order gets go, answers T, then its
-            # next R (waits again) or E (its case is done). Turns alternate the order.
-            turn = 0
+            # next R (waits again) or E (its case is done, it waits for next). Turns
+            # alternate the order (A B, B A, ...).
+            turn = len(runs_paired)  # the side that goes first alternates from case to case
             ended: set[int] = set()
             while not ended:
                 for worker in (a, b) if turn % 2 == 0 else (b, a):
@@ -159,6 +171,8 @@ def run_in_lockstep(
                     worker.send("stop")
                     while worker.next_event()[0] not in ("E", ""):
                         pass
+            a.send("next")  # both have ended the case: on to the next, together
+            b.send("next")
     finally:
         a.finish()
         b.finish()

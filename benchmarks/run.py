@@ -213,7 +213,10 @@ def main() -> None:
             ratio = pairs.ratio if pairs is not None else None
             if pairs is not None and ratio is not None:
                 # The goal is judged on runs in turns, not on medians minutes apart.
-                theirs_text += f" ({fmt(statistics.median(pairs.theirs))} paired)"
+                theirs_text += (
+                    f" (paired: {fmt(statistics.median(pairs.theirs))} vs "
+                    f"{fmt(statistics.median(pairs.ours))})"
+                )
                 ratio_text = f"{ratio:.2f}x*"
             elif "x" in ratio_text:
                 ratio = float(ratio_text[:-1])
