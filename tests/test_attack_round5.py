@@ -1,6 +1,5 @@
-"""Round-5 attack: bugs found in this round's changes, and what held.
-
-Expected to FAIL today (each names its finding; the from_url tests that say nothing pass):
+"""Round-5 attack: bugs found in this round's changes (each fixed; each test failed before
+its fix), and what held. The findings:
 * BatchError: a cause whose __str__ raises breaks the BatchError itself; a cause
   whose message starts with a blank line is quoted as empty; the forked-obstore
   ConfigurationError is cut before its fix (spawn / forkserver / engine='s3fs').
@@ -197,7 +196,7 @@ print("parent:", r.read("parent.pkl").value, flush=True)
 def test_a_child_forked_after_the_users_own_obstore_use_is_refused_and_the_parent_lives(
     moto_server, tmp_path
 ):
-    """FAILS today: the child hangs at its first request and the parent dies of SIGSEGV.
+    """Was: the child hung at its first request and the parent died of SIGSEGV.
 
     The guard only knows of requests resultkit sent; the child's request on the
     runtime it inherited registers its socket in the epoll instance both share.
@@ -238,7 +237,7 @@ def test_from_url_refuses_a_misspelt_config_option_when_made():
 
 
 def test_config_kwargs_that_is_not_a_mapping_is_a_configuration_error():
-    """FAILS today: a raw ValueError ('dictionary update sequence element #0 ...')."""
+    """Was: a raw ValueError ('dictionary update sequence element #0 ...')."""
     from resultkit.results import S3Result
 
     with pytest.raises(ConfigurationError, match="config_kwargs"):
@@ -246,7 +245,7 @@ def test_config_kwargs_that_is_not_a_mapping_is_a_configuration_error():
 
 
 def test_from_url_with_an_option_s3fs_does_not_take_is_refused_when_made():
-    """FAILS today: made without complaint; the first write is a StorageError wrapping
+    """Was: made without complaint; the first write was a StorageError wrapping
     'AioSession.__init__() got an unexpected keyword argument' (engine= is S3Result's)."""
     from resultkit.results import from_url
 
