@@ -210,6 +210,10 @@ def seaweedfs(workdir: Path, access_key: str, secret_key: str) -> Emulator:
         "-master.telemetry=false",
         "-webdav=false",
         "-admin.ui=false",
+        # Off: their default ports are fixed (8181, 9101), so two servers at once (one
+        # per xdist worker) clashed and the second one exited after it had started.
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
     ]
     cmd += [f"-{name}={port}" for name, port in ports.items()]
     env = {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}

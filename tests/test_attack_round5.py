@@ -307,3 +307,50 @@ def test_a_forked_childs_batches_fail_as_batch_errors_and_large_writes_still_go(
     assert lines["exists_many"] == "ConfigurationError"
     assert lines["large write"] == "ok" and lines["large read"] == "ConfigurationError"
     assert lines["child exit"] == "0" and lines["parent"] == "0"
+
+
+OWN_FILESYSTEM_FORKED = """
+import multiprocessing as mp, sys, uuid
+import s3fs
+from resultkit.errors import ConfigurationError
+from resultkit.results import FSSpecResult
+
+fs = s3fs.S3FileSystem(endpoint_url=sys.argv[1], key="testing", secret="testing")
+if not fs.exists("rk-own-fs"):
+    fs.mkdir("rk-own-fs")
+r = FSSpecResult(fs, "rk-own-fs/" + uuid.uuid4().hex)
+r.write(1, "a.pkl")
+
+def child(q):
+    try:
+        r.read("a.pkl")
+        q.put("read")
+    except ConfigurationError as exc:
+        q.put("ConfigurationError: " + str(exc))
+    except Exception as exc:
+        q.put(type(exc).__name__ + ": " + str(exc))
+
+ctx = mp.get_context("fork")
+q = ctx.Queue()
+p = ctx.Process(target=child, args=(q,))
+p.start()
+print("child:", q.get(timeout=30), flush=True)
+p.join(10)
+print("parent:", r.read("a.pkl").value, flush=True)
+"""
+
+
+def test_a_filesystem_of_ones_own_used_in_a_forked_child_says_how_to_fix_it(moto_server, tmp_path):
+    """Newcomer: it was a StorageError wrapping 'RuntimeError: This class is not fork-safe'."""
+    import subprocess
+
+    script = tmp_path / "own_fs_forked.py"
+    script.write_text(OWN_FILESYSTEM_FORKED)
+    out = subprocess.run(
+        [sys.executable, str(script), moto_server.url], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr[-1500:]
+    child = next(line for line in out.stdout.splitlines() if line.startswith("child:"))
+    assert child.startswith("child: ConfigurationError: "), child
+    assert "build the filesystem in this process" in child and "S3Result" in child, child
+    assert "parent: 1" in out.stdout

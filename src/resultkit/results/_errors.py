@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 from ..errors import (
+    ConfigurationError,
     ResultKitError,
     ResultNotFoundError,
     StorageAccessError,
@@ -101,6 +102,20 @@ def _unsupported(location: str, action: str, exc: BaseException) -> ResultKitErr
     detail = str(exc) or "the storage does not implement this operation"
     return StorageError(
         f"could not {action} {location}: {type(exc).__name__}: {detail}", location=location
+    )
+
+
+def _is_forked_client(exc: BaseException) -> bool:
+    # fsspec's async filesystems refuse to run in a process forked after they started.
+    return isinstance(exc, RuntimeError) and "not fork-safe" in str(exc)
+
+
+def _forked_client(location: str, action: str, exc: BaseException) -> ResultKitError:
+    return ConfigurationError(
+        f"could not {action} {location}: its filesystem client was built in the parent process "
+        "before this process was forked, and fsspec's async clients do not survive a fork: "
+        "build the filesystem in this process, or let a Result build it (S3Result(...), "
+        "from_url(...)), which builds its own in each process"
     )
 
 
@@ -223,6 +238,7 @@ RULES: list[_Rule] = [
     (_is_access, _access),
     (_is_no_space, _no_space),
     (lambda e: isinstance(e, NotImplementedError), _unsupported),
+    (_is_forked_client, _forked_client),
 ]
 
 
