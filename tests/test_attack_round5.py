@@ -56,7 +56,7 @@ def test_batch_error_quotes_a_cause_whose_message_starts_with_a_blank_line():
 
 def test_batch_error_of_a_forked_obstore_child_keeps_the_fix(monkeypatch):
     # The exact error a forked child's items get (write_many / read_many there).
-    monkeypatch.setattr(_obstore, "_runtime_pid", os.getpid() + 1)
+    monkeypatch.setattr(_obstore, "_forked_from", os.getpid() + 1)
     with pytest.raises(ConfigurationError) as refused:
         _obstore._requests_allowed()
     cause = refused.value

@@ -157,6 +157,17 @@ def _not_users(frame: FrameType) -> bool:
     return name.startswith(_PACKAGE) or name.startswith(_MACHINERY)
 
 
+def _users_frame(frame: FrameType) -> tuple[FrameType | None, int]:
+    """The first frame from ``frame`` outward that is the user's (or None), and how many
+    frames out of ``frame`` it is."""
+    found: FrameType | None = frame
+    steps = 0
+    while found is not None and _not_users(found):
+        found = found.f_back
+        steps += 1
+    return found, steps
+
+
 @contextlib.contextmanager
 def entered_from_user() -> Iterator[None]:
     """Remember, for the block, the user's line that called resultkit (for :func:`warn_user`).
@@ -164,9 +175,7 @@ def entered_from_user() -> Iterator[None]:
     Used by ``Flow.run``: a warning raised on a worker thread, where no frame
     of the user's is on the stack, then points at the ``flow.run(...)`` line.
     """
-    frame: FrameType | None = sys._getframe(2)
-    while frame is not None and _not_users(frame):
-        frame = frame.f_back
+    frame, _ = _users_frame(sys._getframe(2))
     entry = None if frame is None else (frame.f_code.co_filename, frame.f_lineno, frame.f_globals)
     token = _ENTRY.set(entry)
     try:
@@ -184,13 +193,9 @@ def warn_user(message: str, category: type[Warning] = ResultKitWarning) -> None:
     on the stack, it points at the ``flow.run(...)`` line that started the run
     (:func:`entered_from_user`); failing that, at the library line that noticed.
     """
-    frame = sys._getframe(1)
-    level = 2  # warnings.warn's stacklevel of our caller
-    while frame.f_back is not None and _not_users(frame):
-        frame = frame.f_back
-        level += 1
-    if not _not_users(frame):
-        warnings.warn(message, category, stacklevel=level)
+    frame, steps = _users_frame(sys._getframe(1))
+    if frame is not None:
+        warnings.warn(message, category, stacklevel=2 + steps)  # 2: our caller's line
         return
     entry = _ENTRY.get()
     if entry is None:

@@ -38,9 +38,10 @@ from ._ranged import RangedObject, ReplacedWhileRead
 
 __all__ = ["ObstoreRequests"]
 
-#: The process whose requests started obstore's runtime (its Rust threads); None before.
-_runtime_pid: int | None = None
-#: Set in a process forked while its parent ran obstore's runtime (anyone's use of it).
+#: Whether this process's own requests started obstore's runtime (its Rust threads).
+_runtime_started = False
+#: The parent's pid, in a process forked while that parent ran obstore's runtime
+#: (anyone's use of it). The parent sets it at the fork, so only it is checked.
 _forked_from: int | None = None
 _runtime_seen_at_fork: int | None = None
 
@@ -49,7 +50,7 @@ def _runtime_threads() -> bool:
     """Whether this process runs tokio's threads (obstore's runtime, whoever started it)."""
     try:
         tasks = os.listdir("/proc/self/task")
-    except OSError:  # no /proc: only resultkit's own requests are known (_runtime_pid)
+    except OSError:  # no /proc: only resultkit's own requests are known (_runtime_started)
         return False
     for task in tasks:
         try:
@@ -63,7 +64,9 @@ def _runtime_threads() -> bool:
 
 def _before_fork() -> None:
     global _runtime_seen_at_fork
-    started = _runtime_pid is not None or ("obstore" in sys.modules and _runtime_threads())
+    # A forked child's runtime is its parent's, already broken: so is its children's.
+    inherited = _forked_from is not None
+    started = _runtime_started or inherited or ("obstore" in sys.modules and _runtime_threads())
     _runtime_seen_at_fork = os.getpid() if started else None
 
 
@@ -81,20 +84,15 @@ if hasattr(os, "register_at_fork"):
 
 def _requests_allowed() -> None:
     """Refuse a request in a process forked after obstore's runtime started in its parent."""
-    global _runtime_pid
-    pid = os.getpid()
-    parent = _forked_from
-    if parent is None and _runtime_pid is not None and _runtime_pid != pid:
-        parent = _runtime_pid
-    if parent is not None:
+    global _runtime_started
+    if _forked_from is not None:
         raise ConfigurationError(
             f"engine='obstore' cannot send requests in a process forked after obstore ran in "
             f"its parent: use multiprocessing.get_context('spawn') or 'forkserver', or "
             f"engine='s3fs' here (obstore's runtime does not survive a fork: this process, "
-            f"pid {pid}, forked from {parent}, would wait forever)"
+            f"pid {os.getpid()}, forked from {_forked_from}, would wait forever)"
         )
-    if _runtime_pid is None:
-        _runtime_pid = pid
+    _runtime_started = True
 
 
 _STATUS = re.compile(r"status code: (\d{3})")
