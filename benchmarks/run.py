@@ -61,11 +61,7 @@ def run_impls(
     python: str, impls: list[str], repeat: int, env: dict[str, str], only: str = ""
 ) -> dict[str, dict[str, dict[str, float | str]]]:
     """Run ``impls`` in turn in one interpreter; their medians by implementation and case."""
-    command = [python, str(HERE / "harness.py"), "--repeat", str(repeat)]
-    if only:
-        command += ["--only", only]
-    for impl in impls:
-        command += ["--impl", impl]
+    command = harness_command(python, impls, repeat, only)
     out = subprocess.run(command, capture_output=True, text=True, env=env)
     sys.stderr.write(out.stderr)
     if out.returncode != 0 or not out.stdout.strip():
@@ -74,12 +70,16 @@ def run_impls(
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def harness_command(python: str, impl: str, repeat: int, cases: list[str]) -> list[str]:
-    return [python, str(HERE / "harness.py"), "--repeat", str(repeat), "--impl", impl] + [
-        "--lockstep",
-        "--only",
-        ",".join(cases),
-    ]
+def harness_command(
+    python: str, impls: list[str], repeat: int, only: str = "", lockstep: bool = False
+) -> list[str]:
+    """The ``harness.py`` command line running ``impls`` (``only``: comma-separated cases)."""
+    command = [python, str(HERE / "harness.py"), "--repeat", str(repeat)]
+    if only:
+        command += ["--only", only]
+    for impl in impls:
+        command += ["--impl", impl]
+    return command + (["--lockstep"] if lockstep else [])
 
 
 def pair_goals(
@@ -95,10 +95,11 @@ def pair_goals(
     paired: dict[tuple[str, str], Paired] = {}
     for baseline, goal_cases in by_baseline.items():
         goal_cases.sort(key=cases.index)  # the harness runs them in table order
+        only = ",".join(goal_cases)
         print(f"paired runs: resultkit and {baseline} ({', '.join(goal_cases)})", flush=True)
         found, _, _ = run_in_lockstep(
-            harness_command(impls["resultkit"], "resultkit", repeat, goal_cases),
-            harness_command(impls[baseline], baseline, repeat, goal_cases),
+            harness_command(impls["resultkit"], ["resultkit"], repeat, only, lockstep=True),
+            harness_command(impls[baseline], [baseline], repeat, only, lockstep=True),
             env,
         )
         paired.update({(case, baseline): pairs for case, pairs in found.items()})
