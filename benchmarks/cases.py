@@ -11,7 +11,7 @@ import os
 import pickle
 
 import numpy as np
-from harness import sized, timed
+from harness import no_dirty_pages, sized, timed
 
 SMALL = {"rows": list(range(100)), "name": "small", "meta": {"k": "v" * 100}}  # ~1 KB pickled
 LARGE_MB = int(os.environ.get("BENCH_LARGE_MB", sized(100, 2)))
@@ -28,7 +28,7 @@ def rk_large_write(d: str, repeat: int) -> list[float]:
     from resultkit.results import LocalResult
 
     r, arr = LocalResult(dir=d), large_array()
-    return timed(lambda: r.write(arr, location="large.pkl"), repeat)
+    return timed(lambda: r.write(arr, location="large.pkl"), repeat, no_dirty_pages)
 
 
 def rk_large_read(d: str, repeat: int) -> list[float]:
@@ -64,7 +64,7 @@ def raw_large_write(d: str, repeat: int) -> list[float]:
         with open(path, "wb") as f:
             pickle.dump(arr, f, protocol=5)
 
-    return timed(once, repeat)
+    return timed(once, repeat, no_dirty_pages)
 
 
 def raw_large_read(d: str, repeat: int) -> list[float]:
@@ -90,7 +90,7 @@ def joblib_large_write(d: str, repeat: int) -> list[float]:
     import joblib
 
     arr, path = large_array(), os.path.join(d, "large.joblib")
-    return timed(lambda: joblib.dump(arr, path), repeat)
+    return timed(lambda: joblib.dump(arr, path), repeat, no_dirty_pages)
 
 
 def joblib_large_read(d: str, repeat: int) -> list[float]:
@@ -122,7 +122,7 @@ def pf1_large_write(d: str, repeat: int) -> list[float]:
     from prefect.engine.results import LocalResult
 
     r, arr = LocalResult(dir=d, location="large.pkl"), large_array()
-    return timed(lambda: r.write(arr), repeat)
+    return timed(lambda: r.write(arr), repeat, no_dirty_pages)
 
 
 def pf1_large_read(d: str, repeat: int) -> list[float]:

@@ -44,15 +44,36 @@ def sized(full: int, tiny: int) -> int:
     return tiny if TINY else full
 
 
-def timed(fn: Callable[[], object], repeat: int) -> list[float]:
-    """Durations of ``repeat`` calls of ``fn`` (each on the driver's turn under ``--lockstep``)."""
+def timed(
+    fn: Callable[[], object], repeat: int, settle: Callable[[], object] | None = None
+) -> list[float]:
+    """Durations of ``repeat`` calls of ``fn`` (each on the driver's turn under ``--lockstep``).
+
+    ``settle`` runs before each call, untimed (on the same turn): see :func:`no_dirty_pages`.
+    """
 
     def once() -> float:
+        if settle is not None:
+            settle()
         t0 = time.perf_counter()
         fn()
         return time.perf_counter() - t0
 
     return [lockstep.paced(once) for _ in range(repeat)]
+
+
+def no_dirty_pages() -> None:
+    """Write every dirty page back (``sync``) before a large write's timed run, untimed.
+
+    A 100 MB write lands in the page cache; the kernel writes it back over the next
+    seconds. Without this, that writeback (of this side's previous run or, in paired
+    runs, of the other side's run just before) falls into whichever timed write comes
+    next and slows it. Measured here in one process (7 writes of 100 MB, medians): a
+    resultkit write after another program's 100 MB write took 56 ms, 37 ms with a sync
+    before it; back to back 36 ms, 29 ms with a sync. Every implementation of a
+    large-write case calls it, so each timed write starts from the same clean page cache.
+    """
+    os.sync()
 
 
 def all_cases() -> dict[str, Case]:

@@ -39,7 +39,10 @@ WORKER = textwrap.dedent(
                 f.write(name + "-\\n")
         if repeat < 0:
             raise SystemExit(3)  # a worker that dies in the middle
-        times = harness.timed(once, repeat)
+        def settle():  # as no_dirty_pages: untimed, before each run
+            with open(log, "a") as f:
+                f.write(name + "~\\n")
+        times = harness.timed(once, repeat, settle if name.startswith("S") else None)
         lockstep.end_case()
         out[case] = {{"median": 0.0, "times": times}}
     print(json.dumps({{name: out}}))
@@ -95,3 +98,28 @@ def test_a_side_that_times_nothing_or_dies_ends_without_a_hang(worker):
     dead, lost, survivor = lockstep.run_in_lockstep(command("A", 2, -1), command("B", 2, 2), {})
     assert dead == {} and lost == {}
     assert len(survivor["case1"]["times"]) == 2
+
+
+def test_settling_runs_on_its_own_turn_just_before_each_timed_run(worker):
+    command, log = worker
+    lockstep.run_in_lockstep(command("S1", 3), command("S2", 3), {})
+    runs = _runs(log)
+    assert runs == ["S1~", "S1+", "S1-", "S2~", "S2+", "S2-", "S2~", "S2+", "S2-", "S1~", "S1+", "S1-"] + [
+        "S1~", "S1+", "S1-", "S2~", "S2+", "S2-",
+    ]  # fmt: skip
+
+
+def test_settling_is_not_timed(monkeypatch):
+    import harness
+
+    clock = [0.0]
+    monkeypatch.setattr(harness.time, "perf_counter", lambda: clock[0])
+
+    def advance(seconds: float):
+        def step() -> None:
+            clock[0] += seconds
+
+        return step
+
+    assert harness.timed(advance(1.0), 3, settle=advance(100.0)) == [1.0, 1.0, 1.0]
+    assert clock[0] == 303.0  # it did run, once before each call
