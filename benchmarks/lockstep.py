@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 #: Set by ``harness.py --lockstep``: timed runs wait for the driver's turn.
@@ -80,19 +82,54 @@ class Paired:
         return statistics.median(self.ratios) if self.ratios else None
 
 
+#: A worker silent this long (seconds) is taken for hung: it is killed, and the run goes
+#: on without it (its cases get no pairs). A timed run of the slowest case takes ~10 s.
+SILENCE_LIMIT = 900.0
+
+
 class _Worker:
-    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+    def __init__(self, command: list[str], env: dict[str, str], silence_limit: float) -> None:
         self.proc = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
         self.report: dict[str, dict[str, object]] = {}
         self.runs: dict[str, int] = {}
         self.waiting = False  # its last word was R: it reads stdin before anything else
+        self.silence_limit = silence_limit
+        # Lines arrive through a thread, so that waiting for one can give up.
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._ended = False
+        threading.Thread(target=self._read, daemon=True).start()
 
-    def next_event(self) -> tuple[str, str]:
-        """The next lockstep line as (kind, case); ("", "") once the worker has ended."""
+    def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _lines_until_end(self) -> Iterator[str]:
+        while not self._ended:
+            try:
+                line = self._lines.get(timeout=self.silence_limit)
+            except queue.Empty:
+                print(
+                    f"lockstep: {' '.join(self.proc.args[-6:])!s} said nothing for "
+                    f"{self.silence_limit:.0f} s: killed, its cases are not paired",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                self.proc.kill()
+                self.waiting, self._ended = False, True  # nothing more is read from it
+                return
+            if line is None:
+                self._ended = True
+                return
+            yield line
+
+    def next_event(self) -> tuple[str, str]:
+        """The next lockstep line as (kind, case); ("", "") once the worker has ended
+        (or was killed after :data:`SILENCE_LIMIT` seconds without a line)."""
+        for line in self._lines_until_end():
             words = line.split()
             if len(words) >= 3 and words[0] == PREFIX:
                 kind, case = words[1:3]
@@ -128,14 +165,18 @@ class _Worker:
 
 
 def run_in_lockstep(
-    ours: list[str], theirs: list[str], env: dict[str, str]
+    ours: list[str],
+    theirs: list[str],
+    env: dict[str, str],
+    silence_limit: float = SILENCE_LIMIT,
 ) -> tuple[dict[str, Paired], dict[str, dict[str, object]], dict[str, dict[str, object]]]:
     """Run two harness commands (``--lockstep``, the same ``--only`` cases) in turns.
 
     Returns the paired samples by case (the harness's returned samples, the first
-    ones both sides ran in turns) and each side's JSON report.
+    ones both sides ran in turns) and each side's JSON report. A side silent for
+    ``silence_limit`` seconds is killed (its report is then empty).
     """
-    a, b = _Worker(ours, env), _Worker(theirs, env)
+    a, b = _Worker(ours, env, silence_limit), _Worker(theirs, env, silence_limit)
     runs_paired: dict[str, int] = {}
     try:
         while True:

@@ -37,6 +37,9 @@ WORKER = textwrap.dedent(
             sum(range(20000))  # some work to time
             with open(log, "a") as f:
                 f.write(name + "-\\n")
+        if repeat == -2:
+            import threading
+            threading.Event().wait()  # a worker that hangs in the middle
         if repeat < 0:
             raise SystemExit(3)  # a worker that dies in the middle
         def settle():  # as no_dirty_pages: untimed, before each run
@@ -98,6 +101,16 @@ def test_a_side_that_times_nothing_or_dies_ends_without_a_hang(worker):
     dead, lost, survivor = lockstep.run_in_lockstep(command("A", 2, -1), command("B", 2, 2), {})
     assert dead == {} and lost == {}
     assert len(survivor["case1"]["times"]) == 2
+
+
+def test_a_side_that_hangs_is_killed_and_the_other_finishes(worker):
+    command, log = worker
+    paired, hung, survivor = lockstep.run_in_lockstep(
+        command("A", 2, -2), command("B", 2, 3), {}, silence_limit=1.0
+    )
+    assert hung == {} and paired == {}  # killed before its report: nothing to pair
+    assert len(survivor["case1"]["times"]) == 3  # the other side ran its cases to the end
+    assert _runs(log).count("A+") == 2
 
 
 def test_settling_runs_on_its_own_turn_just_before_each_timed_run(worker):
