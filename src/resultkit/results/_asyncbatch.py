@@ -50,7 +50,7 @@ from ._upload import HeldPut, holding_small_put
 if TYPE_CHECKING:
     from ._storage_result import StorageResult
 
-__all__ = ["LoopLane", "LoopWrites", "refuse_the_clients_own_loop"]
+__all__ = ["LoopLane", "LoopWrites", "refuse_the_clients_own_loop", "sends_its_async_request"]
 
 T = TypeVar("T")
 
@@ -103,7 +103,7 @@ class LoopLane:
             getattr(type(result), name) is not getattr(StorageResult, name) for name in cls._own
         ):
             return None
-        if not _sends_its_async_request(result.storage, cls._coroutine, cls._overridden):
+        if not sends_its_async_request(result.storage, cls._coroutine, cls._overridden):
             return None
         request_loop = getattr(result.storage, "_request_loop", None)
         try:
@@ -273,7 +273,7 @@ class LoopWrites(LoopLane):
         return written
 
 
-def _sends_its_async_request(storage: Any, coroutine: str, overridden: tuple[str, ...]) -> bool:
+def sends_its_async_request(storage: Any, coroutine: str, overridden: tuple[str, ...]) -> bool:
     """Whether ``storage``'s request is its ``coroutine`` and nothing else.
 
     A subclass that overrides one of ``overridden`` (``_put_object``,

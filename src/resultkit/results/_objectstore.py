@@ -17,7 +17,8 @@ record (``atomic_pairs`` is true):
   Put Block per part, then one Put Block List with the metadata. A read is
   one GET (the SDK pins any further ranges to the first one's ETag).
 
-``exists`` is one HEAD (GCS: one metadata GET). Names of the metadata are
+``exists`` is one HEAD (GCS: one metadata GET); ``exists_many`` of a few
+keys sends them at once on the client's event loop (``_objectheads.py``). Names of the metadata are
 ``rk-<name>`` (S3, GCS; ``rk_<name>`` on Azure, where names must be C#
 identifiers) plus a marker ``rk``; values that are not plain ASCII tokens are
 percent-encoded behind a ``~`` (see :func:`encode_metadata`). The whole
@@ -32,7 +33,6 @@ the object's own metadata wins); ``delete`` removes it.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 from collections.abc import Mapping
 from datetime import datetime
@@ -42,10 +42,9 @@ from typing import BinaryIO, ClassVar
 from fsspec.asyn import sync
 
 from ._asyncreads import first_get
-from ._batch import map_bounded
-from ._errors import is_missing_container
 from ._fsstorage import FileSystemStorage
 from ._location import RECORD_SUFFIX, TEMP_MARKER
+from ._objectheads import ObjectHeads
 from ._objmetadata import METADATA_MARKER, decode_metadata, encode_metadata
 from ._ranged import RangedObject, RangedReads
 from ._upload import LargeUpload, ObjectWriter, TempObjectUpload, is_stale_temp
@@ -88,21 +87,21 @@ def object_store_class(protocol: str | None) -> type[FileSystemStorage] | None:
     return cls
 
 
-class ObjectStoreStorage(RangedReads, FileSystemStorage):
+class ObjectStoreStorage(RangedReads, ObjectHeads):
     """Pairs on an object store, each one object with its record as metadata.
 
     Backends (``S3Storage``, ``GCSStorage``, ``AzureStorage``) implement the
     few requests below (``_put_object``, ``_get_object``, ``_head_object``,
-    and ``_copy_object`` / ``_list_temps`` or ``_start_large_upload``);
-    everything else is here. Constructing ``ObjectStoreStorage`` itself (as
+    and ``_copy_object`` / ``_list_temps`` or ``_start_large_upload``), and
+    where their client has an event loop, the same requests as coroutines
+    (``_put_object_async``, ``_get_object_async``, ``_head_object_async``);
+    everything else is here and in :class:`ObjectHeads` (``exists``). Constructing ``ObjectStoreStorage`` itself (as
     ``from_url("s3://...")`` does) builds the backend's class for the protocol.
     """
 
     atomic_pairs = True  # one object: payload and record are published together
-    #: write_many / read_many requests in flight (each waits on the client's event loop).
+    #: write_many / read_many / exists_many requests in flight (on the client's event loop).
     batch_concurrency = 32
-    #: exists_many of this many keys or more lists their folders instead of HEADs.
-    list_from: ClassVar[int] = 16
 
     #: Payloads up to this size go up in one request; larger ones stream.
     single_request_limit: ClassVar[int] = 5 * 2**20
@@ -165,10 +164,6 @@ class ObjectStoreStorage(RangedReads, FileSystemStorage):
         """:meth:`_get_object` as a coroutine of the loop; ranged past ``limit`` bytes."""
         raise NotImplementedError
 
-    def _head_object(self, path: str) -> Mapping[str, str] | None:
-        """The raw metadata of the object with one metadata request, or ``None``."""
-        raise NotImplementedError
-
     def _copy_object(self, src: str, dst: str, metadata: dict[str, str], size: int) -> None:
         """Copy ``src`` onto ``dst`` server-side with ``metadata``, atomically."""
         raise NotImplementedError
@@ -204,9 +199,6 @@ class ObjectStoreStorage(RangedReads, FileSystemStorage):
         return decode_metadata(raw, self.metadata_separator)
 
     # -- the Storage API -----------------------------------------------------------------
-    def _head_path(self, path: str) -> bool:
-        return self._head_object(path) is not None
-
     def head(self, key: str) -> Metadata | None:
         path = self.path(key)
         raw = self._head_object(path)
@@ -299,51 +291,6 @@ class ObjectStoreStorage(RangedReads, FileSystemStorage):
         with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
             self.fs.rm_file(path)
         return True
-
-    def exists(self, key: str) -> bool:
-        found = self._head_path(self.path(key))
-        if found:
-            self._container_seen = True
-        else:
-            self._check_container()  # a missing bucket is not an empty cache
-        return found
-
-    def exists_many(self, keys: builtins.list[str]) -> builtins.list[bool]:
-        """Few keys: one HEAD each, :attr:`batch_concurrency` at once on the client's
-        event loop (one round trip, whatever the folder holds: listing a folder of
-        100,000 objects would take 100 pages). Many keys (:attr:`list_from` or
-        more, mapped children's targets): one listing of their folders."""
-        if len(keys) >= self.list_from:
-            found = super().exists_many(keys)
-        else:
-            found = map_bounded(
-                lambda k: self._head_path(self.path(k)), keys, self.batch_concurrency
-            )
-        if any(found):
-            self._container_seen = True
-        elif found:
-            self._check_container()
-        return found
-
-    def _check_container(self) -> None:
-        """On a miss, make sure the bucket itself exists (once per storage: any
-        hit or write proves it, so only a storage's first misses pay a request).
-
-        Some clients (gcsfs, adlfs) say only "not found" for a missing bucket;
-        a read must not report a missing bucket as an empty cache.
-        """
-        if self.__dict__.get("_container_seen"):
-            return
-        container = self.root.split("/", 1)[0]
-        if not self.fs.exists(container):
-            raise FileNotFoundError(f"the bucket or container does not exist: {container}")
-        self._container_seen = True
-
-    @staticmethod
-    def _missing(exc: FileNotFoundError) -> None:
-        """Re-raise a not-found error that is about the bucket, not the object."""
-        if is_missing_container(exc):
-            raise exc
 
 
 def _size(data: bytes | RangedObject) -> int:

@@ -129,6 +129,16 @@ class AzureStorage(ObjectStoreStorage):
         except FileNotFoundError:
             return None
 
+    async def _head_object_async(self, path: str) -> Mapping[str, str] | None:
+        async def head(blob: Any) -> Mapping[str, str]:
+            properties = await blob.get_blob_properties()  # one HEAD
+            return dict(properties.metadata or {})
+
+        try:
+            return await self._on_blob_async(path, head)
+        except FileNotFoundError:
+            return None
+
     async def _get_object_async(
         self, path: str, limit: int
     ) -> tuple[bytes | RangedObject, Mapping[str, str]] | None:

@@ -81,6 +81,10 @@ class GCSStorage(ObjectStoreStorage):
         resource = self._resource(path)
         return None if resource is None else (resource.get("metadata") or {})
 
+    async def _head_object_async(self, path: str) -> Mapping[str, str] | None:
+        resource = await self._resource_async(path)
+        return None if resource is None else (resource.get("metadata") or {})
+
     async def _get_object_async(
         self, path: str, limit: int
     ) -> tuple[bytes | RangedObject, Mapping[str, str]] | None:

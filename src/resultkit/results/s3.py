@@ -157,6 +157,16 @@ class S3Storage(ObjectStoreStorage):
             return None
         return response.get("Metadata") or {}
 
+    async def _head_object_async(self, path: str) -> Mapping[str, str] | None:
+        # s3fs's client (exists_many on its loop); the obstore engine has no loop lane
+        fs: Any = self.fs
+        bucket, key = self._split(path)
+        try:
+            response = await fs._call_s3("head_object", fs.kwargs, Bucket=bucket, Key=key)
+        except FileNotFoundError:
+            return None
+        return response.get("Metadata") or {}
+
     def _copy_object(self, src: str, dst: str, metadata: dict[str, str], size: int) -> None:
         bucket, key = self._split(dst)
         src_bucket, src_key = self._split(src)

@@ -1,0 +1,209 @@
+"""Existence on object stores: one HEAD a key, many at once on the client's event loop.
+
+``exists`` is one HEAD (GCS: one metadata GET). ``exists_many`` of fewer
+than ``list_from`` keys sends one HEAD per key, at most ``batch_concurrency``
+at once; more keys (a mapped task's targets) list their folders instead.
+
+Where the backend's client is async underneath (s3fs, gcsfs, adlfs) and the
+backend implements ``_head_object_async``, the HEADs run as coroutines on the
+client's own event loop, begun from the caller's thread with one hand-over.
+Why not a thread per key: each such thread only blocks in fsspec's ``sync()``
+until the loop has sent its request, and the threads' start-up, hand-offs
+and contention for the GIL cost client CPU on every key (measured: about a
+third less client CPU a key on the loop, ``benchmarks/remote_cases.py``).
+A storage whose ``_head_object`` (or ``_head_path``) is its own below the
+class defining the coroutine, a backend without the coroutine (a third
+party's subclass), and S3's obstore engine (whose HEAD is obstore's own
+request) keep a thread per key.
+
+Both ways answer alike: a missing key is ``False``, any other failure of a
+HEAD raises (the Result maps it and retries the call, as for ``exists``),
+and a miss is checked against the container: a missing bucket is an error,
+never an empty cache (:meth:`ObjectHeads._check_container`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import threading
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import Future
+from typing import Any, ClassVar, TypeVar
+
+from ._asyncbatch import refuse_the_clients_own_loop, sends_its_async_request
+from ._batch import map_bounded
+from ._errors import is_missing_container
+from ._fsstorage import FileSystemStorage
+
+__all__ = ["ObjectHeads", "run_to_end"]
+
+T = TypeVar("T")
+
+
+class ObjectHeads(FileSystemStorage):
+    """``exists`` / ``exists_many`` of an object store, and its container check.
+
+    The HEAD side of :class:`~resultkit.results._objectstore.ObjectStoreStorage`:
+    a backend implements :meth:`_head_object` and, where its client has an
+    event loop, :meth:`_head_object_async` (the same request as a coroutine).
+    """
+
+    #: exists_many of this many keys or more lists their folders instead of HEADs.
+    list_from: ClassVar[int] = 16
+
+    def _head_object(self, path: str) -> Mapping[str, str] | None:
+        """The raw metadata of the object with one metadata request, or ``None``."""
+        raise NotImplementedError
+
+    async def _head_object_async(self, path: str) -> Mapping[str, str] | None:
+        """:meth:`_head_object` as a coroutine of the client's event loop (same answers)."""
+        raise NotImplementedError
+
+    def _head_path(self, path: str) -> bool:
+        return self._head_object(path) is not None
+
+    def _request_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The client's event loop for its coroutines, or ``None`` (see ObjectStoreStorage)."""
+        return None
+
+    def _head_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop ``exists_many``'s HEADs run on, or ``None``: a thread per key.
+
+        ``None`` where the backend has no :meth:`_head_object_async`, where a
+        subclass overrides the sync request below it (its code must run for
+        every key, as in ``exists``), and where :meth:`_request_loop` has no
+        loop (S3's obstore engine).
+        """
+        if type(self)._head_object_async is ObjectHeads._head_object_async:
+            return None
+        if not sends_its_async_request(self, "_head_object_async", ("_head_object", "_head_path")):
+            return None
+        return self._request_loop()
+
+    def exists(self, key: str) -> bool:
+        found = self._head_path(self.path(key))
+        if found:
+            self._container_seen = True
+        else:
+            self._check_container()  # a missing bucket is not an empty cache
+        return found
+
+    def exists_many(self, keys: builtins.list[str]) -> builtins.list[bool]:
+        """Few keys: one HEAD each, :attr:`batch_concurrency` at once, as coroutines on the
+        client's event loop where it has one (one round trip, whatever the folder holds:
+        listing a folder of 100,000 objects would take 100 pages). Many keys
+        (:attr:`list_from` or more, mapped children's targets): one listing of their folders.
+        """
+        if len(keys) >= self.list_from:
+            found = super().exists_many(keys)
+        else:
+            found = self._heads([self.path(k) for k in keys])
+        if any(found):
+            self._container_seen = True
+        elif found:
+            self._check_container()
+        return found
+
+    def _heads(self, paths: builtins.list[str]) -> builtins.list[bool]:
+        """Whether each object exists, by one HEAD each, :attr:`batch_concurrency` at once."""
+        loop = self._head_loop() if len(paths) > 1 else None
+        if loop is None:
+            return map_bounded(self._head_path, paths, self.batch_concurrency)
+        # From a coroutine on that very loop, the caller would block the HEADs it waits for.
+        refuse_the_clients_own_loop(self, "exists_many")
+        return run_to_end(loop, lambda: self._heads_async(paths, self.batch_concurrency))
+
+    async def _heads_async(self, paths: builtins.list[str], concurrency: int) -> list[bool]:
+        """The HEADs of ``paths`` on the loop, ``concurrency`` at once; the first failure
+        (in key order) raises once every HEAD has ended, the others cancelled."""
+        if not paths:
+            return []
+        slots = asyncio.Semaphore(max(1, concurrency))
+
+        async def head(path: str) -> bool:
+            async with slots:
+                return await self._head_object_async(path) is not None
+
+        tasks = [asyncio.ensure_future(head(path)) for path in paths]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:  # a failure, or the caller interrupted: no HEAD outlives the call
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            failure = None if task.cancelled() else task.exception()
+            if failure is not None:
+                raise failure
+        return [task.result() for task in tasks]
+
+    def _check_container(self) -> None:
+        """On a miss, make sure the bucket itself exists (once per storage: any
+        hit or write proves it, so only a storage's first misses pay a request).
+
+        Some clients (gcsfs, adlfs) say only "not found" for a missing bucket;
+        a read must not report a missing bucket as an empty cache.
+        """
+        if self.__dict__.get("_container_seen"):
+            return
+        container = self.root.split("/", 1)[0]
+        if not self.fs.exists(container):
+            raise FileNotFoundError(f"the bucket or container does not exist: {container}")
+        self._container_seen = True
+
+    @staticmethod
+    def _missing(exc: FileNotFoundError) -> None:
+        """Re-raise a not-found error that is about the bucket, not the object."""
+        if is_missing_container(exc):
+            raise exc
+
+
+def run_to_end(loop: asyncio.AbstractEventLoop, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``make()`` as a task of ``loop`` (running in another thread) and wait for its result.
+
+    Unlike fsspec's ``sync``, an interrupt of the waiting thread (Ctrl-C)
+    cancels the task and returns only once it has ended, so none of its
+    requests outlives the call.
+
+    Example:
+        >>> import asyncio, threading
+        >>> loop = asyncio.new_event_loop()
+        >>> threading.Thread(target=loop.run_forever, daemon=True).start()
+        >>> async def answer() -> int:
+        ...     await asyncio.sleep(0)
+        ...     return 42
+        >>> run_to_end(loop, answer)
+        42
+        >>> loop.call_soon_threadsafe(loop.stop)
+    """
+    done: Future[T] = Future()
+    ended = threading.Event()
+    running: list[asyncio.Task[T]] = []
+
+    def settle(task: asyncio.Task[T]) -> None:
+        if task.cancelled():
+            done.set_exception(asyncio.CancelledError())
+        elif task.exception() is not None:
+            done.set_exception(task.exception())
+        else:
+            done.set_result(task.result())
+        ended.set()
+
+    def begin() -> None:
+        task = loop.create_task(make())
+        running.append(task)
+        task.add_done_callback(settle)
+
+    def cancel() -> None:  # after begin: the loop runs its callbacks in order
+        for task in running:
+            task.cancel()
+
+    loop.call_soon_threadsafe(begin)
+    try:
+        return done.result()
+    except BaseException:
+        if not done.done() and not loop.is_closed():
+            loop.call_soon_threadsafe(cancel)
+            ended.wait()
+        raise
