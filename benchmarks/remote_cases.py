@@ -133,6 +133,25 @@ def large_read(server: str, ranged: bool) -> Callable[[str, int], list[float]]:
     return case
 
 
+#: Keys of the exists_many row, half of them there: a task's few targets, checked at once.
+EXISTS_KEYS = 8
+
+
+def exists_many(server: str, serially: bool) -> Callable[[str, int], list[float]]:
+    """One ``exists_many`` of EXISTS_KEYS keys (a HEAD each, at once), or one ``exists`` after
+    the other."""
+
+    def case(d: str, repeat: int) -> list[float]:
+        with s3_result(server) as r:
+            r.write_many({f"e/{i}.pkl": i for i in range(0, EXISTS_KEYS, 2)})
+            keys = [f"e/{i}.pkl" for i in range(EXISTS_KEYS)]
+            if serially:
+                return timed(lambda: [r.exists(k) for k in keys], repeat)
+            return timed(lambda: r.exists_many(keys), repeat)
+
+    return case
+
+
 CASES: dict[str, tuple[str, dict[str, Callable[[str, int], list[float]]]]] = {}
 # SeaweedFS when the run has it: moto reads the whole object for every ranged
 # GET (its CPU, not requests, would be measured).
@@ -141,6 +160,10 @@ CASES["s3_large_read"] = (
     f"verified read, {LARGE_READ_MB} MB numpy, S3 ({_LARGE_SERVER}) over 20 ms: "
     "ranged GETs vs one GET",
     {"resultkit": large_read(_LARGE_SERVER, True), "one GET": large_read(_LARGE_SERVER, False)},
+)
+CASES["s3_exists_many"] = (
+    f"exists_many of {EXISTS_KEYS} keys on S3 (moto) over 20 ms, vs {EXISTS_KEYS} exists() in turn",
+    {"resultkit": exists_many("moto", False), "serial": exists_many("moto", True)},
 )
 for _server in servers() or {"moto": {}}:
     _suffix = "" if _server == "moto" else f"_{_server}"
