@@ -96,6 +96,15 @@ def _requests_allowed() -> None:
 
 
 _STATUS = re.compile(r"status code: (\d{3})")
+#: A conditional create that failed in flight may have created the object: sent
+#: again it would be refused by that object, and "lost" would be reported for a
+#: won race (the lock made, nobody holding it). So it is sent once (obstore's
+#: retries are off, and the Result does not retry put_if_absent) and said so.
+_UNKNOWN_CREATE = (
+    "the conditional create got no answer, so whether it created the object is unknown "
+    "(not retried: a retry would be refused by an object this one may have made); "
+    "look at the object, or try again later ({error})"
+)
 _TRANSIENT_TEXT = ("error sending request", "timed out", "connection", "broken pipe")
 
 
@@ -190,7 +199,10 @@ class ObstoreRequests:
         except (AlreadyExistsError, PreconditionError):
             return False
         except Exception as exc:
-            raise _plain(exc) from None
+            error = _plain(exc)
+            if create and isinstance(error, ConnectionError):
+                raise ConnectionError(_UNKNOWN_CREATE.format(error=error)) from None
+            raise error from None
         return True
 
     def get(
