@@ -9,8 +9,11 @@ backend implements ``_head_object_async``, the HEADs run as coroutines on the
 client's own event loop, begun from the caller's thread with one hand-over.
 Why not a thread per key: each such thread only blocks in fsspec's ``sync()``
 until the loop has sent its request, and the threads' start-up, hand-offs
-and contention for the GIL cost client CPU on every key (measured: about a
-third less client CPU a key on the loop, ``benchmarks/remote_cases.py``).
+and contention for the GIL cost client CPU on every key. Measured behind
+the 20 ms proxy, the two ways alternating in one process (medians of 40 to
+60 rounds, 4, 8 and 15 keys): a fifth to a third less client CPU a key on
+the loop (SeaweedFS, 8 keys: 3.1 -> 2.1 ms; moto: 3.2 -> 2.4 ms), and less
+wall time (44 -> 38 ms; 72 -> 63 ms).
 A storage whose ``_head_object`` (or ``_head_path``) is its own below the
 class defining the coroutine, a backend without the coroutine (a third
 party's subclass), and S3's obstore engine (whose HEAD is obstore's own
