@@ -178,7 +178,7 @@ def run_to_end(loop: asyncio.AbstractEventLoop, make: Callable[[], Coroutine[Any
         ...     return 42
         >>> run_to_end(loop, answer)
         42
-        >>> loop.call_soon_threadsafe(loop.stop)
+        >>> _ = loop.call_soon_threadsafe(loop.stop)
     """
     done: Future[T] = Future()
     ended = threading.Event()
@@ -194,7 +194,12 @@ def run_to_end(loop: asyncio.AbstractEventLoop, make: Callable[[], Coroutine[Any
         ended.set()
 
     def begin() -> None:
-        task = loop.create_task(make())
+        try:
+            task = loop.create_task(make())
+        except BaseException as exc:  # raised on the loop, it would never reach the caller
+            done.set_exception(exc)
+            ended.set()
+            return
         running.append(task)
         task.add_done_callback(settle)
 
