@@ -97,3 +97,21 @@ def test_obstore_create_whose_answer_is_lost_says_the_outcome_is_unknown(moto_se
         )
         assert r.fs.cat(r.storage.path("locks/lost")) == b"mine"
         assert r.put_if_absent(b"other", location="locks/lost") is False
+
+
+def test_s3fs_create_sent_again_after_its_answer_was_lost_still_wins(moto_server) -> None:
+    """s3fs (aiohttp, botocore, s3fs's own retries) sends a create again when its answer
+    is lost; the object the first one made refuses it. That refusal is the caller's own
+    win: a nonce in the create's metadata tells it from a lost race."""
+    with FaultProxy(moto_server.port) as proxy:
+        r = s3_result(proxy.url, "s3fs")
+        proxy.clear()
+        proxy.reset(1, after_upstream=True, method="PUT")  # created, then the answer is lost
+        assert r.put_if_absent(b"mine", location="locks/resent") is True, (
+            "a create whose first attempt made the object won, even if its resent attempt "
+            "was refused by that object"
+        )
+        puts = [x.outcome for x in proxy.log if x.method == "PUT"]
+        assert len(puts) >= 2 and puts[0] == "reset-after-upstream"  # it was sent again
+        assert r.fs.cat(r.storage.path("locks/resent")) == b"mine"
+        assert r.put_if_absent(b"other", location="locks/resent") is False  # a real loss

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from glob import has_magic
@@ -85,6 +86,10 @@ def object_store_class(protocol: str | None) -> type[FileSystemStorage] | None:
     module, _, name = target.partition(":")
     cls: type[FileSystemStorage] = getattr(importlib.import_module(f"{__package__}.{module}"), name)
     return cls
+
+
+#: Metadata name of a conditional create's nonce (see ``ObjectStoreStorage.put_if_absent``).
+CREATE_NONCE = "create_nonce"
 
 
 class ObjectStoreStorage(RangedReads, ObjectHeads):
@@ -253,7 +258,22 @@ class ObjectStoreStorage(RangedReads, ObjectHeads):
     def put_if_absent(
         self, key: str, data: bytes | bytearray | memoryview, metadata: Metadata
     ) -> bool:
-        return self._put_object(self.path(key), bytes(data), self._encode(metadata), create=True)
+        """One conditional create; a refused one asks whether the object is its own.
+
+        A client may send a create again when its answer was lost (aiohttp on a
+        reused connection, botocore's and s3fs's retries): the object the first
+        attempt made then refuses the second, and a won race would read as lost
+        (a lock nobody holds until its lease ends). Each create carries a nonce
+        in its metadata; a refused create whose object carries its own nonce won.
+        The cost, one HEAD, is paid only by refused creates.
+        """
+        path = self.path(key)
+        nonce = uuid.uuid4().hex
+        encoded = self._encode({**metadata, CREATE_NONCE: nonce})
+        if self._put_object(path, bytes(data), encoded, create=True):
+            return True
+        found = self._decode(self._head_object(path))
+        return found is not None and found.get(CREATE_NONCE) == nonce
 
     def open_writer(self, key: str) -> StorageWriter:
         return ObjectWriter(self, self.path(key))
