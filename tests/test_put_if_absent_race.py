@@ -83,13 +83,15 @@ def test_one_winner_when_the_server_is_slow_between_check_and_store(
     assert stored == f"marker-{winners[0]}".encode(), f"the winner's bytes must stay: {stored!r}"
 
 
-def test_obstore_create_whose_answer_is_lost_says_the_outcome_is_unknown(moto_server) -> None:
+def test_obstore_create_whose_answer_is_lost_is_settled_by_its_nonce(moto_server) -> None:
+    """obstore sends a conditional create once. Its answer lost, one HEAD settles it: the
+    object carries this create's nonce, so the create won; with nothing there the outcome
+    is unknown, and the error says so."""
     with FaultProxy(moto_server.port) as proxy:
         r = s3_result(proxy.url, "obstore")
         proxy.clear()
         proxy.reset(1, after_upstream=True, method="PUT")  # created, then the answer is lost
-        with pytest.raises(StorageError, match="whether it created the object is unknown"):
-            r.put_if_absent(b"mine", location="locks/lost")
+        assert r.put_if_absent(b"mine", location="locks/lost") is True
         puts = [x.outcome for x in proxy.log if x.method == "PUT"]
         assert puts == ["reset-after-upstream"], (
             "a conditional create must be sent once: sent again, the object the first made "
@@ -97,6 +99,11 @@ def test_obstore_create_whose_answer_is_lost_says_the_outcome_is_unknown(moto_se
         )
         assert r.fs.cat(r.storage.path("locks/lost")) == b"mine"
         assert r.put_if_absent(b"other", location="locks/lost") is False
+
+        proxy.clear()
+        proxy.reset(1, method="PUT")  # never reached the server: nothing there to look at
+        with pytest.raises(StorageError, match="whether it created the object is unknown"):
+            r.put_if_absent(b"mine", location="locks/never")
 
 
 def test_s3fs_create_sent_again_after_its_answer_was_lost_still_wins(moto_server) -> None:

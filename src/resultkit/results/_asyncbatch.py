@@ -40,8 +40,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Future
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigurationError
@@ -50,7 +50,29 @@ from ._upload import HeldPut, holding_small_put
 if TYPE_CHECKING:
     from ._storage_result import StorageResult
 
-__all__ = ["LoopLane", "LoopWrites", "refuse_the_clients_own_loop", "sends_its_async_request"]
+__all__ = [
+    "INTERRUPT_CHECK",
+    "LoopLane",
+    "LoopWrites",
+    "first_done",
+    "refuse_the_clients_own_loop",
+    "sends_its_async_request",
+]
+
+#: Seconds between two looks at a pending interrupt while a batch waits. A signal
+#: (Ctrl-C) wakes a blocked wait at once; ``_thread.interrupt_main()`` (a stop
+#: button, a watchdog thread) wakes none, so waits are made in slices of this.
+INTERRUPT_CHECK = 0.5
+
+
+def first_done(pending: Iterable[Future[Any]]) -> set[Future[Any]]:
+    """The futures of ``pending`` that are done, once at least one is (waiting in slices
+    of :data:`INTERRUPT_CHECK` seconds, so that any interrupt is seen)."""
+    while True:
+        done, _ = wait(pending, timeout=INTERRUPT_CHECK, return_when=FIRST_COMPLETED)
+        if done:
+            return done
+
 
 T = TypeVar("T")
 

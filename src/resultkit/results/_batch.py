@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ConfigurationError, ResultError
-from ._asyncbatch import LoopLane, LoopWrites, refuse_the_clients_own_loop
+from ._asyncbatch import LoopLane, LoopWrites, first_done, refuse_the_clients_own_loop
 from ._asyncreads import LoopReads
 from ._location import LocationTemplate, short
 
@@ -218,7 +218,7 @@ def run_batch(
         try:
             for index, item in enumerate(items):
                 while len(pending) >= concurrency:  # a bounded window, never the whole batch
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    done = first_done(pending)
                     for future in done:
                         settle(pending.pop(future), future)
                 started = on_loop.start(index) if on_loop is not None else None
@@ -233,7 +233,7 @@ def run_batch(
                     started = pool.submit(run_one, item)
                 pending[started] = index
             while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                done = first_done(pending)
                 for future in done:
                     settle(pending.pop(future), future)
         finally:

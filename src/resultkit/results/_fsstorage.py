@@ -283,10 +283,11 @@ class FileSystemStorage(LazyFileSystem, Storage):
         guard = (
             _MEMORY_CREATE if isinstance(self.fs, MemoryFileSystem) else contextlib.nullcontext()
         )
+        payload = bytes(data)  # before the create: a failure then claims nothing
         with guard:
             try:
                 with self.fs.open(path, "xb") as f:
-                    f.write(bytes(data))
+                    f.write(payload)
             except FileExistsError:
                 return False
             except ValueError as exc:  # the filesystem has no exclusive mode

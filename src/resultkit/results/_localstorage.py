@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import contextlib
 import errno
 import io
 import os
@@ -210,18 +211,53 @@ class LocalFileStorage(FileSystemStorage):
         return True
 
     def put_if_absent(self, key: str, data: Any, metadata: Metadata) -> bool:
+        """Written whole into a temp file, then hard-linked at ``path`` (``link`` fails if
+        the name exists: the check and the create are one step). A reader never sees the
+        marker half written, and a write that fails (a full disk) claims nothing."""
         path = self.path(key)
         for _ in range(20):
             os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = self._temp_names(path)[0]
             try:
-                with PreallocatedFile(path, fsync=self.fsync) as f:  # O_EXCL create
+                with PreallocatedFile(tmp, fsync=self.fsync) as f:  # O_EXCL create
                     f.write(data)
-            except FileExistsError:
-                return False
+                return _link_if_absent(tmp, path)
             except FileNotFoundError:
                 continue  # the folder was pruned (a lock released) in between: again
-            return True
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
         raise FileNotFoundError(f"the folder of {path} keeps disappearing")
+
+
+def _link_if_absent(tmp: str, path: str) -> bool:
+    """Give the whole file ``tmp`` the name ``path`` unless it exists; whether it did.
+
+    Where the filesystem has no hard links, an exclusive create at ``path``
+    (``O_EXCL``) filled from ``tmp``, removed again if filling it fails.
+    """
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+            raise
+    with open(tmp, "rb") as source:
+        data = source.read()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0))
+    except FileExistsError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as target:
+            target.write(data)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return True
 
 
 _ODD_PARTS = frozenset({"", ".", ".."})

@@ -34,7 +34,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
 from typing import Any, ClassVar, TypeVar
 
-from ._asyncbatch import refuse_the_clients_own_loop, sends_its_async_request
+from ._asyncbatch import INTERRUPT_CHECK, refuse_the_clients_own_loop, sends_its_async_request
 from ._batch import map_bounded
 from ._errors import is_missing_container
 from ._fsstorage import FileSystemStorage
@@ -98,6 +98,9 @@ class ObjectHeads(FileSystemStorage):
         listing a folder of 100,000 objects would take 100 pages). Many keys
         (:attr:`list_from` or more, mapped children's targets): one listing of their folders.
         """
+        # From a coroutine on the client's own loop every request would wait for the
+        # caller that blocks it: refused, whatever the path below (fsspec's sync too).
+        refuse_the_clients_own_loop(self, "exists_many")
         if len(keys) >= self.list_from:
             found = super().exists_many(keys)
         else:
@@ -113,8 +116,6 @@ class ObjectHeads(FileSystemStorage):
         loop = self._head_loop() if len(paths) > 1 else None
         if loop is None:
             return map_bounded(self._head_path, paths, self.batch_concurrency)
-        # From a coroutine on that very loop, the caller would block the HEADs it waits for.
-        refuse_the_clients_own_loop(self, "exists_many")
         return run_to_end(loop, lambda: self._heads_async(paths, self.batch_concurrency))
 
     async def _heads_async(self, paths: builtins.list[str], concurrency: int) -> list[bool]:
@@ -165,7 +166,8 @@ class ObjectHeads(FileSystemStorage):
 def run_to_end(loop: asyncio.AbstractEventLoop, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``make()`` as a task of ``loop`` (running in another thread) and wait for its result.
 
-    Unlike fsspec's ``sync``, an interrupt of the waiting thread (Ctrl-C)
+    Unlike fsspec's ``sync``, an interrupt of the waiting thread (Ctrl-C, or
+    ``_thread.interrupt_main()``, seen within :data:`INTERRUPT_CHECK` seconds)
     cancels the task and returns only once it has ended, so none of its
     requests outlives the call.
 
@@ -209,6 +211,10 @@ def run_to_end(loop: asyncio.AbstractEventLoop, make: Callable[[], Coroutine[Any
 
     loop.call_soon_threadsafe(begin)
     try:
+        # In slices, as fsspec's sync waits: an interrupt that is not a signal
+        # (``_thread.interrupt_main()``: a stop button, a watchdog) wakes no blocked wait.
+        while not ended.wait(INTERRUPT_CHECK):
+            pass
         return done.result()
     except BaseException:
         if not done.done() and not loop.is_closed():

@@ -43,10 +43,17 @@ from typing import BinaryIO, ClassVar
 from fsspec.asyn import sync
 
 from ._asyncreads import first_get
+from ._errors import is_transient
 from ._fsstorage import FileSystemStorage
 from ._location import RECORD_SUFFIX, TEMP_MARKER
 from ._objectheads import ObjectHeads
-from ._objmetadata import METADATA_MARKER, decode_metadata, encode_metadata
+from ._objmetadata import (
+    CREATE_NONCE,
+    METADATA_MARKER,
+    create_nonce,
+    decode_metadata,
+    encode_metadata,
+)
 from ._ranged import RangedObject, RangedReads
 from ._upload import LargeUpload, ObjectWriter, TempObjectUpload, is_stale_temp
 from ._verify import parse_record
@@ -86,10 +93,6 @@ def object_store_class(protocol: str | None) -> type[FileSystemStorage] | None:
     module, _, name = target.partition(":")
     cls: type[FileSystemStorage] = getattr(importlib.import_module(f"{__package__}.{module}"), name)
     return cls
-
-
-#: Metadata name of a conditional create's nonce (see ``ObjectStoreStorage.put_if_absent``).
-CREATE_NONCE = "create_nonce"
 
 
 class ObjectStoreStorage(RangedReads, ObjectHeads):
@@ -265,15 +268,26 @@ class ObjectStoreStorage(RangedReads, ObjectHeads):
         attempt made then refuses the second, and a won race would read as lost
         (a lock nobody holds until its lease ends). Each create carries a nonce
         in its metadata; a refused create whose object carries its own nonce won.
-        The cost, one HEAD, is paid only by refused creates.
+        The cost, one HEAD, is paid only by refused creates. A create that got
+        no answer at all (obstore sends it once) is settled the same way when
+        the object is there; when it is not, the outcome is unknown and the
+        error is raised.
         """
         path = self.path(key)
         nonce = uuid.uuid4().hex
         encoded = self._encode({**metadata, CREATE_NONCE: nonce})
-        if self._put_object(path, bytes(data), encoded, create=True):
-            return True
-        found = self._decode(self._head_object(path))
-        return found is not None and found.get(CREATE_NONCE) == nonce
+        try:
+            if self._put_object(path, bytes(data), encoded, create=True):
+                return True
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            found = self._head_object(path)
+            if found is None:
+                raise  # nothing there (yet): whether this create made it is unknown
+            return create_nonce(found, self.metadata_separator) == nonce
+        found = self._head_object(path)
+        return found is not None and create_nonce(found, self.metadata_separator) == nonce
 
     def open_writer(self, key: str) -> StorageWriter:
         return ObjectWriter(self, self.path(key))

@@ -15,10 +15,13 @@ from urllib.parse import quote, unquote
 from ._record import PREVIOUS_KEY
 from .storage import Metadata
 
-__all__ = ["encode_metadata", "decode_metadata", "METADATA_MARKER"]
+__all__ = ["encode_metadata", "decode_metadata", "create_nonce", "CREATE_NONCE", "METADATA_MARKER"]
 
 #: Metadata name present on every object written with its record as metadata.
 METADATA_MARKER = "rk"
+#: Metadata name of a conditional create's nonce (``ObjectStoreStorage.put_if_absent``):
+#: not part of any record, so a marker still reads as an object without one.
+CREATE_NONCE = "create_nonce"
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 # Values sent as they are: header-safe printable ASCII, no '~' (the escape) or '%'.
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9._:+/=@,-]+\Z")
@@ -75,8 +78,18 @@ def decode_metadata(raw: Mapping[str, str] | None, separator: str = "-") -> dict
     if METADATA_MARKER not in lowered:
         return None
     prefix = METADATA_MARKER + separator
+    nonce = prefix + CREATE_NONCE.replace("_", separator)
     return {
         name[len(prefix) :].replace(separator, "_"): _decode_value(value)
         for name, value in lowered.items()
-        if name.startswith(prefix)
+        if name.startswith(prefix) and name != nonce
     }
+
+
+def create_nonce(raw: Mapping[str, str] | None, separator: str = "-") -> str | None:
+    """The nonce a conditional create stored in an object's metadata, or ``None``."""
+    name = METADATA_MARKER + separator + CREATE_NONCE.replace("_", separator)
+    for key, value in (raw or {}).items():
+        if str(key).lower() == name:
+            return _decode_value(str(value))
+    return None

@@ -246,8 +246,14 @@ class StorageResult(Locating, BatchOperations, Result):
         marker, not a value; it carries no integrity record.
         """
         canonical = self._canonical_location(location, kwargs)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ConfigurationError(
+                f"put_if_absent at {canonical} stores raw bytes, not a "
+                f"{type(data).__name__}: pass bytes (e.g. 'owner'.encode(), or "
+                "pickle.dumps(value) for a value)"
+            )
         with map_storage_errors(canonical, "create"):
-            return bool(self.storage.put_if_absent(self._key(canonical), data, {}))
+            return bool(self.storage.put_if_absent(self._key(canonical), bytes(data), {}))
 
     # -- write and read, once for every backend ------------------------------------
     def _call(self, location: str, action: str, fn: Callable[..., T], *args: Any) -> T:
