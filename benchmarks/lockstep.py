@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
+import signal
 import statistics
 import subprocess
 import sys
@@ -93,7 +95,7 @@ class _Worker:
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
         self.report: dict[str, dict[str, object]] = {}
-        self.runs: dict[str, int] = {}
+        self.timed: dict[str, list[float]] = {}  # the seconds of its runs made in turns
         self.waiting = False  # its last word was R: it reads stdin before anything else
         self.silence_limit = silence_limit
         # Lines arrive through a thread, so that waiting for one can give up.
@@ -118,7 +120,7 @@ class _Worker:
                     file=sys.stderr,
                     flush=True,
                 )
-                self.proc.kill()
+                _kill_tree(self.proc.pid)  # with what it started (a server, a pool)
                 self.waiting, self._ended = False, True  # nothing more is read from it
                 return
             if line is None:
@@ -135,7 +137,8 @@ class _Worker:
                 kind, case = words[1:3]
                 self.waiting = kind in ("R", "E")
                 if kind == "T":
-                    self.runs[case] = self.runs.get(case, 0) + 1
+                    with contextlib.suppress(IndexError, ValueError):
+                        self.timed.setdefault(case, []).append(float(words[3]))
                 return kind, case
             if line.startswith("{"):  # the harness's report is the last such line
                 with contextlib.suppress(ValueError):
@@ -206,7 +209,7 @@ def run_in_lockstep(
                     if worker.next_event()[0] != "R":
                         ended.add(id(worker))
                 turn += 1
-            runs_paired[case] = min(a.runs.get(case, 0), b.runs.get(case, 0))
+            runs_paired[case] = min(len(a.timed.get(case, ())), len(b.timed.get(case, ())))
             for worker in (a, b):
                 if id(worker) not in ended:  # it waits at an R: the rest runs unpaced
                     worker.send("stop")
@@ -217,20 +220,28 @@ def run_in_lockstep(
     finally:
         a.finish()
         b.finish()
-    paired: dict[str, Paired] = {}
-    for case, n in runs_paired.items():
-        mine = _samples(a.report, case)
-        yours = _samples(b.report, case)
-        if mine and yours and n:
-            paired[case] = Paired(mine[:n], yours[:n])
+    # The pairs come from the runs' own lines, not the final reports: a side killed in
+    # a later case keeps the pairs of the cases it finished.
+    paired = {
+        case: Paired(a.timed[case][:n], b.timed[case][:n]) for case, n in runs_paired.items() if n
+    }
     return paired, _only_impl(a.report), _only_impl(b.report)
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process it started (Linux ``/proc``), children first
+    found, so that none is left running after a hung worker is given up."""
+    family, i = [pid], 0
+    while i < len(family):
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{family[i]}/task"):
+                with open(f"/proc/{family[i]}/task/{task}/children") as f:
+                    family.extend(int(child) for child in f.read().split())
+        i += 1
+    for member in family:
+        with contextlib.suppress(OSError):
+            os.kill(member, signal.SIGKILL)
 
 
 def _only_impl(report: dict[str, dict[str, object]]) -> dict[str, object]:
     return next(iter(report.values()), {})
-
-
-def _samples(report: dict[str, dict[str, object]], case: str) -> list[float]:
-    row = _only_impl(report).get(case)
-    times = row.get("times") if isinstance(row, dict) else None
-    return [float(t) for t in times] if isinstance(times, list) else []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,11 @@ WORKER = textwrap.dedent(
             with open(log, "a") as f:
                 f.write(name + "-\\n")
         if repeat == -2:
-            import threading
-            threading.Event().wait()  # a worker that hangs in the middle
+            import subprocess, threading
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+            with open(log, "a") as f:
+                f.write(f"child{{child.pid}}\\n")
+            threading.Event().wait()  # a worker that hangs in the middle, with a child
         if repeat < 0:
             raise SystemExit(3)  # a worker that dies in the middle
         def settle():  # as no_dirty_pages: untimed, before each run
@@ -97,9 +101,10 @@ def test_a_side_that_times_nothing_or_dies_ends_without_a_hang(worker):
     assert len(paired["case1"].ours) == 2
     assert len(theirs["case0"]["times"]) == 2  # B's runs of case0 ran anyway
 
-    # A dies before its second case: no report, so no pairs; B is told to stop waiting.
-    dead, lost, survivor = lockstep.run_in_lockstep(command("A", 2, -1), command("B", 2, 2), {})
-    assert dead == {} and lost == {}
+    # A dies before its second case: no report, but the case it finished keeps its pairs
+    # (from the runs' own lines); B is told to stop waiting.
+    paired, lost, survivor = lockstep.run_in_lockstep(command("A", 2, -1), command("B", 2, 2), {})
+    assert lost == {} and list(paired) == ["case0"] and len(paired["case0"].ours) == 2
     assert len(survivor["case1"]["times"]) == 2
 
 
@@ -108,9 +113,25 @@ def test_a_side_that_hangs_is_killed_and_the_other_finishes(worker):
     paired, hung, survivor = lockstep.run_in_lockstep(
         command("A", 2, -2), command("B", 2, 3), {}, silence_limit=1.0
     )
-    assert hung == {} and paired == {}  # killed before its report: nothing to pair
+    assert hung == {}  # killed before its report
+    assert len(paired["case0"].ours) == 2  # the case it finished keeps its pairs
+    assert "case1" not in paired
     assert len(survivor["case1"]["times"]) == 3  # the other side ran its cases to the end
-    assert _runs(log).count("A+") == 2
+    runs = _runs(log)
+    assert runs.count("A+") == 2
+    child = int(next(r for r in runs if r.startswith("child"))[len("child") :])
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling with a deadline: the kill is asynchronous
+    assert not _alive(child), "the hung worker's own child must be killed with it"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
 
 
 def test_settling_runs_on_its_own_turn_just_before_each_timed_run(worker):
