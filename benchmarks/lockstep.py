@@ -220,12 +220,23 @@ def run_in_lockstep(
     finally:
         a.finish()
         b.finish()
-    # The pairs come from the runs' own lines, not the final reports: a side killed in
-    # a later case keeps the pairs of the cases it finished.
     paired = {
-        case: Paired(a.timed[case][:n], b.timed[case][:n]) for case, n in runs_paired.items() if n
+        case: Paired(_samples(a, case, n), _samples(b, case, n))
+        for case, n in runs_paired.items()
+        if n
     }
     return paired, _only_impl(a.report), _only_impl(b.report)
+
+
+def _samples(worker: _Worker, case: str, n: int) -> list[float]:
+    """The first ``n`` durations of ``case``: as the case reported them (a case may scale
+    its samples, e.g. to one call of many), or, from a side that ended without its report
+    (killed, dead), its runs' own lines, so the cases it finished keep their pairs."""
+    row = _only_impl(worker.report).get(case)
+    times = row.get("times") if isinstance(row, dict) else None
+    if isinstance(times, list) and len(times) >= n:
+        return [float(t) for t in times[:n]]
+    return worker.timed[case][:n]
 
 
 def _kill_tree(pid: int) -> None:

@@ -157,3 +157,21 @@ def test_settling_is_not_timed(monkeypatch):
 
     assert harness.timed(advance(1.0), 3, settle=advance(100.0)) == [1.0, 1.0, 1.0]
     assert clock[0] == 303.0  # it did run, once before each call
+
+
+def test_pairs_are_the_durations_the_case_reports(worker, tmp_path):
+    """A case that scales its samples (one call of a sample of many, as timed_per_call)
+    is paired in those units, not in the seconds of the whole timed run."""
+    command, _ = worker
+    script = Path(command("A", 1)[1])
+    scaled = tmp_path / "scaled.py"
+    source = script.read_text()
+    run = 'times = harness.timed(once, repeat, settle if name.startswith("S") else None)'
+    assert run in source
+    scaled.write_text(source.replace(run, f"times = [t / 1000 for t in {run[8:]}]"))
+    paired, ours, theirs = lockstep.run_in_lockstep(
+        [sys.executable, str(scaled), *command("A", 2)[2:]], command("B", 2), {}
+    )
+    assert paired["case0"].ours == ours["case0"]["times"]  # scaled: what the case says
+    assert paired["case0"].theirs == theirs["case0"]["times"]
+    assert max(paired["case0"].ours) < min(paired["case0"].theirs)  # a thousandth of B's
