@@ -55,6 +55,7 @@ __all__ = [
     "LoopLane",
     "LoopWrites",
     "first_done",
+    "pass_outcome",
     "refuse_the_clients_own_loop",
     "sends_its_async_request",
 ]
@@ -63,6 +64,16 @@ __all__ = [
 #: (Ctrl-C) wakes a blocked wait at once; ``_thread.interrupt_main()`` (a stop
 #: button, a watchdog thread) wakes none, so waits are made in slices of this.
 INTERRUPT_CHECK = 0.5
+
+
+def pass_outcome(task: asyncio.Task[Any], done: Future[Any]) -> None:
+    """Give ``done`` (waited on by a thread) the outcome of the loop's finished ``task``."""
+    if task.cancelled():
+        done.set_exception(asyncio.CancelledError())
+    elif task.exception() is not None:
+        done.set_exception(task.exception())
+    else:
+        done.set_result(task.result())
 
 
 def first_done(pending: Iterable[Future[Any]]) -> set[Future[Any]]:
@@ -196,12 +207,7 @@ class LoopLane:
 
     def _settle(self, done: Future[Any], task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if task.cancelled():
-            done.set_exception(asyncio.CancelledError())
-        elif task.exception() is not None:
-            done.set_exception(task.exception())
-        else:
-            done.set_result(task.result())
+        pass_outcome(task, done)
 
     def _cancel_all(self, ended: Future[None]) -> None:
         self._stopped = True

@@ -34,7 +34,12 @@ from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
 from typing import Any, ClassVar, TypeVar
 
-from ._asyncbatch import INTERRUPT_CHECK, refuse_the_clients_own_loop, sends_its_async_request
+from ._asyncbatch import (
+    INTERRUPT_CHECK,
+    pass_outcome,
+    refuse_the_clients_own_loop,
+    sends_its_async_request,
+)
 from ._batch import map_bounded
 from ._errors import is_missing_container
 from ._fsstorage import FileSystemStorage
@@ -187,12 +192,7 @@ def run_to_end(loop: asyncio.AbstractEventLoop, make: Callable[[], Coroutine[Any
     running: list[asyncio.Task[T]] = []
 
     def settle(task: asyncio.Task[T]) -> None:
-        if task.cancelled():
-            done.set_exception(asyncio.CancelledError())
-        elif task.exception() is not None:
-            done.set_exception(task.exception())
-        else:
-            done.set_result(task.result())
+        pass_outcome(task, done)
         ended.set()
 
     def begin() -> None:
