@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import tempfile
 
@@ -20,6 +21,13 @@ os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 for _var, _prefix in (("RESULTKIT_CACHE_STORE", "cache"), ("RESULTKIT_RUN_STORE", "runs")):
     if os.environ.get("PYTEST_XDIST_WORKER") or _var not in os.environ:
         os.environ[_var] = tempfile.mkdtemp(prefix=f"resultkit-test-{_prefix}-")
+
+# A suite started in the background of a script (`cmd &`) inherits SIGINT
+# ignored, and Python then installs no handler: the tests of Ctrl-C
+# (`_thread.interrupt_main()`) would see no KeyboardInterrupt. Give the
+# process Python's own handler, as in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import pytest  # noqa: E402
 
