@@ -25,7 +25,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import StorageError, UnsafeLocationError
 from ._fsstorage import FileSystemStorage
-from ._localio import PreallocatedFile, exchange_available
+from ._localio import PreallocatedFile, exchange_available, fsync_folder
 from ._localsafety import check_inside
 from ._localwrite import LocalWriter, remove_spares
 from ._location import LOCKS_FOLDER, RECORD_SUFFIX, short
@@ -215,18 +215,30 @@ class LocalFileStorage(FileSystemStorage):
         the name exists: the check and the create are one step). A reader never sees the
         marker half written, and a write that fails (a full disk) claims nothing."""
         path = self.path(key)
+        folder = os.path.dirname(path)
         for _ in range(20):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            # A lock released meanwhile prunes its empty folders up to the locks
+            # folder, maybe inside makedirs (FileNotFoundError, or FileExistsError when
+            # a folder goes between its mkdir and its check): each time, again.
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except (FileNotFoundError, FileExistsError):
+                if os.path.lexists(folder) and not os.path.isdir(folder):
+                    raise  # a file where the folder must be: not a race
+                continue
             tmp = self._temp_names(path)[0]
             try:
                 with PreallocatedFile(tmp, fsync=self.fsync) as f:  # O_EXCL create
                     f.write(data)
-                return _link_if_absent(tmp, path)
+                created = _link_if_absent(tmp, path)
             except FileNotFoundError:
-                continue  # the folder was pruned (a lock released) in between: again
+                continue  # the folder was pruned in between: again
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
+            if created and self.fsync:
+                fsync_folder(folder)  # the new name survives a power loss too
+            return created
         raise FileNotFoundError(f"the folder of {path} keeps disappearing")
 
 
@@ -234,7 +246,9 @@ def _link_if_absent(tmp: str, path: str) -> bool:
     """Give the whole file ``tmp`` the name ``path`` unless it exists; whether it did.
 
     Where the filesystem has no hard links, an exclusive create at ``path``
-    (``O_EXCL``) filled from ``tmp``, removed again if filling it fails.
+    (``O_EXCL``) filled from ``tmp``, removed again if filling it fails (there,
+    a reader may see the marker before it is filled, and a kill while filling
+    leaves it part-filled).
     """
     try:
         os.link(tmp, path)
@@ -242,7 +256,13 @@ def _link_if_absent(tmp: str, path: str) -> bool:
     except FileExistsError:
         return False
     except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+        if exc.errno not in (
+            errno.EPERM,
+            errno.EOPNOTSUPP,
+            errno.ENOTSUP,
+            errno.EMLINK,
+            errno.ENOSYS,
+        ):
             raise
     with open(tmp, "rb") as source:
         data = source.read()

@@ -240,10 +240,10 @@ class StorageResult(Locating, BatchOperations, Result):
         """Store raw ``data`` at ``location`` only if nothing is there; return whether it did.
 
         The check and the create are one atomic operation on the storage
-        (local ``O_EXCL``, S3 ``If-None-Match: *``, GCS ``ifGenerationMatch=0``,
-        Azure ``If-None-Match: *``), so of many concurrent callers exactly one
-        gets ``True``: the primitive for single-flight locks. ``data`` is a
-        marker, not a value; it carries no integrity record.
+        (local: a hard link of the whole marker, S3 ``If-None-Match: *``, GCS
+        ``ifGenerationMatch=0``, Azure ``If-None-Match: *``), so of many concurrent
+        callers exactly one gets ``True``: the primitive for single-flight locks.
+        ``data`` (bytes) is a marker, not a value; it carries no integrity record.
         """
         canonical = self._canonical_location(location, kwargs)
         if not isinstance(data, (bytes, bytearray, memoryview)):
