@@ -43,3 +43,28 @@ def test_sibling_single_flight_locks_never_fail_to_take_a_lock(tmp_path: Path) -
     for t in threads:
         t.join(timeout=30)
     assert not errors, f"{len(errors)} error(s), first: {errors[0]!r}"
+
+
+def test_a_killed_creates_temp_in_a_lock_folder_is_swept_by_the_next_create(
+    tmp_path: Path,
+) -> None:
+    """A create killed between its temp file and its link leaves the temp in the lock's
+    folder, where no write ever sweeps: the next create there removes it once its
+    writer is gone (a sweep runs at most once a minute per folder and process)."""
+    import os
+    import subprocess
+    import sys
+
+    r = LocalResult(dir=str(tmp_path))
+    folder = tmp_path / "locks" / "run"
+    folder.mkdir(parents=True)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs: the killed writer's
+    own = r.storage._temp_names(str(folder / "claim"))[0]
+    head, tail = own.split(".rktmp-", 1)
+    left = f"{head}.rktmp-{gone.pid}{tail[len(str(os.getpid())) :]}"
+    Path(left).write_bytes(b"half")
+    old = time.time() - 60
+    os.utime(left, (old, old))
+    assert r.put_if_absent(b"two", location="locks/run/other") is True
+    assert sorted(p.name for p in folder.iterdir()) == ["other"]

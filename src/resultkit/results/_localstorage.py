@@ -26,7 +26,7 @@ from fsspec.implementations.local import LocalFileSystem
 from ..errors import StorageError, UnsafeLocationError
 from ._fsstorage import FileSystemStorage
 from ._localio import PreallocatedFile, exchange_available, fsync_folder
-from ._localsafety import check_inside
+from ._localsafety import check_inside, sweep_dead_writers
 from ._localwrite import LocalWriter, remove_spares
 from ._location import LOCKS_FOLDER, RECORD_SUFFIX, short
 from ._locks import folder_lock, publish_lock
@@ -226,6 +226,7 @@ class LocalFileStorage(FileSystemStorage):
                 if os.path.lexists(folder) and not os.path.isdir(folder):
                     raise  # a file where the folder must be: not a race
                 continue
+            sweep_dead_writers(folder)  # a killed create's temp (at most once a minute)
             tmp = self._temp_names(path)[0]
             try:
                 with PreallocatedFile(tmp, fsync=self.fsync) as f:  # O_EXCL create
