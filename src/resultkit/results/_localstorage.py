@@ -27,7 +27,7 @@ from ..errors import StorageError, UnsafeLocationError
 from ._fsstorage import FileSystemStorage
 from ._localio import PreallocatedFile, exchange_available, fsync_folder
 from ._localsafety import check_inside, sweep_dead_writers
-from ._localwrite import LocalWriter, remove_spares
+from ._localwrite import LocalWriter, link_if_absent, remove_spares
 from ._location import LOCKS_FOLDER, RECORD_SUFFIX, short
 from ._locks import folder_lock, publish_lock
 from ._record import Record, sidecar_metadata
@@ -231,7 +231,7 @@ class LocalFileStorage(FileSystemStorage):
             try:
                 with PreallocatedFile(tmp, fsync=self.fsync) as f:  # O_EXCL create
                     f.write(data)
-                created = _link_if_absent(tmp, path)
+                created = link_if_absent(tmp, path)
             except FileNotFoundError:
                 continue  # the folder was pruned in between: again
             finally:
@@ -241,44 +241,6 @@ class LocalFileStorage(FileSystemStorage):
                 fsync_folder(folder)  # the new name survives a power loss too
             return created
         raise FileNotFoundError(f"the folder of {path} keeps disappearing")
-
-
-def _link_if_absent(tmp: str, path: str) -> bool:
-    """Give the whole file ``tmp`` the name ``path`` unless it exists; whether it did.
-
-    Where the filesystem has no hard links, an exclusive create at ``path``
-    (``O_EXCL``) filled from ``tmp``, removed again if filling it fails (there,
-    a reader may see the marker before it is filled, and a kill while filling
-    leaves it part-filled).
-    """
-    try:
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        if exc.errno not in (
-            errno.EPERM,
-            errno.EOPNOTSUPP,
-            errno.ENOTSUP,
-            errno.EMLINK,
-            errno.ENOSYS,
-        ):
-            raise
-    with open(tmp, "rb") as source:
-        data = source.read()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0))
-    except FileExistsError:
-        return False
-    try:
-        with os.fdopen(fd, "wb") as target:
-            target.write(data)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise
-    return True
 
 
 _ODD_PARTS = frozenset({"", ".", ".."})

@@ -19,6 +19,7 @@ rewritten under it: the digest tells, and the reader reads again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import threading
@@ -42,7 +43,14 @@ from .storage import Metadata
 if TYPE_CHECKING:
     from ._localstorage import LocalFileStorage
 
-__all__ = ["LocalWriter", "SMALL_LIMIT", "SPARE_PAYLOAD", "SPARE_RECORD", "remove_spares"]
+__all__ = [
+    "LocalWriter",
+    "SMALL_LIMIT",
+    "SPARE_PAYLOAD",
+    "SPARE_RECORD",
+    "link_if_absent",
+    "remove_spares",
+]
 
 #: Payloads up to this size are buffered and written in place of a spare
 #: under the folder lock; larger ones stream to a temp file first.
@@ -240,3 +248,41 @@ def _size(path: str) -> int | None:
         return os.stat(path).st_size
     except OSError:
         return None
+
+
+def link_if_absent(tmp: str, path: str) -> bool:
+    """Give the whole file ``tmp`` the name ``path`` unless it exists; whether it did.
+
+    Where the filesystem has no hard links, an exclusive create at ``path``
+    (``O_EXCL``) filled from ``tmp``, removed again if filling it fails (there,
+    a reader may see the marker before it is filled, and a kill while filling
+    leaves it part-filled).
+    """
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (
+            errno.EPERM,
+            errno.EOPNOTSUPP,
+            errno.ENOTSUP,
+            errno.EMLINK,
+            errno.ENOSYS,
+        ):
+            raise
+    with open(tmp, "rb") as source:
+        data = source.read()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0))
+    except FileExistsError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as target:
+            target.write(data)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return True
