@@ -231,7 +231,7 @@ class LocalFileStorage(FileSystemStorage):
             try:
                 with PreallocatedFile(tmp, fsync=self.fsync) as f:  # O_EXCL create
                     f.write(data)
-                created = link_if_absent(tmp, path)
+                created = link_if_absent(tmp, path, data)
             except FileNotFoundError:
                 continue  # the folder was pruned in between: again
             finally:

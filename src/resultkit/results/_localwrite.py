@@ -250,11 +250,12 @@ def _size(path: str) -> int | None:
         return None
 
 
-def link_if_absent(tmp: str, path: str) -> bool:
-    """Give the whole file ``tmp`` the name ``path`` unless it exists; whether it did.
+def link_if_absent(tmp: str, path: str, data: Any) -> bool:
+    """Give the whole file ``tmp`` (holding ``data``) the name ``path`` unless it exists;
+    whether it did.
 
     Where the filesystem has no hard links, an exclusive create at ``path``
-    (``O_EXCL``) filled from ``tmp``, removed again if filling it fails (there,
+    (``O_EXCL``) filled with ``data``, removed again if filling it fails (there,
     a reader may see the marker before it is filled, and a kill while filling
     leaves it part-filled).
     """
@@ -272,8 +273,6 @@ def link_if_absent(tmp: str, path: str) -> bool:
             errno.ENOSYS,
         ):
             raise
-    with open(tmp, "rb") as source:
-        data = source.read()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0))
     except FileExistsError:

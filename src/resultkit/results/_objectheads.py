@@ -34,6 +34,8 @@ from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
 from typing import Any, ClassVar, TypeVar
 
+from fsspec.asyn import sync
+
 from ._asyncbatch import (
     INTERRUPT_CHECK,
     pass_outcome,
@@ -61,8 +63,16 @@ class ObjectHeads(FileSystemStorage):
     list_from: ClassVar[int] = 16
 
     def _head_object(self, path: str) -> Mapping[str, str] | None:
-        """The raw metadata of the object with one metadata request, or ``None``."""
-        raise NotImplementedError
+        """The raw metadata of the object with one metadata request, or ``None``.
+
+        By default :meth:`_head_object_async` on :meth:`_request_loop`'s loop (as
+        ``_get_object`` and ``_put_object`` are): one request, for ``exists`` and
+        ``exists_many``.
+        """
+        loop = self._request_loop()
+        if loop is None:
+            raise NotImplementedError
+        return sync(loop, self._head_object_async, path)
 
     async def _head_object_async(self, path: str) -> Mapping[str, str] | None:
         """:meth:`_head_object` as a coroutine of the client's event loop (same answers)."""

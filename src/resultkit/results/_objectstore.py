@@ -276,18 +276,21 @@ class ObjectStoreStorage(RangedReads, ObjectHeads):
         path = self.path(key)
         nonce = uuid.uuid4().hex
         encoded = self._encode({**metadata, CREATE_NONCE: nonce})
+
+        def made_here() -> bool | None:
+            """Whether the object there carries this create's nonce; None: nothing there."""
+            found = self._head_object(path)
+            return None if found is None else create_nonce(found, self.metadata_separator) == nonce
+
         try:
             if self._put_object(path, bytes(data), encoded, create=True):
                 return True
         except Exception as exc:
-            if not is_transient(exc):
-                raise
-            found = self._head_object(path)
-            if found is None:
-                raise  # nothing there (yet): whether this create made it is unknown
-            return create_nonce(found, self.metadata_separator) == nonce
-        found = self._head_object(path)
-        return found is not None and create_nonce(found, self.metadata_separator) == nonce
+            mine = made_here() if is_transient(exc) else None
+            if mine is None:
+                raise  # an error, or nothing there: whether it created the object is unknown
+            return mine
+        return bool(made_here())
 
     def open_writer(self, key: str) -> StorageWriter:
         return ObjectWriter(self, self.path(key))

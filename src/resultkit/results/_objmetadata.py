@@ -78,7 +78,7 @@ def decode_metadata(raw: Mapping[str, str] | None, separator: str = "-") -> dict
     if METADATA_MARKER not in lowered:
         return None
     prefix = METADATA_MARKER + separator
-    nonce = prefix + CREATE_NONCE.replace("_", separator)
+    nonce = _nonce_name(separator)
     return {
         name[len(prefix) :].replace(separator, "_"): _decode_value(value)
         for name, value in lowered.items()
@@ -86,9 +86,14 @@ def decode_metadata(raw: Mapping[str, str] | None, separator: str = "-") -> dict
     }
 
 
+def _nonce_name(separator: str) -> str:
+    """The metadata name :data:`CREATE_NONCE` is sent under (as every record entry is)."""
+    return METADATA_MARKER + separator + CREATE_NONCE.replace("_", separator)
+
+
 def create_nonce(raw: Mapping[str, str] | None, separator: str = "-") -> str | None:
     """The nonce a conditional create stored in an object's metadata, or ``None``."""
-    name = METADATA_MARKER + separator + CREATE_NONCE.replace("_", separator)
+    name = _nonce_name(separator)
     for key, value in (raw or {}).items():
         if str(key).lower() == name:
             return _decode_value(str(value))

@@ -119,16 +119,6 @@ class AzureStorage(ObjectStoreStorage):
             self.fs.invalidate_cache(path)
         return True
 
-    def _head_object(self, path: str) -> Mapping[str, str] | None:
-        async def head(blob: Any) -> Mapping[str, str]:
-            properties = await blob.get_blob_properties()  # one HEAD
-            return dict(properties.metadata or {})
-
-        try:
-            return self._on_blob(path, head)
-        except FileNotFoundError:
-            return None
-
     async def _head_object_async(self, path: str) -> Mapping[str, str] | None:
         async def head(blob: Any) -> Mapping[str, str]:
             properties = await blob.get_blob_properties()  # one HEAD

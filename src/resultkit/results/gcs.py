@@ -44,10 +44,6 @@ class GCSStorage(ObjectStoreStorage):
         bucket, key, _ = self.fs.split_path(path)
         return bucket, key
 
-    def _resource(self, path: str) -> dict[str, Any] | None:
-        fs: Any = self.fs
-        return sync(fs.loop, self._resource_async, path)
-
     async def _resource_async(self, path: str) -> dict[str, Any] | None:
         fs: Any = self.fs
         bucket, key = self._split(path)
@@ -76,10 +72,6 @@ class GCSStorage(ObjectStoreStorage):
                 return False
             raise
         return True
-
-    def _head_object(self, path: str) -> Mapping[str, str] | None:
-        resource = self._resource(path)
-        return None if resource is None else (resource.get("metadata") or {})
 
     async def _head_object_async(self, path: str) -> Mapping[str, str] | None:
         resource = await self._resource_async(path)
