@@ -18,6 +18,8 @@ import tempfile
 import time
 from collections.abc import Callable
 
+from harness import no_dirty_pages
+
 SMALL = {"rows": list(range(100)), "name": "small", "meta": {"k": "v" * 100}}  # ~1 KB pickled
 TINY = os.environ.get("BENCH_TINY") == "1"  # the smoke test: every case, tiny sizes
 LARGE_MB = 1 if TINY else int(os.environ.get("BENCH_LARGE_MB", "100"))
@@ -33,12 +35,6 @@ def timed(
 
     fn()
     return harness_timed(fn, repeat, settle)
-
-
-def no_dirty_pages() -> None:
-    from harness import no_dirty_pages as settle
-
-    settle()
 
 
 def _array():  # type: ignore[no-untyped-def]
