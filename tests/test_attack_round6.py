@@ -10,9 +10,6 @@ Ctrl-C, hostile names and 15 vs 16 keys on every backend, forked children).
 
 from __future__ import annotations
 
-import _thread
-import threading
-import time
 import uuid
 from typing import Any
 
@@ -20,6 +17,7 @@ import pytest
 
 import emulators
 from fault_proxy import FaultProxy
+from interrupts import interrupted_when
 from resultkit.results import AzureResult, GCSResult, S3Result
 
 
@@ -190,27 +188,12 @@ def test_interrupt_main_during_exists_many_is_honoured_promptly(moto_server: Any
         keys = [f"k/{i}.pkl" for i in range(8)]
         proxy.clear()
         proxy.delay(None, ms=8_000, method="HEAD")
-        errors: list[BaseException] = []
-
-        def interrupt() -> None:
-            try:
-                deadline = time.monotonic() + 20
-                while proxy.count("HEAD") < len(keys) and time.monotonic() < deadline:
-                    time.sleep(0.01)  # polling with a deadline, not synchronisation by sleep
-                _thread.interrupt_main()
-            except BaseException as exc:
-                errors.append(exc)
-
-        watcher = threading.Thread(target=interrupt)
-        watcher.start()
-        started = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):
+        with interrupted_when(lambda: proxy.count("HEAD") >= len(keys), "the HEADs") as took:
             r.exists_many(keys)
-        took = time.monotonic() - started
-        watcher.join(timeout=30)
         proxy.heal()
-        assert not errors, errors
-        assert took < 4, f"interrupt_main waited {took:.1f} s for the held HEADs (8 s)"
+        assert took.seconds < 4, (
+            f"interrupt_main waited {took.seconds:.1f} s for the held HEADs (8 s)"
+        )
 
 
 @pytest.mark.parametrize("engine", ["s3fs", "obstore"])
@@ -248,7 +231,6 @@ def test_run_id_claim_whose_refusal_is_lost_still_refuses(moto_server: Any, engi
 @pytest.mark.parametrize("kind", ["gcs", "azure"])
 def test_ctrl_c_during_exists_many_on_gcs_and_azure(kind: str, request: Any) -> None:
     import asyncio
-    import signal
 
     from fsspec.asyn import sync
 
@@ -260,24 +242,9 @@ def test_ctrl_c_during_exists_many_on_gcs_and_azure(kind: str, request: Any) -> 
         proxy.clear()
         heads = "GET" if kind == "gcs" else "HEAD"
         proxy.delay(None, ms=6000, method=heads)
-        errors: list[BaseException] = []
-
-        def interrupt() -> None:
-            try:
-                deadline = time.monotonic() + 20
-                while proxy.count(heads) < len(keys) and time.monotonic() < deadline:
-                    time.sleep(0.005)
-                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-            except BaseException as exc:
-                errors.append(exc)
-
-        watcher = threading.Thread(target=interrupt)
-        watcher.start()
-        started = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):
+        held = lambda: proxy.count(heads) >= len(keys)  # noqa: E731
+        with interrupted_when(held, "the HEADs", real_signal=True) as took:
             r.exists_many(keys)
-        took = time.monotonic() - started
-        watcher.join(timeout=30)
         proxy.heal()
 
         async def heads_alive() -> list[str]:
@@ -287,8 +254,7 @@ def test_ctrl_c_during_exists_many_on_gcs_and_azure(kind: str, request: Any) -> 
                 if "ObjectHeads" in getattr(t.get_coro(), "__qualname__", "")
             ]
 
-        assert not errors, errors
-        assert took < 4, f"{kind}: Ctrl-C waited {took:.1f} s for the held HEADs"
+        assert took.seconds < 4, f"{kind}: Ctrl-C waited {took.seconds:.1f} s for the held HEADs"
         assert sync(r.fs.loop, heads_alive) == []
         assert r.exists_many(keys) == [True] + [False] * 5  # still usable
 

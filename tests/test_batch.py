@@ -7,9 +7,7 @@ The contract suite (``resultkit.testing._batch``) checks the same calls on every
 
 from __future__ import annotations
 
-import _thread
 import threading
-import time
 import tracemalloc
 import uuid
 
@@ -17,6 +15,7 @@ import numpy as np
 import pytest
 
 from fault_proxy import FaultProxy
+from interrupts import interrupted_when, wait_for
 from resultkit.errors import ConfigurationError, StorageError, UnsafeLocationError
 from resultkit.results import BatchError, LocalResult, S3Result
 
@@ -39,13 +38,6 @@ def s3_through(proxy: FaultProxy, retries: int = 1) -> S3Result:
 def temp_objects(r: S3Result) -> list[str]:
     r.fs.invalidate_cache()
     return [p for p in r.fs.find(r.storage.root) if ".rktmp-" in p]
-
-
-def wait_for(condition, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
 
 
 def test_dead_endpoint_mid_batch_keeps_every_outcome(moto_server):
@@ -93,21 +85,8 @@ def test_interrupt_mid_batch_leaves_nothing_partial(moto_server):
         proxy.latency_ms = 40  # keep requests in flight when the interrupt lands
         proxy.clear()
         items = {f"k/{i}.pkl": np.full(50_000, i) for i in range(30)}
-        errors: list[BaseException] = []
-
-        def interrupt() -> None:
-            try:
-                wait_for(lambda: proxy.count("PUT") >= 3, "3 PUTs")
-                _thread.interrupt_main()
-            except BaseException as exc:
-                errors.append(exc)
-
-        watcher = threading.Thread(target=interrupt)
-        watcher.start()
-        with pytest.raises(KeyboardInterrupt):
+        with interrupted_when(lambda: proxy.count("PUT") >= 3, "3 PUTs"):
             r.write_many(items, concurrency=3)
-        watcher.join()
-        assert errors == []
         # no request outlives the call: no batch thread left, nothing sent afterwards
         assert not [t for t in threading.enumerate() if t.name.startswith("resultkit-write")]
         proxy.heal()

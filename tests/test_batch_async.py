@@ -11,9 +11,7 @@ fault-injecting proxy.
 from __future__ import annotations
 
 import asyncio
-import signal
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -21,6 +19,7 @@ import pytest
 from fsspec.asyn import sync
 
 from fault_proxy import FaultProxy
+from interrupts import interrupted_when, wait_for
 from resultkit.errors import SerializationError, StorageAccessError, StorageError
 from resultkit.results import BatchError, RetryPolicy, S3Result
 
@@ -58,13 +57,6 @@ def through(proxy: FaultProxy, retries: Any = FAST) -> S3Result:
     r.write(0, "warm.pkl")  # the client and its connections
     proxy.clear()
     return r
-
-
-def wait_for(condition: Any, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.002)
 
 
 def batch_threads() -> list[str]:
@@ -192,26 +184,13 @@ def test_an_interrupt_cancels_the_batch_and_leaves_no_request_running(proxy):
     # a long backoff: without cancelling, the call would wait for it
     r = through(proxy, retries=RetryPolicy(attempts=3, initial_delay=30, max_delay=30))
     proxy.fail(None, status=503, method="PUT", path="/slow-")
-    errors: list[BaseException] = []
-
-    def interrupt() -> None:
-        try:
-            wait_for(lambda: proxy.count("PUT", outcome="status:503") >= 4, "4 failed PUTs")
-            # a real SIGINT to the main thread, as Ctrl-C delivers it
-            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-        except BaseException as exc:
-            errors.append(exc)
-
     items = {f"i/{'slow' if i < 4 else 'fine'}-{i}.pkl": i for i in range(8)}
-    watcher = threading.Thread(target=interrupt)
-    watcher.start()
-    started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
+    failed = lambda: proxy.count("PUT", outcome="status:503") >= 4  # noqa: E731
+    with interrupted_when(failed, "4 failed PUTs", real_signal=True) as took:
         r.write_many(items, concurrency=8)
-    took = time.monotonic() - started
-    watcher.join()
-    assert errors == []
-    assert took < 20, f"the interrupt waited for the retries' backoff ({took:.1f} s)"
+    assert took.seconds < 20, (
+        f"the interrupt waited for the retries' backoff ({took.seconds:.1f} s)"
+    )
     assert publishing(r) == [], "a request of the batch outlived the call"
     assert batch_threads() == []
     proxy.heal()

@@ -16,9 +16,7 @@ in a ``resultkit-read_many`` thread.
 from __future__ import annotations
 
 import asyncio
-import signal
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -27,6 +25,7 @@ from fsspec.asyn import sync
 
 import emulators
 from counting_proxy import CountingProxy
+from interrupts import interrupted_when
 from resultkit.errors import ResultCorruptError, ResultNotFoundError
 from resultkit.results import AzureResult, GCSResult, RetryPolicy, S3Result
 from resultkit.serializers import PickleSerializer
@@ -199,28 +198,12 @@ def test_an_interrupt_cancels_the_batch_and_leaves_no_request_running(s3_proxy):
     # a long backoff: without cancelling, the call would wait for it
     r.retries = RetryPolicy(attempts=3, initial_delay=30, max_delay=30)
     s3_proxy.fail(None, status=503, method="GET", path="/slow-")
-    errors: list[BaseException] = []
-
-    def interrupt() -> None:
-        try:
-            deadline = time.monotonic() + 20
-            while s3_proxy.count("GET", outcome="status:503") < 4:
-                assert time.monotonic() < deadline, "timed out waiting for 4 failed GETs"
-                time.sleep(0.002)
-            # a real SIGINT to the main thread, as Ctrl-C delivers it
-            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-        except BaseException as exc:
-            errors.append(exc)
-
-    watcher = threading.Thread(target=interrupt)
-    watcher.start()
-    started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
+    failed = lambda: s3_proxy.count("GET", outcome="status:503") >= 4  # noqa: E731
+    with interrupted_when(failed, "4 failed GETs", real_signal=True) as took:
         r.read_many([f"i/{n}-{i}.pkl" for i in range(4) for n in ("slow", "fine")])
-    took = time.monotonic() - started
-    watcher.join()
-    assert errors == []
-    assert took < 20, f"the interrupt waited for the retries' backoff ({took:.1f} s)"
+    assert took.seconds < 20, (
+        f"the interrupt waited for the retries' backoff ({took.seconds:.1f} s)"
+    )
 
     async def alive() -> list[Any]:
         names = [getattr(t.get_coro(), "__qualname__", "") for t in asyncio.all_tasks()]

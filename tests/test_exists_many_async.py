@@ -16,7 +16,6 @@ path has none.
 from __future__ import annotations
 
 import asyncio
-import signal
 import threading
 import time
 import uuid
@@ -29,6 +28,7 @@ from fsspec.asyn import sync
 import emulators
 from conftest import SEAWEED_KEY, SEAWEED_SECRET
 from counting_proxy import CountingProxy
+from interrupts import interrupted_when
 from resultkit.errors import ConfigurationError, StorageAccessError, StorageError
 from resultkit.results import AzureResult, GCSResult, RetryPolicy, S3Result
 from resultkit.results.s3 import S3Storage
@@ -243,28 +243,10 @@ def test_an_interrupt_cancels_every_head_before_the_call_returns(held_proxy):
     proxy = held_proxy
     r = written("s3", proxy)
     proxy.delay(None, ms=5000, method="HEAD")
-    errors: list[BaseException] = []
-
-    def interrupt() -> None:
-        try:
-            deadline = time.monotonic() + 20
-            while proxy.count("HEAD") < len(ASKED):
-                assert time.monotonic() < deadline, "timed out waiting for the HEADs"
-                time.sleep(0.001)
-            # a real SIGINT to the main thread, as Ctrl-C delivers it
-            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-        except BaseException as exc:
-            errors.append(exc)
-
-    watcher = threading.Thread(target=interrupt)
-    watcher.start()
-    started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
+    held = lambda: proxy.count("HEAD") >= len(ASKED)  # noqa: E731
+    with interrupted_when(held, "the HEADs", real_signal=True) as took:
         r.exists_many(ASKED)
-    took = time.monotonic() - started
-    watcher.join()
-    assert errors == []
-    assert took < 4, f"the interrupt waited for the held HEADs ({took:.1f} s)"
+    assert took.seconds < 4, f"the interrupt waited for the held HEADs ({took.seconds:.1f} s)"
     assert alive_heads(r) == [], "a HEAD of the call outlived it"
 
 

@@ -7,10 +7,8 @@ a 1 MiB payload is "large": 64 KiB parts, 4 in flight, from 256 KiB.
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import threading
-import time
 import tracemalloc
 import uuid
 
@@ -19,6 +17,7 @@ import pytest
 
 import emulators
 from counting_proxy import CountingProxy
+from interrupts import interrupted_when, wait_for
 from resultkit.errors import ConfigurationError, ResultCorruptError, StorageAccessError
 from resultkit.results import AzureResult, GCSResult, S3Result
 from resultkit.serializers import NumpySerializer
@@ -161,7 +160,7 @@ def test_overwrite_racing_the_ranges_reads_the_new_value_whole(pair):
 
     def overwrite() -> None:
         try:
-            _wait_for(lambda: _gets(proxy) >= 2, "the first ranged GET")
+            wait_for(lambda: _gets(proxy) >= 2, "the first ranged GET")
             direct.write(new, "race.pkl")  # straight to the emulator: not held
         except BaseException as exc:
             errors.append(exc)
@@ -238,23 +237,9 @@ def test_ctrl_c_mid_read_stops_every_range_and_leaves_no_thread(moto_server):
         threads = set(threading.enumerate())
         proxy.latency_ms = 100
         proxy.clear()
-        errors: list[BaseException] = []
-
-        def interrupt() -> None:
-            try:
-                _wait_for(lambda: _gets(proxy) >= 3, "ranged GETs")
-                _thread.interrupt_main()
-            except BaseException as exc:
-                errors.append(exc)
-
-        watcher = threading.Thread(target=interrupt)
-        watcher.start()
-        started = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):
+        with interrupted_when(lambda: _gets(proxy) >= 3, "ranged GETs") as took:
             r.read(loc)
-        watcher.join()
-        assert errors == []
-        assert time.monotonic() - started < 2.0, "the read waited for its ranges to finish"
+        assert took.seconds < 2.0, "the read waited for its ranges to finish"
         # the proxy's own handler threads are still holding the cancelled requests
         left = {t for t in set(threading.enumerate()) - threads if "process_request" not in t.name}
         assert left == set()
@@ -270,13 +255,6 @@ def test_bad_settings_are_refused_in_one_line(moto_server):
         r.read(loc)
 
 
-def _wait_for(condition, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.002)
-
-
 def test_access_denied_mid_read_is_mapped_and_names_the_location(moto_server):
     with CountingProxy(moto_server.port) as proxy:
         r = _build("s3", proxy.port, uuid.uuid4().hex, retries=1)
@@ -287,7 +265,7 @@ def test_access_denied_mid_read_is_mapped_and_names_the_location(moto_server):
 
         def deny_after_first_get() -> None:
             try:
-                _wait_for(lambda: _gets(proxy) >= 1, "the first GET")
+                wait_for(lambda: _gets(proxy) >= 1, "the first GET")
                 proxy.fail(None, status=403)  # the ranges are refused
             except BaseException as exc:
                 errors.append(exc)
