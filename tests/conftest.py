@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import tempfile
+from collections.abc import Iterator
 
 # Before any cloud client is imported: dummy credentials, no metadata-server
 # lookups, and no gRPC probe the GCS emulator lacks (see shared/EMULATORS.md).
@@ -32,6 +33,7 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 import pytest  # noqa: E402
 
 import emulators  # noqa: E402
+from counting_proxy import CountingProxy  # noqa: E402
 
 SEAWEED_KEY = "resultkit-test-key"
 SEAWEED_SECRET = "resultkit-test-secret-value"
@@ -114,3 +116,18 @@ def tmpfs(tmp_path):
     _localio.wait_for_releases()
     for folder in mounts:
         subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture(scope="module")
+def _s3_proxy(moto_server: emulators.Emulator) -> Iterator[CountingProxy]:
+    """A counting proxy to moto, one per test module (its S3 client stays warm)."""
+    with CountingProxy(moto_server.port) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def s3_proxy(_s3_proxy: CountingProxy) -> Iterator[CountingProxy]:
+    """The module's proxy to moto, without faults or latency left by another test."""
+    _s3_proxy.heal()
+    yield _s3_proxy
+    _s3_proxy.heal()

@@ -87,20 +87,6 @@ def backend(request: Any) -> Any:
         yield request.param, proxy
 
 
-@pytest.fixture(scope="module")
-def _s3_proxy(moto_server: Any) -> Any:
-    with CountingProxy(moto_server.port) as proxy:
-        yield proxy
-
-
-@pytest.fixture
-def s3_proxy(_s3_proxy: CountingProxy) -> Any:
-    """The module's proxy to moto, without faults or latency left by another test."""
-    _s3_proxy.heal()
-    yield _s3_proxy
-    _s3_proxy.heal()
-
-
 def reader(kind: str, proxy: CountingProxy, **kwargs: Any) -> Any:
     r = build(kind, proxy.port, serializer=RecordingPickle(), retries=FAST, **kwargs)
     r.write_many({"warm.pkl": 0, "warm2.pkl": 0})  # the client and its connections
