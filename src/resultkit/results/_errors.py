@@ -9,6 +9,7 @@ and nowhere else.
 from __future__ import annotations
 
 import contextlib
+import errno
 from collections.abc import Callable, Iterator
 
 from ..errors import (
@@ -18,6 +19,7 @@ from ..errors import (
     StorageAccessError,
     StorageError,
 )
+from ._location import RECORD_SUFFIX
 
 __all__ = [
     "map_storage_errors",
@@ -94,6 +96,22 @@ def _no_space(location: str, action: str, exc: BaseException) -> ResultKitError:
     return StorageError(
         f"could not {action} {location}: no space left on the device ({exc}). Free some "
         "space or choose another storage; the value stored before is unchanged.",
+        location=location,
+    )
+
+
+def _is_name_too_long(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG
+
+
+def _name_too_long(location: str, action: str, exc: BaseException) -> ResultKitError:
+    longest = max(location.partition("://")[2].split("/"), key=lambda p: len(p.encode()))
+    return StorageError(
+        f"could not {action} {location}: the name is too long for this filesystem "
+        f"({len(longest.encode())} bytes in its longest part). Most filesystems allow 255 "
+        f"bytes a name and 4096 a path, and a name here can have at most "
+        f"{255 - len(RECORD_SUFFIX)} bytes, since its record is stored beside it as "
+        f"NAME{RECORD_SUFFIX}: use a shorter location (or target template).",
         location=location,
     )
 
@@ -237,6 +255,7 @@ RULES: list[_Rule] = [
     (lambda e: isinstance(e, FileNotFoundError), _not_found),
     (_is_access, _access),
     (_is_no_space, _no_space),
+    (_is_name_too_long, _name_too_long),
     (lambda e: isinstance(e, NotImplementedError), _unsupported),
     (_is_forked_client, _forked_client),
 ]

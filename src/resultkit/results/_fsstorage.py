@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import hashlib
 import os
 import threading
 import uuid
@@ -33,10 +34,36 @@ from ._record import Record, metadata_from_bytes
 from ._renamewriter import RenameWriter
 from .storage import Metadata, Storage, StorageWriter
 
-__all__ = ["FileSystemStorage", "is_reserved_name"]
+__all__ = ["FileSystemStorage", "is_reserved_name", "temp_stem"]
+
+#: The longest name a temporary file's stem may take (bytes, UTF-8): the temp name adds
+#: a dot, the record suffix, the marker and a 28-character token, and must stay within
+#: the 255 bytes most filesystems allow a name.
+_TEMP_STEM_BYTES = 255 - 1 - len(RECORD_SUFFIX) - len(TEMP_MARKER) - 32
 
 
 _MEMORY_CREATE = threading.Lock()
+
+
+def temp_stem(name: str) -> str:
+    """``name`` as the stem of its temporary files' names: itself when short enough,
+    else its start and a digest of the whole, so that the temp names of any name a
+    filesystem accepts (up to 255 bytes) fit in 255 bytes too.
+
+    Two long names sharing a start still get different stems (the digest), and
+    a name always gets the same one.
+
+        >>> temp_stem("a.pkl")
+        'a.pkl'
+        >>> len(temp_stem("x" * 250).encode()) <= _TEMP_STEM_BYTES
+        True
+    """
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= _TEMP_STEM_BYTES:
+        return name
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    start = raw[: _TEMP_STEM_BYTES - 17].decode("utf-8", "ignore")  # whole characters only
+    return f"{start}~{digest}"
 
 
 def is_reserved_name(name: str) -> bool:
@@ -135,6 +162,7 @@ class FileSystemStorage(LazyFileSystem, Storage):
         # The writer's pid (and PID namespace) in the name lets a later writer
         # tell a dead writer's leftovers from a live one's.
         token = f"{os.getpid()}-{process_space()}{uuid.uuid4().hex[:10]}"
+        name = temp_stem(name)
         return (
             f"{folder}.{name}{TEMP_MARKER}{token}",
             f"{folder}.{name}{RECORD_SUFFIX}{TEMP_MARKER}{token}",
