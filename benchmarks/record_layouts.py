@@ -308,6 +308,8 @@ def measure(folder: str, rounds: int, per_turn: int) -> dict[str, dict[str, dict
 def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     """The medians as a markdown table, each with its ratio to the sidecar layout and its p90."""
     lines = [
+        "median per call (its time / the sidecar's, the median of the per-turn ratios; p90 in us)",
+        "",
         "| layout | overwrite | verified read | warm check |",
         "|---|---|---|---|",
     ]
