@@ -280,3 +280,31 @@ def test_from_a_coroutine_on_the_clients_own_loop_it_is_refused_not_a_hang(s3_pr
     with pytest.raises(ConfigurationError, match="exists_many.*own event loop"):
         sync(r.fs.loop, on_the_loop)
     assert s3_proxy.count() == 0
+
+
+@pytest.mark.parametrize("kind", ["s3", "obstore"])
+def test_the_error_names_the_key_whose_head_failed(kind, held_proxy):
+    """Not the first key's location: the one whose HEAD was refused (the loop's coroutines
+    with s3fs, a thread per key with obstore)."""
+    r = written(kind, held_proxy)
+    held_proxy.fail(1, status=403, method="HEAD", path="/n/3.pkl")
+    with pytest.raises(StorageAccessError) as info:
+        r.exists_many(ASKED)
+    message = str(info.value)
+    assert "n/3.pkl" in message and "m/0.pkl" not in message, message
+    assert info.value.location is not None and info.value.location.endswith("/n/3.pkl")
+
+
+def test_a_failed_listing_names_a_key_of_its_folder(held_proxy):
+    """16 keys or more list their folders: a refused listing names the first key asked of
+    that folder."""
+    r = written("s3", held_proxy)
+    many = [f"m/{i}.pkl" for i in range(10)] + [f"n/{i}.pkl" for i in range(10)]
+    assert r.exists_many(many) == [k in PRESENT for k in many]
+    listings = [path for method, path in held_proxy.calls() if method == "GET"]
+    of_n = [path for path in listings if "%2Fn%2F" in path or "/n/" in path]
+    assert len(listings) == 2 and len(of_n) == 1, listings  # one listing a folder
+    held_proxy.fail(1, status=403, method="GET", path=of_n[0])
+    with pytest.raises(StorageAccessError) as info:
+        r.exists_many(many)
+    assert "n/0.pkl" in str(info.value) and "m/0.pkl" not in str(info.value), str(info.value)

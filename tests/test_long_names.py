@@ -16,8 +16,8 @@ import pytest
 
 from resultkit.errors import StorageError
 from resultkit.results import LocalResult
-from resultkit.results._fsstorage import _TEMP_STEM_BYTES, temp_stem
 from resultkit.results._localsafety import sweep_dead_writers
+from resultkit.results._location import _TEMP_STEM_BYTES, temp_stem
 
 
 def _name(size: int, char: str = "a") -> str:

@@ -29,6 +29,8 @@ __all__ = [
     "is_missing_container",
     "is_transient",
     "SinkError",
+    "about_key",
+    "failed_key",
 ]
 
 
@@ -43,6 +45,22 @@ class SinkError(Exception):
     def __init__(self, cause: BaseException) -> None:
         super().__init__(str(cause))
         self.cause = cause
+
+
+def about_key(exc: BaseException, key: str) -> BaseException:
+    """``exc``, marked as the failure of ``key`` in a call about many keys (``exists_many``),
+    so that the error names that key's location, not the first one's."""
+    if failed_key(exc) is None:
+        # An exception class with __slots__ stays unmarked (the first location is named).
+        with contextlib.suppress(AttributeError):
+            exc._resultkit_key = key  # type: ignore[attr-defined]
+    return exc
+
+
+def failed_key(exc: BaseException) -> str | None:
+    """The key :func:`about_key` marked ``exc`` with, if any."""
+    key = getattr(exc, "_resultkit_key", None)
+    return key if isinstance(key, str) else None
 
 
 def status_code(exc: BaseException) -> int | None:

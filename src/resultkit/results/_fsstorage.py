@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import hashlib
 import os
 import threading
 import uuid
@@ -25,45 +24,18 @@ from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.spec import AbstractFileSystem
 
 from ..errors import ConfigurationError, ResultCorruptError
-from ._errors import is_missing_container, precondition_failed
+from ._errors import about_key, is_missing_container, precondition_failed
 from ._fsclient import LazyFileSystem, filesystem_class_for
 from ._localsafety import process_space
-from ._location import LOCKS_FOLDER, RECORD_SUFFIX, TEMP_MARKER
+from ._location import LOCKS_FOLDER, RECORD_SUFFIX, TEMP_MARKER, temp_stem
 from ._locks import publish_lock
 from ._record import Record, metadata_from_bytes
 from ._renamewriter import RenameWriter
 from .storage import Metadata, Storage, StorageWriter
 
-__all__ = ["FileSystemStorage", "is_reserved_name", "temp_stem"]
-
-#: The longest name a temporary file's stem may take (bytes, UTF-8): the temp name adds
-#: a dot, the record suffix, the marker and a 28-character token, and must stay within
-#: the 255 bytes most filesystems allow a name.
-_TEMP_STEM_BYTES = 255 - 1 - len(RECORD_SUFFIX) - len(TEMP_MARKER) - 32
-
+__all__ = ["FileSystemStorage", "is_reserved_name"]
 
 _MEMORY_CREATE = threading.Lock()
-
-
-def temp_stem(name: str) -> str:
-    """``name`` as the stem of its temporary files' names: itself when short enough,
-    else its start and a digest of the whole, so that the temp names of any name a
-    filesystem accepts (up to 255 bytes) fit in 255 bytes too.
-
-    Two long names sharing a start still get different stems (the digest), and
-    a name always gets the same one.
-
-        >>> temp_stem("a.pkl")
-        'a.pkl'
-        >>> len(temp_stem("x" * 250).encode()) <= _TEMP_STEM_BYTES
-        True
-    """
-    raw = name.encode("utf-8", "surrogateescape")
-    if len(raw) <= _TEMP_STEM_BYTES:
-        return name
-    digest = hashlib.sha256(raw).hexdigest()[:16]
-    start = raw[: _TEMP_STEM_BYTES - 17].decode("utf-8", "ignore")  # whole characters only
-    return f"{start}~{digest}"
 
 
 def is_reserved_name(name: str) -> bool:
@@ -284,12 +256,18 @@ class FileSystemStorage(LazyFileSystem, Storage):
             return [self.exists(k) for k in keys]
         paths = [self.path(k) for k in keys]
         by_folder: dict[str, set[str]] = {p.rpartition("/")[0]: set() for p in paths}
+        # A folder's failed listing names its first key (about_key).
+        first_key = {
+            p.rpartition("/")[0]: k for p, k in reversed(list(zip(paths, keys, strict=True)))
+        }
         for folder in by_folder:
             self.fs.invalidate_cache(folder)
             try:
                 entries = self.fs.ls(folder, detail=True)
             except FileNotFoundError:
                 entries = []
+            except Exception as exc:
+                raise about_key(exc, first_key[folder])  # noqa: B904  (the same one, marked)
             by_folder[folder] = {
                 self._strip(e["name"]) for e in entries if e.get("type") != "directory"
             }

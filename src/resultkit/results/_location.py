@@ -9,6 +9,7 @@ value that contains braces is stored as written.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import string
 import uuid
@@ -28,6 +29,7 @@ __all__ = [
     "RECORD_SUFFIX",
     "TEMP_MARKER",
     "LOCKS_FOLDER",
+    "temp_stem",
 ]
 
 LocationTemplate = str | Callable[..., str]
@@ -39,6 +41,11 @@ TEMP_MARKER = ".rktmp-"
 #: The folder under a root where single-flight locks live.
 LOCKS_FOLDER = ".rklocks"
 
+#: The longest name a temporary file's stem may take (bytes, UTF-8): the temp name adds
+#: a dot, the record suffix, the marker and a 28-character token, and must stay within
+#: the 255 bytes most filesystems allow a name.
+_TEMP_STEM_BYTES = 255 - 1 - len(RECORD_SUFFIX) - len(TEMP_MARKER) - 32
+
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _FORMATTER = string.Formatter()
 
@@ -47,6 +54,27 @@ class FormattedLocation(str):
     """A location that has already been formatted; it is never formatted again."""
 
     __slots__ = ()
+
+
+def temp_stem(name: str) -> str:
+    """``name`` as the stem of its temporary files' names: itself when short enough,
+    else its start and a digest of the whole, so that the temp names of any name a
+    filesystem accepts (up to 255 bytes) fit in 255 bytes too.
+
+    Two long names sharing a start still get different stems (the digest), and
+    a name always gets the same one.
+
+        >>> temp_stem("a.pkl")
+        'a.pkl'
+        >>> len(temp_stem("x" * 250).encode()) <= _TEMP_STEM_BYTES
+        True
+    """
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= _TEMP_STEM_BYTES:
+        return name
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    start = raw[: _TEMP_STEM_BYTES - 17].decode("utf-8", "ignore")  # whole characters only
+    return f"{start}~{digest}"
 
 
 def short(location: str, limit: int = 200) -> str:

@@ -43,7 +43,7 @@ from ._asyncbatch import (
     sends_its_async_request,
 )
 from ._batch import map_bounded
-from ._errors import is_missing_container
+from ._errors import about_key, is_missing_container
 from ._fsstorage import FileSystemStorage
 
 __all__ = ["ObjectHeads", "run_to_end"]
@@ -116,35 +116,42 @@ class ObjectHeads(FileSystemStorage):
         # From a coroutine on the client's own loop every request would wait for the
         # caller that blocks it: refused, whatever the path below (fsspec's sync too).
         refuse_the_clients_own_loop(self, "exists_many")
-        if len(keys) >= self.list_from:
-            found = super().exists_many(keys)
-        else:
-            found = self._heads([self.path(k) for k in keys])
+        found = super().exists_many(keys) if len(keys) >= self.list_from else self._heads(keys)
         if any(found):
             self._container_seen = True
         elif found:
             self._check_container()
         return found
 
-    def _heads(self, paths: builtins.list[str]) -> builtins.list[bool]:
-        """Whether each object exists, by one HEAD each, :attr:`batch_concurrency` at once."""
-        loop = self._head_loop() if len(paths) > 1 else None
+    def _heads(self, keys: builtins.list[str]) -> builtins.list[bool]:
+        """Whether each key's object exists, by one HEAD each, :attr:`batch_concurrency` at
+        once. A failure is marked with its key (:func:`about_key`): the error names it."""
+        loop = self._head_loop() if len(keys) > 1 else None
         if loop is None:
-            return map_bounded(self._head_path, paths, self.batch_concurrency)
-        return run_to_end(loop, lambda: self._heads_async(paths, self.batch_concurrency))
+            return map_bounded(self._head_key, keys, self.batch_concurrency)
+        return run_to_end(loop, lambda: self._heads_async(keys, self.batch_concurrency))
 
-    async def _heads_async(self, paths: builtins.list[str], concurrency: int) -> list[bool]:
-        """The HEADs of ``paths`` on the loop, ``concurrency`` at once; the first failure
+    def _head_key(self, key: str) -> bool:
+        try:
+            return self._head_path(self.path(key))
+        except Exception as exc:
+            raise about_key(exc, key)  # noqa: B904  (the same exception, marked)
+
+    async def _heads_async(self, keys: builtins.list[str], concurrency: int) -> list[bool]:
+        """The HEADs of ``keys`` on the loop, ``concurrency`` at once; the first failure
         (in key order) raises once every HEAD has ended, the others cancelled."""
-        if not paths:
+        if not keys:
             return []
         slots = asyncio.Semaphore(max(1, concurrency))
 
-        async def head(path: str) -> bool:
+        async def head(key: str) -> bool:
             async with slots:
-                return await self._head_object_async(path) is not None
+                try:
+                    return await self._head_object_async(self.path(key)) is not None
+                except Exception as exc:
+                    raise about_key(exc, key)  # noqa: B904  (the same exception, marked)
 
-        tasks = [asyncio.ensure_future(head(path)) for path in paths]
+        tasks = [asyncio.ensure_future(head(key)) for key in keys]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         finally:  # a failure, or the caller interrupted: no HEAD outlives the call

@@ -8,7 +8,7 @@ deserializing, and error mapping.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ..errors import (
@@ -22,7 +22,7 @@ from ..errors import (
 from ..serializers import Serializer
 from ._base import Result
 from ._batch import BatchOperations
-from ._errors import is_transient, map_storage_errors, translate
+from ._errors import failed_key, is_transient, map_storage_errors, translate
 from ._locating import Locating
 from ._location import (
     LocationTemplate,
@@ -213,7 +213,9 @@ class StorageResult(Locating, BatchOperations, Result):
         if not located:
             return []
         keys = [key for _, key in located]
-        return list(self._call(located[0][0], "check", self.storage.exists_many, keys))
+        # A storage marks a key's failure with its key: the error names that location.
+        where = {key: canonical for canonical, key in reversed(located)}
+        return list(self._call(located[0][0], "check", self.storage.exists_many, keys, where=where))
 
     def stat(self, location: LocationTemplate | None = None, **kwargs: Any) -> Record | None:
         """The integrity record stored at ``location`` without reading the value.
@@ -256,15 +258,24 @@ class StorageResult(Locating, BatchOperations, Result):
             return bool(self.storage.put_if_absent(self._key(canonical), bytes(data), {}))
 
     # -- write and read, once for every backend ------------------------------------
-    def _call(self, location: str, action: str, fn: Callable[..., T], *args: Any) -> T:
+    def _call(
+        self,
+        location: str,
+        action: str,
+        fn: Callable[..., T],
+        *args: Any,
+        where: Mapping[str, str] | None = None,
+    ) -> T:
         """Run ``fn(*args)``, a storage operation: errors mapped to resultkit's, transient
-        ones retried."""
+        ones retried. ``where``: key -> location, for an error the storage marked with a
+        key (a call about many keys): it names that location, not ``location``."""
         delays = None  # made at the first failure: most calls succeed at once
         while True:
             try:
                 return fn(*args)
             except Exception as exc:
-                delays, delay = self._retry_after(location, action, exc, delays)
+                named = where.get(failed_key(exc) or "", location) if where else location
+                delays, delay = self._retry_after(named, action, exc, delays)
                 time.sleep(delay)
 
     def _retry_after(
