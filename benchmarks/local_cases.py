@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from harness import no_dirty_pages
 
-SMALL = {"rows": list(range(100)), "name": "small", "meta": {"k": "v" * 100}}  # ~1 KB pickled
+SMALL = {"rows": list(range(100)), "name": "small", "meta": {"k": "v" * 760}}  # 1,022 bytes pickled
 TINY = os.environ.get("BENCH_TINY") == "1"  # the smoke test: every case, tiny sizes
 LARGE_MB = 1 if TINY else int(os.environ.get("BENCH_LARGE_MB", "100"))
 MANY_FILES = 500 if TINY else int(os.environ.get("BENCH_MANY_FILES", "100000"))

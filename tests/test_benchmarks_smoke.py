@@ -98,3 +98,14 @@ def test_only_runs_the_cases_named_and_an_unknown_name_lists_them(tmp_path):
     )
     assert wrong.returncode == 2
     assert "no case help" in wrong.stderr and "large_read" in wrong.stderr
+
+
+def test_the_small_value_is_about_1_kb_pickled():
+    """The small-value rows say "~1 KB": the value they write is that size (it was 359 bytes)."""
+    import pickle
+
+    for name in ("cases", "local_cases"):
+        source = (ROOT / "benchmarks" / f"{name}.py").read_text()
+        line = next(x for x in source.splitlines() if x.startswith("SMALL = "))
+        value = eval(line.split("=", 1)[1].split("#")[0])  # a literal dict
+        assert 900 <= len(pickle.dumps(value, protocol=5)) <= 1100, name
