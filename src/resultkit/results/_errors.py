@@ -28,6 +28,7 @@ __all__ = [
     "precondition_failed",
     "is_missing_container",
     "is_transient",
+    "is_conflict",
     "SinkError",
     "about_key",
     "failed_key",
@@ -231,6 +232,23 @@ _TRANSIENT_NAMES = frozenset(
 )
 
 
+#: S3's 409 to a conditional write that raced another operation on the key: AWS says
+#: to retry it (the retry of a create then finds the winner's object: 412, a refusal).
+_CONFLICT = "ConditionalRequestConflict"
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether a failure (or what caused it) is S3's 409 ``ConditionalRequestConflict``."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if _CONFLICT in repr(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether a failure (or what caused it) may go away if the call is tried again."""
     seen: BaseException | None = exc
@@ -250,6 +268,7 @@ def is_transient(exc: BaseException) -> bool:
             isinstance(seen, (ConnectionError, TimeoutError))
             or status_code(seen) in _TRANSIENT_STATUS
             or type(seen).__name__ in _TRANSIENT_NAMES
+            or _CONFLICT in repr(seen)
         ):
             return True
         seen = seen.__cause__ or seen.__context__

@@ -43,9 +43,9 @@ from typing import BinaryIO, ClassVar
 from fsspec.asyn import sync
 
 from ._asyncreads import first_get
-from ._errors import is_transient
 from ._fsstorage import FileSystemStorage
 from ._location import RECORD_SUFFIX, TEMP_MARKER
+from ._objcreate import create_settled
 from ._objectheads import ObjectHeads
 from ._objmetadata import (
     CREATE_NONCE,
@@ -261,36 +261,20 @@ class ObjectStoreStorage(RangedReads, ObjectHeads):
     def put_if_absent(
         self, key: str, data: bytes | bytearray | memoryview, metadata: Metadata
     ) -> bool:
-        """One conditional create; a refused one asks whether the object is its own.
-
-        A client may send a create again when its answer was lost (aiohttp on a
-        reused connection, botocore's and s3fs's retries): the object the first
-        attempt made then refuses the second, and a won race would read as lost
-        (a lock nobody holds until its lease ends). Each create carries a nonce
-        in its metadata; a refused create whose object carries its own nonce won.
-        The cost, one HEAD, is paid only by refused creates. A create that got
-        no answer at all (obstore sends it once) is settled the same way when
-        the object is there; when it is not, the outcome is unknown and the
-        error is raised.
-        """
+        """One conditional create, settled by its nonce where the answer does not say
+        (see ``_objcreate.py``: lost answers, refusals with nothing there, 409s)."""
         path = self.path(key)
         nonce = uuid.uuid4().hex
         encoded = self._encode({**metadata, CREATE_NONCE: nonce})
 
-        def made_here() -> bool | None:
-            """Whether the object there carries this create's nonce; None: nothing there."""
+        def owner() -> str | None:
             found = self._head_object(path)
-            return None if found is None else create_nonce(found, self.metadata_separator) == nonce
+            return None if found is None else create_nonce(found, self.metadata_separator) or ""
 
-        try:
-            if self._put_object(path, bytes(data), encoded, create=True):
-                return True
-        except Exception as exc:
-            mine = made_here() if is_transient(exc) else None
-            if mine is None:
-                raise  # an error, or nothing there: whether it created the object is unknown
-            return mine
-        return bool(made_here())
+        def put() -> bool:
+            return self._put_object(path, bytes(data), encoded, create=True)
+
+        return create_settled(put, owner, nonce, path)
 
     def open_writer(self, key: str) -> StorageWriter:
         return ObjectWriter(self, self.path(key))

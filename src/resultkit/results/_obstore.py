@@ -196,8 +196,12 @@ class ObstoreRequests:
                 mode="create" if create else "overwrite",
                 use_multipart=False,
             )
-        except (AlreadyExistsError, PreconditionError):
-            return False
+        except (AlreadyExistsError, PreconditionError) as exc:
+            if create:
+                return False  # refused: the caller asks whose object is there
+            # A plain write has no condition to refuse it: a 409 conflict (or a 412)
+            # is a failure to raise, never a write that "succeeded" storing nothing.
+            raise _plain(exc) from None
         except Exception as exc:
             error = _plain(exc)
             if create and isinstance(error, ConnectionError):

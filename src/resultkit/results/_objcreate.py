@@ -1,0 +1,66 @@
+"""``put_if_absent`` on object stores: one conditional create, settled by its nonce.
+
+A client may send a create again when its answer was lost (aiohttp on a
+reused connection, botocore's and s3fs's retries): the object the first
+attempt made then refuses the second, and a won race would read as lost (a
+lock nobody holds until its lease ends). So each call's creates carry one
+nonce in their metadata, and a refused create whose object carries that
+nonce won. The cost, one HEAD, is paid only by refused creates. A create
+that got no answer at all (obstore sends it once) is settled the same way
+when the object is there; when it is not, the outcome is unknown and the
+error is raised.
+
+A refusal with nothing there is no refusal: the object was deleted since (a
+lock released), or the store answered 409 ``ConditionalRequestConflict`` (S3,
+when the create raced another operation on the key; AWS says to retry it),
+which a client may report as "already exists". Both are tried again, with the
+same nonce, up to :data:`CONFLICT_TRIES` times.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+import time
+from collections.abc import Callable
+
+from ._errors import is_conflict, is_transient
+
+__all__ = ["create_settled", "CONFLICT_TRIES"]
+
+#: Creates a call sends while each is refused with nothing there, or answered 409.
+CONFLICT_TRIES = 5
+#: The first wait before trying again (seconds); doubled each time, with jitter.
+_FIRST_WAIT = 0.05
+
+
+def create_settled(
+    put: Callable[[], bool], owner: Callable[[], str | None], nonce: str, where: str
+) -> bool:
+    """Whether this call created the object: ``put()`` sends the conditional create
+    (True: created, False: refused); ``owner()`` is the nonce of the object there (""
+    for one without, None for nothing there); ``nonce`` is the one every create of this
+    call carries; ``where`` names the object in an error.
+    """
+    for attempt in range(CONFLICT_TRIES):
+        try:
+            if put():
+                return True
+        except Exception as exc:
+            if not is_conflict(exc):
+                found = owner() if is_transient(exc) else None
+                if found is None:
+                    raise  # an error, or nothing there: whether it created the object is unknown
+                return found == nonce
+        else:
+            found = owner()
+            if found is not None:
+                return found == nonce
+        if attempt + 1 < CONFLICT_TRIES:
+            time.sleep(_FIRST_WAIT * 2**attempt * random.uniform(0.5, 1.5))
+    raise OSError(
+        errno.EAGAIN,
+        f"the conditional create of {where} was refused or answered 409 "
+        f"ConditionalRequestConflict {CONFLICT_TRIES} times with nothing there (other "
+        "operations on the key keep racing it): try again later",
+    )

@@ -1,0 +1,95 @@
+"""S3's 409 ConditionalRequestConflict is retried, not raised.
+
+Real S3 answers a conditional write that raced another operation on the same
+key with 409 ``ConditionalRequestConflict``, and AWS's advice is to retry it.
+The retry of a create then finds either nothing (and creates) or the winner's
+object (412: a refusal); so ``put_if_absent`` still gives exactly one True.
+moto never sends it: the proxy answers the first PUT with it, unforwarded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from fault_proxy import FaultProxy
+from resultkit.errors import StorageError
+from resultkit.results import RetryPolicy, S3Result
+from resultkit.results._objcreate import CONFLICT_TRIES
+
+BUCKET = "rk-conflict-retry"
+FAST = RetryPolicy(attempts=3, initial_delay=0.001, max_delay=0.002)
+
+
+@pytest.fixture(scope="module")
+def proxy(moto_server: Any) -> Any:
+    with FaultProxy(moto_server.port) as p:
+        yield p
+
+
+def through(proxy: FaultProxy, engine: str) -> Any:
+    options: dict[str, Any] = {"config_kwargs": {"retries": {"total_max_attempts": 1}}}
+    if engine == "obstore":
+        options = {"key": "testing", "secret": "testing"}
+    r = S3Result(
+        BUCKET,
+        prefix=uuid.uuid4().hex,
+        endpoint_url=proxy.url,
+        storage_options=options,
+        engine=engine,
+        retries=FAST,
+    )
+    if engine == "s3fs":
+        r.fs.retries = 1  # s3fs's own retry loop: only resultkit's policy retries
+    if not r.fs.exists(BUCKET):
+        r.fs.mkdir(BUCKET)
+    r.write(0, "warm.pkl")
+    proxy.heal()
+    proxy.clear()
+    return r
+
+
+@pytest.mark.parametrize("engine", ["s3fs", "obstore"])
+def test_a_conflict_on_a_create_or_a_write_is_tried_again(proxy: FaultProxy, engine: str) -> None:
+    r = through(proxy, engine)
+    proxy.fail(1, status=409, code="ConditionalRequestConflict", method="PUT")
+    assert r.put_if_absent(b"mine", location="locks/a") is True
+    assert r.fs.cat(r.storage.path("locks/a")) == b"mine"
+    assert [x.outcome for x in proxy.log if x.method == "PUT"][:2] == ["status:409", "forwarded"]
+    assert r.put_if_absent(b"other", location="locks/a") is False  # still one winner
+
+    proxy.clear()
+    proxy.fail(1, status=409, code="ConditionalRequestConflict", method="PUT")
+    r.write({"v": 1}, "value.pkl")
+    assert r.read("value.pkl").value == {"v": 1}
+    assert [x.outcome for x in proxy.log if x.method == "PUT"][:2] == ["status:409", "forwarded"]
+
+
+@pytest.mark.parametrize("engine", ["s3fs", "obstore"])
+def test_another_409_fails_the_write_at_once(proxy: FaultProxy, engine: str) -> None:
+    """Only the conflict is transient: a 409 that says something else is raised at once,
+    and with obstore a write it refused no longer reads as done (it returned as if stored,
+    and the value was not there)."""
+    r = through(proxy, engine)
+    proxy.fail(1, status=409, code="InvalidBucketState", method="PUT")
+    with pytest.raises(StorageError, match="value.pkl"):
+        r.write({"v": 1}, "value.pkl")
+    assert [x.outcome for x in proxy.log if x.method == "PUT"] == ["status:409"]
+    assert not r.exists("value.pkl")
+
+
+@pytest.mark.parametrize("engine", ["s3fs", "obstore"])
+def test_conflicts_that_never_end_are_a_clear_error_and_create_nothing(
+    proxy: FaultProxy, engine: str
+) -> None:
+    r = through(proxy, engine)
+    proxy.fail(CONFLICT_TRIES, status=409, code="ConditionalRequestConflict", method="PUT")
+    with pytest.raises(StorageError) as info:
+        r.put_if_absent(b"mine", location="locks/b")
+    message = str(info.value)
+    assert "locks/b" in message and "409" in message and "try again" in message, message
+    assert [x.outcome for x in proxy.log if x.method == "PUT"] == ["status:409"] * CONFLICT_TRIES
+    assert not r.exists("locks/b")
+    assert r.put_if_absent(b"mine", location="locks/b") is True  # the next call takes it
