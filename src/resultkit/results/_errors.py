@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import re
 from collections.abc import Callable, Iterator
 
 from ..errors import (
@@ -19,7 +20,7 @@ from ..errors import (
     StorageAccessError,
     StorageError,
 )
-from ._location import RECORD_SUFFIX
+from ._location import RECORD_SUFFIX, short
 
 __all__ = [
     "map_storage_errors",
@@ -31,6 +32,7 @@ __all__ = [
     "is_conflict",
     "SinkError",
     "about_key",
+    "exists_about",
     "failed_key",
 ]
 
@@ -56,6 +58,15 @@ def about_key(exc: BaseException, key: str) -> BaseException:
         with contextlib.suppress(AttributeError):
             exc._resultkit_key = key  # type: ignore[attr-defined]
     return exc
+
+
+def exists_about(key: str, exists: Callable[[str], bool]) -> bool:
+    """``exists(key)``, a failure marked with ``key`` (:func:`about_key`): the per-key
+    answers of an ``exists_many`` that name the key that failed, not the first one."""
+    try:
+        return exists(key)
+    except Exception as exc:
+        raise about_key(exc, key)  # noqa: B904  (the same exception, marked)
 
 
 def failed_key(exc: BaseException) -> str | None:
@@ -124,10 +135,12 @@ def _is_name_too_long(exc: BaseException) -> bool:
 
 
 def _name_too_long(location: str, action: str, exc: BaseException) -> ResultKitError:
-    longest = max(location.partition("://")[2].split("/"), key=lambda p: len(p.encode()))
+    # A name read from a disk may carry undecodable bytes as surrogate escapes: its
+    # size on the disk, not a UnicodeEncodeError in the middle of the message.
+    longest = max(len(p.encode("utf-8", "surrogateescape")) for p in location.split("/"))
     return StorageError(
-        f"could not {action} {location}: the name is too long for this filesystem "
-        f"({len(longest.encode())} bytes in its longest part). Most filesystems allow 255 "
+        f"could not {action} {short(location)}: the name is too long for this filesystem "
+        f"({longest} bytes in its longest part). Most filesystems allow 255 "
         f"bytes a name and 4096 a path, and a name here can have at most "
         f"{255 - len(RECORD_SUFFIX)} bytes, since its record is stored beside it as "
         f"NAME{RECORD_SUFFIX}: use a shorter location (or target template).",
@@ -235,6 +248,17 @@ _TRANSIENT_NAMES = frozenset(
 #: S3's 409 to a conditional write that raced another operation on the key: AWS says
 #: to retry it (the retry of a create then finds the winner's object: 412, a refusal).
 _CONFLICT = "ConditionalRequestConflict"
+# Where the code is, never the request's URL (obstore's errors carry it, and with it
+# the key: a key named like the code made any failure of its requests a conflict).
+_CONFLICT_SAID = (
+    re.compile(r"An error occurred \(ConditionalRequestConflict\)"),  # botocore
+    re.compile(r" 409 Conflict: .*<Code>ConditionalRequestConflict</Code>", re.DOTALL),  # obstore
+)
+
+
+def _says_conflict(exc: BaseException) -> bool:
+    text = str(exc)
+    return _CONFLICT in text and any(p.search(text) for p in _CONFLICT_SAID)
 
 
 def is_conflict(exc: BaseException) -> bool:
@@ -243,7 +267,7 @@ def is_conflict(exc: BaseException) -> bool:
     for _ in range(6):
         if seen is None:
             return False
-        if _CONFLICT in repr(seen):
+        if _says_conflict(seen):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -268,7 +292,7 @@ def is_transient(exc: BaseException) -> bool:
             isinstance(seen, (ConnectionError, TimeoutError))
             or status_code(seen) in _TRANSIENT_STATUS
             or type(seen).__name__ in _TRANSIENT_NAMES
-            or _CONFLICT in repr(seen)
+            or _says_conflict(seen)
         ):
             return True
         seen = seen.__cause__ or seen.__context__

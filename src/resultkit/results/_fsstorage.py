@@ -24,7 +24,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.spec import AbstractFileSystem
 
 from ..errors import ConfigurationError, ResultCorruptError
-from ._errors import about_key, is_missing_container, precondition_failed
+from ._errors import about_key, exists_about, is_missing_container, precondition_failed
 from ._fsclient import LazyFileSystem, filesystem_class_for
 from ._localsafety import process_space
 from ._location import LOCKS_FOLDER, RECORD_SUFFIX, TEMP_MARKER, temp_stem
@@ -253,7 +253,7 @@ class FileSystemStorage(LazyFileSystem, Storage):
 
     def exists_many(self, keys: builtins.list[str]) -> builtins.list[bool]:
         if len(keys) < 4:
-            return [self.exists(k) for k in keys]
+            return [exists_about(k, self.exists) for k in keys]
         paths = [self.path(k) for k in keys]
         by_folder: dict[str, set[str]] = {p.rpartition("/")[0]: set() for p in paths}
         # A folder's failed listing names its first key (about_key).

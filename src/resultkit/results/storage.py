@@ -63,6 +63,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, BinaryIO, Protocol
 
 from ..errors import ConfigurationError
+from ._errors import exists_about
 
 __all__ = ["Storage", "StorageWriter", "Metadata"]
 
@@ -202,8 +203,9 @@ class Storage(abc.ABC):
         return self.head(key) is not None
 
     def exists_many(self, keys: builtins.list[str]) -> builtins.list[bool]:
-        """:meth:`exists` for many keys; override to answer in bulk."""
-        return [self.exists(k) for k in keys]
+        """:meth:`exists` for many keys; override to answer in bulk (a failure is marked
+        with its key, so the error names that key's location)."""
+        return [exists_about(k, self.exists) for k in keys]
 
     def open_writer(self, key: str) -> StorageWriter:
         """A streaming writer for ``key``; the default buffers and calls :meth:`put`."""

@@ -1,0 +1,189 @@
+"""Attack round 8: long local names, exists_many's named failures, S3's 409 conflicts.
+
+Each test is an attack on this session's changes; a failing one documents a bug.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from fault_proxy import FaultProxy
+from resultkit.errors import StorageError
+from resultkit.results import LocalResult, RetryPolicy, S3Result
+
+from dirfs_backend import SandboxResult
+
+BUCKET = "rk-attack-round8"
+FAST = RetryPolicy(attempts=3, initial_delay=0.001, max_delay=0.002)
+
+
+@pytest.fixture(scope="module")
+def proxy(moto_server: Any) -> Any:
+    with FaultProxy(moto_server.port) as p:
+        yield p
+
+
+def through(proxy: FaultProxy, engine: str, prefix: str | None = None) -> S3Result:
+    options: dict[str, Any] = {"config_kwargs": {"retries": {"total_max_attempts": 1}}}
+    if engine == "obstore":
+        options = {"key": "testing", "secret": "testing"}
+    r = S3Result(
+        BUCKET,
+        prefix=prefix or uuid.uuid4().hex,
+        endpoint_url=proxy.url,
+        storage_options=options,
+        engine=engine,
+        retries=FAST,
+    )
+    if engine == "s3fs":
+        r.fs.retries = 1
+    if not r.fs.exists(BUCKET):
+        r.fs.mkdir(BUCKET)
+    r.write(0, "warm.pkl")
+    proxy.heal()
+    proxy.clear()
+    return r
+
+
+# -- long names -----------------------------------------------------------------------------
+def test_a_too_long_name_that_is_not_utf8_is_the_clear_error_not_a_unicode_crash(tmp_path):
+    """A name decoded from the disk (os.fsdecode: surrogate escapes) is written and read
+    when short; too long, it must get the "too long" StorageError, not UnicodeEncodeError
+    from building that message."""
+    r = LocalResult(dir=str(tmp_path))
+    r.write(1, location="\udcff" * 100 + ".pkl")  # 104 bytes on disk: fine
+    assert r.read("\udcff" * 100 + ".pkl").value == 1
+    with pytest.raises(StorageError, match="too long.*300 bytes"):
+        r.write(1, location="\udcff" * 300)
+
+
+# -- exists_many ----------------------------------------------------------------------------
+def test_few_keys_on_an_fsspec_result_name_the_failing_one(tmp_path):
+    """FileSystemStorage.exists_many of fewer than 4 keys asks exists() per key, unmarked:
+    the error named the first key (and called 'a.pkl' a name too long, of 5 bytes)."""
+    r = SandboxResult(str(tmp_path))
+    r.write(1, location="a.pkl")
+    (tmp_path / "afile").write_bytes(b"x")
+    with pytest.raises(StorageError) as info:
+        r.exists_many(["a.pkl", "b.pkl", "afile/x.pkl"])
+    assert "afile/x.pkl" in str(info.value) and "a.pkl:" not in str(info.value), str(info.value)
+    assert info.value.location is not None and info.value.location.endswith("afile/x.pkl")
+    long = "z" * 300
+    with pytest.raises(StorageError) as info:
+        r.exists_many(["a.pkl", long])
+    assert "300 bytes" in str(info.value), str(info.value)
+
+
+# -- 409 ConditionalRequestConflict ---------------------------------------------------------
+def _race(r: S3Result, location: str, contenders: int = 6) -> list[bool]:
+    """Every contender's put_if_absent of ``location``, started at once; none may raise."""
+    start = threading.Barrier(contenders)
+    answers: list[bool] = []
+    errors: list[BaseException] = []
+
+    def contend(i: int) -> None:
+        try:
+            start.wait(timeout=10)
+            answers.append(r.put_if_absent(f"c{i}".encode(), location=location))
+        except BaseException as exc:  # collected: the test asserts none
+            errors.append(exc)
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(contenders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors, errors
+    return answers
+
+
+@pytest.mark.parametrize("engine", ["s3fs", "obstore"])
+def test_racing_creators_under_conflicts_give_exactly_one_winner(proxy, engine):
+    r = through(proxy, engine)
+    for round_ in range(3):
+        proxy.fail(4, status=409, code="ConditionalRequestConflict", method="PUT")
+        answers = _race(r, f"locks/{round_}")
+        assert sorted(answers) == [False] * 5 + [True], answers
+        proxy.heal()
+
+
+@pytest.mark.parametrize("engine", ["s3fs", "obstore"])
+def test_a_key_named_like_the_conflict_code_is_not_a_conflict(proxy, engine):
+    """The conflict is recognised by 'ConditionalRequestConflict' anywhere in the error's
+    repr: obstore's errors carry the request's URL, so a key with that word made any 409
+    (here InvalidBucketState) a transient conflict, tried again."""
+    r = through(proxy, engine)
+    proxy.fail(1, status=409, code="InvalidBucketState", method="PUT")
+    with pytest.raises(StorageError):
+        r.write({"v": 1}, "ConditionalRequestConflict/value.pkl")
+    assert [x.outcome for x in proxy.log if x.method == "PUT"] == ["status:409"]
+    proxy.heal()
+    proxy.clear()
+    proxy.fail(1, status=400, code="InvalidArgument", method="PUT")
+    with pytest.raises(StorageError):
+        r.put_if_absent(b"x", location="ConditionalRequestConflict/lock")
+    assert [x.outcome for x in proxy.log if x.method == "PUT"] == ["status:400"]
+
+
+def _wait_for(check: Any, what: str, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)  # polling with a deadline, not synchronisation by sleeping
+
+
+@pytest.mark.parametrize("engine", ["s3fs", "obstore"])
+def test_a_lock_released_between_the_refusal_and_its_head_is_taken(proxy, engine):
+    """The refused create's HEAD finds nothing (the holder deleted its lock meanwhile): the
+    create is sent again and takes the free lock, instead of answering False for a lock
+    that nobody holds."""
+    r = through(proxy, engine)
+    assert r.put_if_absent(b"holder", location="locks/r") is True
+    proxy.clear()
+    proxy.delay(1, ms=400, method="HEAD")
+    answers: list[bool] = []
+    errors: list[BaseException] = []
+
+    def contend() -> None:
+        try:
+            answers.append(r.put_if_absent(b"second", location="locks/r"))
+        except BaseException as exc:  # collected: the test asserts none
+            errors.append(exc)
+
+    t = threading.Thread(target=contend)
+    t.start()
+    _wait_for(lambda: proxy.count("HEAD") >= 1, "the refused create's HEAD")
+    r.fs.rm_file(r.storage.path("locks/r"))  # the holder releases while the HEAD is held
+    t.join(timeout=30)
+    assert not errors, errors
+    assert answers == [True]
+    assert r.fs.cat(r.storage.path("locks/r")) == b"second"
+    puts = [x.outcome for x in proxy.log if x.method == "PUT"]
+    assert len(puts) == 2, proxy.log
+
+
+@pytest.mark.parametrize("engine", ["s3fs", "obstore"])
+def test_write_many_tries_a_conflicting_put_again(proxy, engine):
+    r = through(proxy, engine)
+    proxy.fail(2, status=409, code="ConditionalRequestConflict", method="PUT")
+    written = r.write_many([(f"wm/{i}.pkl", i) for i in range(4)])
+    assert len(written) == 4
+    assert [r.read(f"wm/{i}.pkl").value for i in range(4)] == [0, 1, 2, 3]
+    assert proxy.count("PUT", "status:409") == 2
+
+
+@pytest.mark.parametrize("engine", ["s3fs", "obstore"])
+def test_exists_many_tries_a_transient_head_failure_again(proxy, engine):
+    r = through(proxy, engine)
+    for i in (0, 2):
+        r.write(i, f"n/{i}.pkl")
+    proxy.clear()
+    proxy.fail(1, status=503, method="HEAD", path="/n/1.pkl")
+    asked = ["n/0.pkl", "n/1.pkl", "n/2.pkl", "n/1.pkl"]
+    assert r.exists_many(asked) == [True, False, True, False]
+    assert proxy.count("HEAD", "status:503") == 1
