@@ -5,6 +5,7 @@ Each test is an attack on this session's changes; a failing one documents a bug.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -187,3 +188,58 @@ def test_exists_many_tries_a_transient_head_failure_again(proxy, engine):
     asked = ["n/0.pkl", "n/1.pkl", "n/2.pkl", "n/1.pkl"]
     assert r.exists_many(asked) == [True, False, True, False]
     assert proxy.count("HEAD", "status:503") == 1
+
+
+@pytest.mark.parametrize("engine", ["s3fs", "obstore"])
+def test_single_flight_locks_under_conflicts_have_one_holder(proxy, engine):
+    """Contenders for one target's lock (epochs created with put_if_absent) while S3
+    answers some creates 409: one holds it; once it is released, the next takes it."""
+    from resultkit.caching.locks import SingleFlightLock
+
+    r = through(proxy, engine)
+    locks = [SingleFlightLock(r, "target.pkl", lease=30) for _ in range(4)]
+    start = threading.Barrier(len(locks))
+    taken: list[SingleFlightLock] = []
+    errors: list[BaseException] = []
+
+    def contend(lock: SingleFlightLock) -> None:
+        try:
+            start.wait(timeout=10)
+            if lock.acquire():
+                taken.append(lock)
+        except BaseException as exc:  # collected: the test asserts none
+            errors.append(exc)
+
+    proxy.fail(3, status=409, code="ConditionalRequestConflict", method="PUT")
+    threads = [threading.Thread(target=contend, args=(lock,)) for lock in locks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors, errors
+    assert len(taken) == 1, taken
+    holder = taken[0]
+    assert holder.holder() is not None
+    holder.release()
+    proxy.fail(2, status=409, code="ConditionalRequestConflict", method="PUT")
+    nxt = next(lock for lock in locks if lock is not holder)
+    assert nxt.acquire() is True
+    nxt.release()
+
+
+@pytest.mark.parametrize("engine", ["s3fs", "obstore"])
+def test_a_dead_writers_temp_object_of_a_long_name_is_swept_by_the_next_large_write(proxy, engine):
+    """A long name's temporary objects are named by its shortened stem; the next large
+    write of that name lists them by the same stem and removes a dead writer's."""
+    r = through(proxy, engine)
+    r.storage.stale_temp_age = 0.0  # type: ignore[attr-defined]
+    r.storage.single_request_limit = 1024  # type: ignore[misc]  (streamed from 1 KB)
+    name = "d/" + "é" * 100 + "x" * 40 + ".pkl"  # 246 bytes: its stem is shortened
+    tmp = r.storage._temp_names(r.storage.path(name))[0]
+    dead = tmp.replace(f"rktmp-{os.getpid()}-", "rktmp-1-", 1)  # another host's writer
+    assert dead != tmp and "~" in dead.rpartition("/")[2]
+    r.fs.pipe_file(dead, b"half")
+    r.write(b"v" * 4096, name)
+    assert r.read(name).value == b"v" * 4096
+    left = [p for p in r.fs.ls(r.storage.path("d"), refresh=True) if ".rktmp-" in p]
+    assert left == [], left
