@@ -243,3 +243,16 @@ def test_a_dead_writers_temp_object_of_a_long_name_is_swept_by_the_next_large_wr
     assert r.read(name).value == b"v" * 4096
     left = [p for p in r.fs.ls(r.storage.path("d"), refresh=True) if ".rktmp-" in p]
     assert left == [], left
+
+
+def test_a_path_too_long_with_short_names_says_the_path_not_the_name(tmp_path):
+    """Every name of it fits (204 bytes) but the path has over 4096 bytes: the error said
+    'the name is too long (204 bytes in its longest part)... at most 248 bytes'."""
+    r = LocalResult(dir=str(tmp_path))
+    location = "/".join(["é" * 100] * 21) + ".pkl"  # 2,124 characters, 4,224 bytes
+    for call in (lambda: r.write(1, location=location), lambda: r.read(location)):
+        with pytest.raises(StorageError) as info:
+            call()
+        message = str(info.value)
+        assert "the path is too long" in message and "4096 bytes a path" in message, message
+        assert "name is too long" not in message, message

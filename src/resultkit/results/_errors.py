@@ -137,12 +137,22 @@ def _is_name_too_long(exc: BaseException) -> bool:
 def _name_too_long(location: str, action: str, exc: BaseException) -> ResultKitError:
     # A name read from a disk may carry undecodable bytes as surrogate escapes: its
     # size on the disk, not a UnicodeEncodeError in the middle of the message.
-    longest = max(len(p.encode("utf-8", "surrogateescape")) for p in location.split("/"))
+    path = location.partition("://")[2] or location
+    longest = max(len(p.encode("utf-8", "surrogateescape")) for p in path.split("/"))
+    most = 255 - len(RECORD_SUFFIX)
+    if longest <= most:  # every name fits: the whole path is what the filesystem refused
+        return StorageError(
+            f"could not {action} {short(location)}: the path is too long for this filesystem "
+            f"({len(path.encode('utf-8', 'surrogateescape'))} bytes; most filesystems allow "
+            "4096 bytes a path and 255 a name): use a shorter location (or target "
+            "template), or a dir with a shorter path.",
+            location=location,
+        )
     return StorageError(
         f"could not {action} {short(location)}: the name is too long for this filesystem "
         f"({longest} bytes in its longest part). Most filesystems allow 255 "
         f"bytes a name and 4096 a path, and a name here can have at most "
-        f"{255 - len(RECORD_SUFFIX)} bytes, since its record is stored beside it as "
+        f"{most} bytes, since its record is stored beside it as "
         f"NAME{RECORD_SUFFIX}: use a shorter location (or target template).",
         location=location,
     )
