@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from fault_proxy import FaultProxy
-from resultkit.errors import StorageError
+from resultkit.errors import StorageAccessError, StorageError
 from resultkit.results import LocalResult, RetryPolicy, S3Result
+from test_attack_round6 import build
 
 from dirfs_backend import SandboxResult
 
@@ -256,3 +257,32 @@ def test_a_path_too_long_with_short_names_says_the_path_not_the_name(tmp_path):
         message = str(info.value)
         assert "the path is too long" in message and "4096 bytes a path" in message, message
         assert "name is too long" not in message, message
+
+
+@pytest.mark.parametrize("kind", ["gcs", "azure"])
+def test_gcs_and_azure_name_the_key_whose_check_failed(kind, request):
+    """The HEAD (GCS: metadata GET) refused for one key, then the listing of one folder
+    refused (16 keys or more): each error names a key of what failed, not the first key.
+    On GCS a refused request was a plain StorageError: gcsfs raises a bare OSError
+    ("Forbidden: ...") for a 403, which the error table did not know."""
+    server = request.getfixturevalue({"gcs": "gcs_server", "azure": "azurite_server"}[kind])
+    with FaultProxy(server.port) as p:
+        r = build(kind, p.port)
+        for key in ("m/0.pkl", "n/1.pkl"):
+            r.write(1, key)
+        p.clear()
+        failing = "n%2F1.pkl" if kind == "gcs" else "/n/1.pkl"
+        p.fail(1, status=403, path=failing)
+        with pytest.raises(StorageAccessError) as info:
+            r.exists_many(["m/0.pkl", "m/1.pkl", "n/0.pkl", "n/1.pkl"])
+        assert "n/1.pkl" in str(info.value) and "m/0.pkl" not in str(info.value), str(info.value)
+        many = [f"m/{i}.pkl" for i in range(10)] + [f"n/{i}.pkl" for i in range(10)]
+        p.clear()
+        assert r.exists_many(many) == [k in ("m/0.pkl", "n/1.pkl") for k in many]
+        listings = [path for _, path in p.calls()]
+        of_n = [path for path in listings if "n%2F" in path or "n/" in path.split("?")[1:2][0]]
+        assert len(of_n) == 1, listings
+        p.fail(1, status=403, path=of_n[0])
+        with pytest.raises(StorageAccessError) as info:
+            r.exists_many(many)
+        assert "n/0.pkl" in str(info.value) and "m/0.pkl" not in str(info.value), str(info.value)

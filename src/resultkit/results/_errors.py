@@ -310,7 +310,12 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _is_access(exc: BaseException) -> bool:
-    return isinstance(exc, PermissionError) or status_code(exc) in (401, 403)
+    return (
+        isinstance(exc, PermissionError)
+        or status_code(exc) in (401, 403)
+        # gcsfs raises a bare OSError for a 403 (gcsfs.retry.validate_response)
+        or (type(exc) is OSError and str(exc).startswith("Forbidden: "))
+    )
 
 
 def _is_no_space(exc: BaseException) -> bool:
