@@ -15,7 +15,8 @@ import pytest
 
 from fault_proxy import FaultProxy
 from resultkit.errors import StorageAccessError, StorageError
-from resultkit.results import LocalResult, RetryPolicy, S3Result
+from resultkit.results import LocalResult, RetryPolicy, S3Result, StorageResult
+from resultkit.results.storage import Storage
 from test_attack_round6 import build
 
 from dirfs_backend import SandboxResult
@@ -79,6 +80,40 @@ def test_few_keys_on_an_fsspec_result_name_the_failing_one(tmp_path):
     with pytest.raises(StorageError) as info:
         r.exists_many(["a.pkl", long])
     assert "300 bytes" in str(info.value), str(info.value)
+
+
+class _RefusingOneKey(Storage):
+    """A third-party storage keeping the base exists_many: HEAD of one key is refused."""
+
+    root_url = "refusing://"
+
+    def __init__(self, refused: str) -> None:
+        self.refused = refused
+
+    def put(self, key: str, data: Any, metadata: Any) -> None:
+        raise NotImplementedError
+
+    def get(self, key: str) -> Any:
+        return None
+
+    def head(self, key: str) -> Any:
+        if key == self.refused:
+            raise PermissionError(f"403 on {key}")
+        return None
+
+    def delete(self, key: str) -> bool:
+        return False
+
+    def list(self, prefix: str = "") -> Any:
+        return []
+
+
+def test_the_base_storages_exists_many_names_the_key_that_failed():
+    r = StorageResult(_RefusingOneKey("c.pkl"))
+    with pytest.raises(StorageAccessError) as info:
+        r.exists_many(["a.pkl", "b.pkl", "c.pkl"])
+    assert info.value.location is not None and info.value.location.endswith("c.pkl")
+    assert "a.pkl" not in str(info.value), str(info.value)
 
 
 # -- 409 ConditionalRequestConflict ---------------------------------------------------------
