@@ -20,6 +20,7 @@ from ..errors import (
     StorageAccessError,
     StorageError,
 )
+from ._keymarks import about_key, exists_about, failed_key
 from ._location import RECORD_SUFFIX, short
 
 __all__ = [
@@ -48,31 +49,6 @@ class SinkError(Exception):
     def __init__(self, cause: BaseException) -> None:
         super().__init__(str(cause))
         self.cause = cause
-
-
-def about_key(exc: BaseException, key: str) -> BaseException:
-    """``exc``, marked as the failure of ``key`` in a call about many keys (``exists_many``),
-    so that the error names that key's location, not the first one's."""
-    if failed_key(exc) is None:
-        # An exception class with __slots__ stays unmarked (the first location is named).
-        with contextlib.suppress(AttributeError):
-            exc._resultkit_key = key  # type: ignore[attr-defined]
-    return exc
-
-
-def exists_about(key: str, exists: Callable[[str], bool]) -> bool:
-    """``exists(key)``, a failure marked with ``key`` (:func:`about_key`): the per-key
-    answers of an ``exists_many`` that name the key that failed, not the first one."""
-    try:
-        return exists(key)
-    except Exception as exc:
-        raise about_key(exc, key)  # noqa: B904  (the same exception, marked)
-
-
-def failed_key(exc: BaseException) -> str | None:
-    """The key :func:`about_key` marked ``exc`` with, if any."""
-    key = getattr(exc, "_resultkit_key", None)
-    return key if isinstance(key, str) else None
 
 
 def status_code(exc: BaseException) -> int | None:

@@ -24,8 +24,9 @@ from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.spec import AbstractFileSystem
 
 from ..errors import ConfigurationError, ResultCorruptError
-from ._errors import about_key, exists_about, is_missing_container, precondition_failed
+from ._errors import is_missing_container, precondition_failed
 from ._fsclient import LazyFileSystem, filesystem_class_for
+from ._keymarks import about_key, exists_about
 from ._localsafety import process_space
 from ._location import LOCKS_FOLDER, RECORD_SUFFIX, TEMP_MARKER, temp_stem
 from ._locks import publish_lock

@@ -43,8 +43,9 @@ from ._asyncbatch import (
     sends_its_async_request,
 )
 from ._batch import map_bounded
-from ._errors import about_key, is_missing_container
+from ._errors import is_missing_container
 from ._fsstorage import FileSystemStorage
+from ._keymarks import about_key
 
 __all__ = ["ObjectHeads", "run_to_end"]
 

@@ -63,7 +63,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, BinaryIO, Protocol
 
 from ..errors import ConfigurationError
-from ._errors import exists_about
+from ._keymarks import exists_about
 
 __all__ = ["Storage", "StorageWriter", "Metadata"]
 
