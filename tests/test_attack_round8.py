@@ -1,6 +1,8 @@
 """Attack round 8: long local names, exists_many's named failures, S3's 409 conflicts.
 
-Each test is an attack on this session's changes; a failing one documents a bug.
+Each test is an attack on this session's changes. Those whose docstring says what it
+did ("named the first key", "said the name") failed before this round's fixes (the bug
+they document); the others held and stay as guards.
 """
 
 from __future__ import annotations
