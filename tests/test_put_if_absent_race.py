@@ -22,6 +22,7 @@ import emulators
 from fault_proxy import FaultProxy
 from resultkit.errors import StorageError
 from resultkit.results import S3Result
+from resultkit.results._objcreate import CONFLICT_TRIES
 
 CREATORS = 12
 #: Seconds every store of the slow server waits after its checks: the creators'
@@ -84,9 +85,9 @@ def test_one_winner_when_the_server_is_slow_between_check_and_store(
 
 
 def test_obstore_create_whose_answer_is_lost_is_settled_by_its_nonce(moto_server) -> None:
-    """obstore sends a conditional create once. Its answer lost, one HEAD settles it: the
-    object carries this create's nonce, so the create won; with nothing there the outcome
-    is unknown, and the error says so."""
+    """obstore sends a conditional create once a try. Its answer lost, one HEAD settles it:
+    the object carries this call's nonce, so the create won; with nothing there it is sent
+    again with the same nonce, and only when no try got an answer is the outcome unknown."""
     with FaultProxy(moto_server.port) as proxy:
         r = s3_result(proxy.url, "obstore")
         proxy.clear()
@@ -102,8 +103,15 @@ def test_obstore_create_whose_answer_is_lost_is_settled_by_its_nonce(moto_server
 
         proxy.clear()
         proxy.reset(1, method="PUT")  # never reached the server: nothing there to look at
-        with pytest.raises(StorageError, match="whether it created the object is unknown"):
+        assert r.put_if_absent(b"mine", location="locks/again") is True  # sent again, same nonce
+        puts = [x.outcome for x in proxy.log if x.method == "PUT"]
+        assert puts == ["reset", "forwarded"], puts
+
+        proxy.clear()
+        proxy.reset(CONFLICT_TRIES, method="PUT")  # no create ever answered: nothing there
+        with pytest.raises(StorageError, match="whether it will create the object is unknown"):
             r.put_if_absent(b"mine", location="locks/never")
+        assert [x.outcome for x in proxy.log if x.method == "PUT"] == ["reset"] * CONFLICT_TRIES
 
 
 def test_s3fs_create_sent_again_after_its_answer_was_lost_still_wins(moto_server) -> None:

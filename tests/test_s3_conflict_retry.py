@@ -93,3 +93,20 @@ def test_conflicts_that_never_end_are_a_clear_error_and_create_nothing(
     assert [x.outcome for x in proxy.log if x.method == "PUT"] == ["status:409"] * CONFLICT_TRIES
     assert not r.exists("locks/b")
     assert r.put_if_absent(b"mine", location="locks/b") is True  # the next call takes it
+
+
+@pytest.mark.parametrize("engine", ["s3fs", "obstore"])
+def test_a_create_answered_503_is_sent_again_with_the_same_nonce(
+    proxy: FaultProxy, engine: str
+) -> None:
+    """A 503 applied nothing here (unforwarded); the HEAD finds nothing, so the create is
+    sent again. Before, it was a StorageError (obstore's said the create 'got no answer')."""
+    r = through(proxy, engine)
+    proxy.fail(1, status=503, method="PUT")
+    assert r.put_if_absent(b"mine", location="locks/c") is True
+    assert [x.outcome for x in proxy.log if x.method == "PUT"] == ["status:503", "forwarded"]
+    nonces = {
+        k: v for k, v in r.storage._head_object(r.storage.path("locks/c")).items() if "nonce" in k
+    }
+    assert len(nonces) == 1, nonces
+    assert r.put_if_absent(b"other", location="locks/c") is False

@@ -6,15 +6,18 @@ attempt made then refuses the second, and a won race would read as lost (a
 lock nobody holds until its lease ends). So each call's creates carry one
 nonce in their metadata, and a refused create whose object carries that
 nonce won. The cost, one HEAD, is paid only by refused creates. A create
-that got no answer at all (obstore sends it once) is settled the same way
-when the object is there; when it is not, the outcome is unknown and the
-error is raised.
+that failed transiently (no answer, a 503) is settled the same way when the
+object is there.
 
 A refusal with nothing there is no refusal: the object was deleted since (a
 lock released), or the store answered 409 ``ConditionalRequestConflict`` (S3,
 when the create raced another operation on the key; AWS says to retry it),
-which a client may report as "already exists". Both are tried again, with the
-same nonce, up to :data:`CONFLICT_TRIES` times.
+which a client may report as "already exists". These, and a transient failure
+with nothing there, are tried again with the same nonce, up to
+:data:`CONFLICT_TRIES` creates a call: whichever of them made the object, it
+carries this call's nonce, so a retry refused by an earlier attempt's object
+still answers True. Only a create that never got an answer can land after
+the call has given up (its error says so); that was so before any retry.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from ._errors import is_conflict, is_transient
 
 __all__ = ["create_settled", "CONFLICT_TRIES"]
 
-#: Creates a call sends while each is refused with nothing there, or answered 409.
+#: Creates a call sends while each is refused with nothing there, answered 409, or
+#: failed transiently with nothing there.
 CONFLICT_TRIES = 5
 #: The first wait before trying again (seconds); doubled each time, with jitter.
 _FIRST_WAIT = 0.05
@@ -43,20 +47,24 @@ def create_settled(
     call carries; ``where`` names the object in an error.
     """
     for attempt in range(CONFLICT_TRIES):
+        last = attempt + 1 == CONFLICT_TRIES
         try:
             if put():
                 return True
         except Exception as exc:
             if not is_conflict(exc):
-                found = owner() if is_transient(exc) else None
-                if found is None:
-                    raise  # an error, or nothing there: whether it created the object is unknown
-                return found == nonce
+                if not is_transient(exc):
+                    raise
+                found = owner()
+                if found is not None:
+                    return found == nonce
+                if last:
+                    raise  # nothing there after the last try: its error says what is unknown
         else:
             found = owner()
             if found is not None:
                 return found == nonce
-        if attempt + 1 < CONFLICT_TRIES:
+        if not last:
             time.sleep(_FIRST_WAIT * 2**attempt * random.uniform(0.5, 1.5))
     raise OSError(
         errno.EAGAIN,

@@ -96,14 +96,12 @@ def _requests_allowed() -> None:
 
 
 _STATUS = re.compile(r"status code: (\d{3})")
-#: A conditional create that failed in flight may have created the object: sent
-#: again it would be refused by that object, and "lost" would be reported for a
-#: won race (the lock made, nobody holding it). So it is sent once (obstore's
-#: retries are off, and the Result does not retry put_if_absent) and said so.
+#: A conditional create that got no answer may still create the object after
+#: the call gave up (put_if_absent sends it again with the same nonce, so an
+#: earlier attempt's object counts as its own: see _objcreate.py).
 _UNKNOWN_CREATE = (
-    "the conditional create got no answer, so whether it created the object is unknown "
-    "(not retried: a retry would be refused by an object this one may have made); "
-    "look at the object, or try again later ({error})"
+    "the conditional create got no answer and nothing was there after it, so whether "
+    "it will create the object is unknown; look at the object, or try again later ({error})"
 )
 _TRANSIENT_TEXT = ("error sending request", "timed out", "connection", "broken pipe")
 
@@ -204,7 +202,7 @@ class ObstoreRequests:
             raise _plain(exc) from None
         except Exception as exc:
             error = _plain(exc)
-            if create and isinstance(error, ConnectionError):
+            if create and isinstance(error, ConnectionError) and not _STATUS.search(str(error)):
                 raise ConnectionError(_UNKNOWN_CREATE.format(error=error)) from None
             raise error from None
         return True
