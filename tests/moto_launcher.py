@@ -1,79 +1,59 @@
 """Start moto's S3 server (``moto_server``'s arguments), with moto 5's S3 made atomic and cheaper.
 
-The benchmarks put moto behind a 20 ms latency proxy to measure requests, not
-moto's CPU; but moto's single interpreter (one core, the GIL) spent about 4 ms
-of CPU on each small request, so 200 checkpoints cost 0.8 s of its core
-whatever the client did. Each change below was measured on resultkit's own
-requests (a PUT with six ``x-amz-meta-rk*`` headers, GET, HEAD) replayed by a
-raw-socket client: moto's instructions a request under callgrind (exact; the
-saving alone against this launcher without it), and its CPU time a request from
-``/proc/<pid>/stat`` (noisy on this shared host: alternated, medians).
-
-One change of behaviour, for the tests' sake:
-
-* **An atomic conditional PUT.** moto checks ``If-None-Match: *`` / ``If-Match``
-  and then stores the object with no lock between, so two concurrent
-  conditional creates of one key can both pass the check and both get 200
-  when the server is preempted between the two (seen under load: 3 rounds of
-  600 of 12 racing creates, tests/test_put_if_absent_race.py). S3 answers one
-  200 and 412 to the rest; one lock per key makes moto's check and store one
-  step, as there. Every PUT of the key takes it, so an unconditional PUT cannot
-  land between a conditional one's check and its store either.
-
-Pure overhead, cut with S3's answers unchanged (tests/test_moto_launcher.py):
-
-* **No folder scan per request.** moto answers every request only after listing
-  its own package folder and calling ``isdir`` on each of its ~190 entries,
-  twice (``list_of_moto_modules``, to route the request to a service): a third
-  of its CPU for a small PUT (6.0 -> 4.1 ms). The list is a function of the
-  installed package, so it is made once.
-* **Kept-alive connections.** werkzeug's server closes every connection after
-  one response, on purpose: it cannot tell where an unread request body ends,
-  so it drains whatever follows and closes. Each request then paid a TCP
-  connection, a new handler thread and werkzeug's drain (an epoll set and a
-  10 ms wait), in moto and in the client. Here a request whose body is framed
-  by ``Content-Length`` (every S3 client's) reads exactly that body through
-  ``_Body``; whatever moto left unread is drained to its end, and the
-  connection stays open for the next request. Chunked bodies, HTTP/1.0,
-  ``Connection: close`` and any request werkzeug reported an error on close as
-  before. moto's CPU a PUT fell by 0.3-0.5 ms (its kernel time by two thirds;
-  1 % of its instructions), and the client's by as much (no connection a request).
-* **No log line a request** (werkzeug's, to stderr): 3 % of moto's instructions.
-  ``RESULTKIT_MOTO_LOG_REQUESTS=1`` brings it back; errors are always logged.
-* **A request's service found once a host.** moto matches the request's host
-  against ~140 URL patterns of every service, on every request, to find S3 again:
-  5.7 % of its instructions. The answer is a function of the host (the patterns
-  are fixed at import), so it is kept per host.
-* **No Flask debug helper per request.** moto runs its Flask apps in debug
-  mode, where every request's ``files`` gets a class made for it (a ``KeyError``
-  that explains a form's missing enctype to a developer): 3.3 %. moto never
-  relies on that message.
-* **A request's headers listed once.** moto lists a request's headers about
-  five times (a dict of them, metadata twice, grants, its query fallback), each
-  time scanning the whole WSGI environ and renaming every header: 10.7 %. The
-  list is made once a request and made again if the environ grew (the only way
-  moto changes a request's headers: it adds ``Host`` when a request has none).
-* **Header lines parsed without the email package.** http.server parses
-  request headers with ``email``'s feed parser (about 50 us a request); plain
-  ``Name: value`` lines are stored as that parser stores them, anything else
-  (folded lines, odd names) still goes through it: 1.5 %.
-* **S3's settings read once.** moto reads two ``MOTO_S3_*`` variables from the
-  environment for every object, and matches the host against five patterns
-  (``subdomain_based_buckets``) six times a request, whose answer depends only on the
-  host and those settings: read once, kept per host: 2.5 %.
-* **Accounts' backends without a global lock.** moto takes a process-wide lock,
-  copies its accounts to a list and compares itself with every service's
-  registry for each of the ~9 backend lookups of a request; an account already
-  made is returned directly (anything else takes moto's path): 1 %.
-* **Request ids in one call.** moto draws the 52 characters of each
-  ``x-amzn-requestid`` in 52 calls; ``random.choices`` draws the same alphabet in one: 1.8 %.
-
-Together: 5.5 -> 4.3 M instructions a PUT, and moto's CPU a PUT under
-``write_many`` behind the proxy about 4.3 -> 2.7 ms.
-
+One change of behaviour, for the tests' sake. **An atomic conditional PUT**:
+moto checks ``If-None-Match: *`` / ``If-Match`` and then stores the object with
+no lock between, so two concurrent conditional creates of one key can both get
+200 when the server is preempted between the two (seen under load: 3 rounds of
+600 of 12 racing creates, tests/test_put_if_absent_race.py). S3 answers one 200
+and 412 to the rest; one lock per key makes moto's check and store one step, as
+there. Every PUT of the key takes it, so an unconditional PUT cannot land
+between a conditional one's check and its store either.
 ``RESULTKIT_MOTO_CHECK_DELAY`` (seconds, tests only) holds every PUT that passed
 its checks before it stores: the window in which moto raced, made wide enough
 for a test to race in it every time.
+
+The rest cuts pure overhead, S3's answers unchanged (tests/test_moto_launcher.py).
+The benchmarks measure requests behind a 20 ms proxy, but moto's one
+interpreter spent about 4 ms of CPU on a small request, so 200 checkpoints cost
+0.8 s of its core whatever the client did. Savings are moto's user-space
+instructions a PUT of resultkit's (six ``x-amz-meta-rk*`` headers) under
+callgrind, this launcher without the cut minus this launcher, as a share of the
+5.54 M a PUT cost before:
+
+* **No folder scan per request** (before that, 6.0 -> 4.1 ms of CPU a PUT):
+  moto listed its package folder and ``isdir``-ed its ~190 entries, twice, to
+  route each request; the list depends only on the installed package.
+* **Kept-alive connections** (3.5 %, and moto's kernel time 0.4-0.75 ->
+  0.15-0.4 ms a PUT; the client opens no connection a request). werkzeug closes
+  every connection after one answer, on purpose: it cannot tell where an unread
+  body ends. Each request paid a TCP connection, a handler thread and
+  werkzeug's drain. Here a body framed by ``Content-Length`` (every S3
+  client's) is read exactly (``_Body``), what moto left unread (a refused PUT's
+  body) is drained, and the connection serves the next request. HTTP/1.0,
+  chunked bodies, ``Connection: close`` and a request moto failed on (500)
+  close as before.
+* **No log line a request** (2.7 %; ``RESULTKIT_MOTO_LOG_REQUESTS=1`` brings it
+  back, errors are always logged).
+* **A request's service found once a host** (5.6 %): moto matched the host
+  against ~140 URL patterns, fixed at import, on every request.
+* **No Flask debug helper** (3.1 %): in debug mode every request's ``files``
+  got a class made for it, for a developer's message moto never relies on.
+* **A request's headers listed once** (8.0 %): moto lists them about five
+  times, each a scan of the whole environ. The list is made again if the
+  environ grew (moto's only change to a request's headers: a missing Host).
+* **Header lines parsed without the email package** (4.1 %): plain
+  ``Name: value`` lines are stored as ``email``'s parser stores them; anything
+  else (folded lines, odd names) still goes through it.
+* **S3's settings read once** (4.4 %): two ``MOTO_S3_*`` variables read from
+  the environment for every object, and ``subdomain_based_buckets`` (five
+  patterns, six times a request) kept per host.
+* **Accounts' backends without moto's global lock** (1.2 %), for accounts
+  already made; **request ids in one** ``random.choices`` call, not 52 (1.7 %).
+
+Together: a PUT 5.54 -> 3.69 M instructions (GET 4.06 -> 2.70, HEAD 3.94 ->
+2.63); moto's CPU a request while ``write_many`` writes 200 checkpoints through
+the proxy 3.75 -> 1.99 ms with obstore, 4.46 -> 2.68 ms with s3fs (medians of 4
+alternated rounds, ``/proc/<pid>/stat``).
 """
 
 from __future__ import annotations
@@ -85,10 +65,10 @@ import os
 import re
 import selectors
 import string
-import sys
 import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import moto.backends as backends
@@ -96,7 +76,6 @@ import moto.backends as backends
 _MODULES = list(backends.list_of_moto_modules())
 backends.list_of_moto_modules = lambda: iter(_MODULES)
 
-# noqa: E402 below: these imports come after the module list is in place.
 import flask.debughelpers  # noqa: E402
 import moto.s3.models as s3_models  # noqa: E402
 import moto.settings  # noqa: E402
@@ -148,8 +127,7 @@ if _check_delay:
 
 # --- Kept-alive connections ----------------------------------------------------
 
-#: Per handler thread: ``keeping`` while a kept-alive request runs, ``failed`` once
-#: werkzeug reported an error on it.
+#: Per handler thread: ``keeping`` a request's connection, ``failed``: moto failed on it.
 _request_state = threading.local()
 
 
@@ -186,29 +164,14 @@ class _Body(io.RawIOBase):
         return True
 
 
-class _NoDrain:
-    """werkzeug's drain after a response, for a kept-alive request: ``_Body`` drains it."""
-
-    def register(self, *args: Any) -> None:
-        pass
-
-    def select(self, timeout: float | None = None) -> list[Any]:
-        return []
-
-    def close(self) -> None:
-        pass
+def _drain_selector() -> Any:
+    # werkzeug's drain after an answer (its only use of selectors): _Body drains a kept request.
+    return _NO_DRAIN if getattr(_request_state, "keeping", False) else selectors.DefaultSelector()
 
 
-class _Selectors:
-    """What werkzeug.serving sees as ``selectors`` (it uses them only for its drain)."""
-
-    EVENT_READ = selectors.EVENT_READ
-
-    @staticmethod
-    def DefaultSelector() -> Any:  # noqa: N802 - the name werkzeug calls
-        if getattr(_request_state, "keeping", False):
-            return _NoDrain()
-        return selectors.DefaultSelector()
+_NO_DRAIN = SimpleNamespace(
+    register=lambda *a: None, select=lambda timeout=None: [], close=lambda: None
+)
 
 
 _run_wsgi = werkzeug.serving.WSGIRequestHandler.run_wsgi
@@ -263,7 +226,9 @@ def _log_noting_errors(self: Any, type: str, message: str, *args: Any) -> None:
     _server_log(self, type, message, *args)
 
 
-werkzeug.serving.selectors = _Selectors  # type: ignore[assignment]
+werkzeug.serving.selectors = SimpleNamespace(  # type: ignore[assignment]
+    DefaultSelector=_drain_selector, EVENT_READ=selectors.EVENT_READ
+)
 MotoRequestHandler.run_wsgi = _keep_alive_run_wsgi  # type: ignore[method-assign]
 MotoRequestHandler.send_header = _send_header_kept_alive  # type: ignore[method-assign]
 werkzeug.serving.BaseWSGIServer.log = _log_noting_errors  # type: ignore[method-assign]
@@ -313,7 +278,6 @@ EnvironHeaders.__iter__ = _listed_once  # type: ignore[method-assign]
 
 # --- Header lines parsed without the email package -----------------------------
 
-_parse_headers = http.client.parse_headers
 _PLAIN_FIELD = re.compile(rb"[\041-\071\073-\176]+:[^\r\n]*\r?\n\Z")
 
 
@@ -350,11 +314,9 @@ def _cached_subdomain_based_buckets(request: Any) -> bool:
     host = request.headers.get("host")
     if not host:
         return bool(_subdomain_based(request))
-    try:
-        return _subdomain_by_host[host]
-    except KeyError:
-        answer = _subdomain_by_host[host] = bool(_subdomain_based(request))
-        return answer
+    if host not in _subdomain_by_host:
+        _subdomain_by_host[host] = bool(_subdomain_based(request))
+    return _subdomain_by_host[host]
 
 
 S3Response.subdomain_based_buckets = staticmethod(_cached_subdomain_based_buckets)  # type: ignore[method-assign]
@@ -387,4 +349,3 @@ mock_random.get_random_string = _random_string  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     main()
-    sys.exit(0)

@@ -63,6 +63,7 @@ def test_one_kept_alive_connection_writes_overwrites_refuses_and_reads(moto_serv
     status, _, _ = request(conn, "GET", f"/{bucket}/missing.pkl")
     assert status == 404
     assert conn.sock is sock  # every answer above came on the first connection
+    assert f"/{bucket}/" not in moto_server.log_path.read_text()  # no log line a request
 
 
 def test_pipelined_requests_each_read_exactly_their_body(moto_server, bucket):
