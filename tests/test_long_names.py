@@ -58,14 +58,24 @@ def test_multibyte_names_up_to_248_bytes(tmp_path):
 def test_too_long_a_name_is_an_error_naming_the_limit_and_leaves_nothing(tmp_path, size):
     r = LocalResult(dir=str(tmp_path))
     name = _name(size)
-    for call in (lambda: r.write(1, location=name), lambda: r.read(name)):
+    calls = (
+        lambda: r.write(1, location=name),
+        lambda: r.read(name),
+        lambda: r.put_if_absent(b"marker", location="m/" + name),  # no record, same limit
+    )
+    for call in calls:
         with pytest.raises(StorageError) as info:
             call()
         message = str(info.value)
         assert "too long" in message and f"{size} bytes" in message
         assert "at most 248 bytes" in message and "shorter location" in message
-    assert not r.exists(name)
-    assert [p.name for p in tmp_path.iterdir()] == []
+    if size > 255:  # the filesystem refuses the name itself: exists says why too
+        with pytest.raises(StorageError, match="too long"):
+            r.exists(name)
+    else:  # a name no write can use (its record's can't be made) holds nothing
+        assert r.exists(name) is False
+    assert [p.name for p in tmp_path.iterdir() if p.name != "m"] == []
+    assert not (tmp_path / "m").exists() or list((tmp_path / "m").iterdir()) == []
 
 
 def test_temp_stem_is_short_stable_and_tells_long_names_apart():
@@ -102,3 +112,46 @@ def test_a_dead_writers_temp_of_a_long_name_is_swept(tmp_path):
     removed = sweep_dead_writers(str(tmp_path), now=time.time() + 60, force=True)
     assert removed == [left]
     assert os.listdir(tmp_path) == []
+
+
+REFUSED_CHILD = """
+import json, sys
+from resultkit.errors import StorageAccessError
+from resultkit.results import LocalResult
+r = LocalResult(dir=sys.argv[1])
+out = {}
+for name, call in [
+    ("exists", lambda: r.exists("b/1.pkl")),
+    ("exists_many", lambda: r.exists_many(["a/1.pkl", "b/1.pkl"])),
+    ("exists_many_20", lambda: r.exists_many([f"b/{i}.pkl" for i in range(20)])),
+]:
+    try:
+        out[name] = repr(call())
+    except StorageAccessError as exc:
+        out[name] = "denied: " + str(exc)
+print(json.dumps(out))
+"""
+
+
+def test_a_folder_that_cannot_be_read_is_an_error_not_a_miss(tmp_path):
+    """exists / exists_many of a key in a folder the process may not read raise
+    StorageAccessError naming that key, as read does (they answered False: a target
+    there read as missing). Run without root's permission override."""
+    r = LocalResult(dir=str(tmp_path))
+    r.write(1, location="a/1.pkl")
+    r.write(1, location="b/1.pkl")
+    os.chmod(tmp_path / "b", 0)
+    try:
+        command = [sys.executable, "-c", REFUSED_CHILD, str(tmp_path)]
+        if os.geteuid() == 0:  # root reads any folder: drop the capabilities that let it
+            caps = "-dac_override,-dac_read_search"
+            command = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", *command]
+        out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60)
+    finally:
+        os.chmod(tmp_path / "b", 0o755)
+    import json
+
+    answers = json.loads(out.stdout)
+    for name in ("exists", "exists_many", "exists_many_20"):
+        assert answers[name].startswith("denied: "), (name, answers[name])
+        assert "b/" in answers[name] and "a/1.pkl" not in answers[name], answers[name]

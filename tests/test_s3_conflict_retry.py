@@ -110,3 +110,16 @@ def test_a_create_answered_503_is_sent_again_with_the_same_nonce(
     }
     assert len(nonces) == 1, nonces
     assert r.put_if_absent(b"other", location="locks/c") is False
+
+
+@pytest.mark.parametrize("engine", ["s3fs", "obstore"])
+def test_a_create_answered_another_409_is_an_error_on_both_engines(
+    proxy: FaultProxy, engine: str
+) -> None:
+    """obstore calls every 409 'already exists'; one that says something else is an error,
+    as botocore raises it for s3fs (obstore took it for a refusal, HEADed, retried)."""
+    r = through(proxy, engine)
+    proxy.fail(1, status=409, code="OperationAborted", method="PUT")
+    with pytest.raises(StorageError, match="OperationAborted|Injected fault"):
+        r.put_if_absent(b"mine", location="locks/d")
+    assert [(x.method, x.outcome) for x in proxy.log] == [("PUT", "status:409")]

@@ -120,8 +120,9 @@ def _name_too_long(location: str, action: str, exc: BaseException) -> ResultKitE
         return StorageError(
             f"could not {action} {short(location)}: the path is too long for this filesystem "
             f"({len(path.encode('utf-8', 'surrogateescape'))} bytes; most filesystems allow "
-            "4096 bytes a path and 255 a name): use a shorter location (or target "
-            "template), or a dir with a shorter path.",
+            "4096 bytes a path, and the temporary files of a write, beside it, add up to "
+            "40 bytes to its last name): use a shorter location (or target template), or a "
+            "dir with a shorter path.",
             location=location,
         )
     return StorageError(

@@ -25,6 +25,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import StorageError, UnsafeLocationError
 from ._fsstorage import FileSystemStorage
+from ._keymarks import exists_about
 from ._localio import PreallocatedFile, exchange_available, fsync_folder
 from ._localsafety import check_inside, sweep_dead_writers
 from ._localwrite import LocalWriter, link_if_absent, remove_spares
@@ -84,16 +85,16 @@ class LocalFileStorage(FileSystemStorage):
         return super().key_of(url)
 
     def exists(self, key: str) -> bool:
-        return os.path.isfile(self.path(key))
+        return _is_file(self.path(key))
 
     def _head_path(self, path: str) -> bool:
-        return os.path.isfile(path)
+        return _is_file(path)
 
     def exists_many(self, keys: builtins.list[str]) -> builtins.list[bool]:
         """Per-key ``stat`` (about 1 us each); a folder is listed only when that is
         cheaper: many of the keys are in it and it holds few other entries."""
         if len(keys) < _LIST_FROM:  # few keys: exactly exists() for each, nothing more
-            return [os.path.isfile(self.path(k)) for k in keys]
+            return [exists_about(k, self.exists) for k in keys]
         paths = [self.path(k) for k in keys]
         listed: dict[str, set[str] | None] = {}
         if len(paths) >= _LIST_FROM:
@@ -102,9 +103,12 @@ class LocalFileStorage(FileSystemStorage):
                 if count >= _LIST_FROM and count * 4 >= _entries_estimate(folder):
                     listed[folder] = _regular_files(folder)
         found = []
-        for p in paths:
+        for k, p in zip(keys, paths, strict=True):
             names = listed.get(os.path.dirname(p))
-            found.append(os.path.isfile(p) if names is None else os.path.basename(p) in names)
+            if names is None:
+                found.append(exists_about(k, self.exists))
+            else:
+                found.append(os.path.basename(p) in names)
         return found
 
     def _cat_or_none(self, path: str) -> bytes | None:
@@ -216,6 +220,10 @@ class LocalFileStorage(FileSystemStorage):
         marker half written, and a write that fails (a full disk) claims nothing."""
         path = self.path(key)
         folder = os.path.dirname(path)
+        if len(os.fsencode(os.path.basename(path))) > _NAME_MAX - len(RECORD_SUFFIX):
+            # A marker has no record, but no other call could use the name (a write's
+            # record, delete's, stat's): refused as they refuse it.
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), path)
         for _ in range(20):
             # A lock released meanwhile prunes its empty folders up to the locks
             # folder, maybe inside makedirs (FileNotFoundError, or FileExistsError when
@@ -259,13 +267,39 @@ def _entries_estimate(folder: str) -> int:
         return 0
 
 
-def _regular_files(folder: str) -> set[str]:
+def _regular_files(folder: str) -> set[str] | None:
+    """The regular files' names in ``folder`` (none when it is missing); None when it
+    cannot be listed (refused): the per-key checks then say why."""
     try:
         with os.scandir(folder) as entries:
             return {e.name for e in entries if e.is_file()}
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return set()
+    except OSError:
+        return None
 
+
+def _is_file(path: str) -> bool:
+    """Whether a regular file (through symlinks, as ``os.path.isfile``) is at ``path``.
+
+    Nothing there (or a file where a folder should be) is False; a refused
+    check (``EACCES``), a name too long, an I/O error raise, as ``read``
+    does: a folder that cannot be read is not an empty cache.
+    """
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EOVERFLOW):
+            return False  # as os.path.isfile: a symlink loop is no file
+        raise
+    except ValueError:  # a NUL in the path, as os.path.isfile
+        return False
+
+
+#: The longest file name most filesystems take (bytes): a name beside its record has 7 less.
+_NAME_MAX = 255
 
 #: No record is larger than this (a few hundred bytes, two records at most).
 _MAX_RECORD = 64 * 1024

@@ -59,7 +59,12 @@ def create_settled(
                 if found is not None:
                     return found == nonce
                 if last:
-                    raise  # nothing there after the last try: its error says what is unknown
+                    raise ConnectionError(
+                        f"the conditional create of {where} failed {CONFLICT_TRIES} times "
+                        f"and nothing was there after it (last: {exc}); a create that got "
+                        "no answer may still land, so whether it will create the object is "
+                        "unknown: look at the object, or try again later"
+                    ) from exc
         else:
             found = owner()
             if found is not None:

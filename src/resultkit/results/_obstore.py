@@ -96,13 +96,9 @@ def _requests_allowed() -> None:
 
 
 _STATUS = re.compile(r"status code: (\d{3})")
-#: A conditional create that got no answer may still create the object after
-#: the call gave up (put_if_absent sends it again with the same nonce, so an
-#: earlier attempt's object counts as its own: see _objcreate.py).
-_UNKNOWN_CREATE = (
-    "the conditional create got no answer and nothing was there after it, so whether "
-    "it will create the object is unknown; look at the object, or try again later ({error})"
-)
+_CODE = re.compile(r"<Code>(\w+)</Code>")
+#: The error codes of a conditional create's refusal (the conflict is tried again).
+_REFUSALS = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 _TRANSIENT_TEXT = ("error sending request", "timed out", "connection", "broken pipe")
 
 
@@ -195,16 +191,16 @@ class ObstoreRequests:
                 use_multipart=False,
             )
         except (AlreadyExistsError, PreconditionError) as exc:
-            if create:
+            code = _CODE.search(str(exc))
+            if create and (code is None or code.group(1) in _REFUSALS):
                 return False  # refused: the caller asks whose object is there
+            # obstore calls any 409 "already exists": one that says something else
+            # (OperationAborted...) is an error, as botocore raises it for s3fs.
             # A plain write has no condition to refuse it: a 409 conflict (or a 412)
             # is a failure to raise, never a write that "succeeded" storing nothing.
             raise _plain(exc) from None
         except Exception as exc:
-            error = _plain(exc)
-            if create and isinstance(error, ConnectionError) and not _STATUS.search(str(error)):
-                raise ConnectionError(_UNKNOWN_CREATE.format(error=error)) from None
-            raise error from None
+            raise _plain(exc) from None
         return True
 
     def get(
