@@ -43,7 +43,7 @@ def test_put_if_absent_of_a_str_is_refused_and_claims_nothing(
         r = MemoryResult()
     else:
         r = _s3(request.getfixturevalue("moto_server").port)
-    with pytest.raises(ConfigurationError, match=r"raw bytes, not a str: pass bytes"):
+    with pytest.raises(ConfigurationError, match=r"raw bytes, not 'str' data: pass bytes"):
         r.put_if_absent("owner", location="locks/a.bin")  # type: ignore[arg-type]
     assert not r.exists("locks/a.bin"), "a refused create must not claim the key"
     assert r.put_if_absent(b"owner", location="locks/a.bin") is True

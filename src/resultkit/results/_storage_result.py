@@ -250,8 +250,8 @@ class StorageResult(Locating, BatchOperations, Result):
         canonical = self._canonical_location(location, kwargs)
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise ConfigurationError(
-                f"put_if_absent at {canonical} stores raw bytes, not a "
-                f"{type(data).__name__}: pass bytes (e.g. 'owner'.encode(), or "
+                f"put_if_absent at {canonical} stores raw bytes, not "
+                f"{type(data).__name__!r} data: pass bytes (e.g. 'owner'.encode(), or "
                 "pickle.dumps(value) for a value)"
             )
         with map_storage_errors(canonical, "create"):
