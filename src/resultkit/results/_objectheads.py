@@ -45,7 +45,7 @@ from ._asyncbatch import (
 from ._batch import map_bounded
 from ._errors import is_missing_container
 from ._fsstorage import FileSystemStorage
-from ._keymarks import about_key
+from ._keymarks import about_key, exists_about
 
 __all__ = ["ObjectHeads", "run_to_end"]
 
@@ -133,10 +133,7 @@ class ObjectHeads(FileSystemStorage):
         return run_to_end(loop, lambda: self._heads_async(keys, self.batch_concurrency))
 
     def _head_key(self, key: str) -> bool:
-        try:
-            return self._head_path(self.path(key))
-        except Exception as exc:
-            raise about_key(exc, key)  # noqa: B904  (the same exception, marked)
+        return exists_about(key, lambda k: self._head_path(self.path(k)))
 
     async def _heads_async(self, keys: builtins.list[str], concurrency: int) -> list[bool]:
         """The HEADs of ``keys`` on the loop, ``concurrency`` at once; the first failure
