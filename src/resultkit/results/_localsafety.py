@@ -10,6 +10,7 @@ outside is refused, for reads as for writes. Checked folders are remembered
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import socket
@@ -18,9 +19,18 @@ import time
 from collections import OrderedDict
 
 from ..errors import UnsafeLocationError
-from ._location import TEMP_MARKER, short
+from ._location import RECORD_SUFFIX, TEMP_MARKER, short
 
-__all__ = ["check_inside", "sweep_dead_writers", "process_space", "is_dead_writer_temp"]
+__all__ = [
+    "check_inside",
+    "sweep_dead_writers",
+    "process_space",
+    "is_dead_writer_temp",
+    "refuse_long_name",
+]
+
+#: The longest file name most filesystems take (bytes); a name beside its record has less.
+NAME_MAX = 255
 
 _CHECKED_MAX_BYTES = 4 << 20
 _checked: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -168,3 +178,12 @@ def is_dead_writer_temp(name: str, modified: float, now: float | None = None) ->
             return False
         return now - modified >= DEAD_WRITER_AGE
     return now - modified >= FOREIGN_WRITER_AGE
+
+
+def refuse_long_name(path: str) -> None:
+    """Raise ``ENAMETOOLONG`` when ``path``'s name leaves no room for its record's
+    (``NAME.rkmeta``), before anything is created: a write of such a name would fail at
+    its record after making its folders, and a marker (which has no record) would be a
+    name no other call could use."""
+    if len(os.fsencode(os.path.basename(path))) > NAME_MAX - len(RECORD_SUFFIX):
+        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), path)

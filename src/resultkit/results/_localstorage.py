@@ -27,7 +27,7 @@ from ..errors import StorageError, UnsafeLocationError
 from ._fsstorage import FileSystemStorage
 from ._keymarks import exists_about
 from ._localio import PreallocatedFile, exchange_available, fsync_folder
-from ._localsafety import check_inside, sweep_dead_writers
+from ._localsafety import check_inside, refuse_long_name, sweep_dead_writers
 from ._localwrite import LocalWriter, link_if_absent, remove_spares
 from ._location import LOCKS_FOLDER, RECORD_SUFFIX, short
 from ._locks import folder_lock, publish_lock
@@ -220,10 +220,7 @@ class LocalFileStorage(FileSystemStorage):
         marker half written, and a write that fails (a full disk) claims nothing."""
         path = self.path(key)
         folder = os.path.dirname(path)
-        if len(os.fsencode(os.path.basename(path))) > _NAME_MAX - len(RECORD_SUFFIX):
-            # A marker has no record, but no other call could use the name (a write's
-            # record, delete's, stat's): refused as they refuse it.
-            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), path)
+        refuse_long_name(path)
         for _ in range(20):
             # A lock released meanwhile prunes its empty folders up to the locks
             # folder, maybe inside makedirs (FileNotFoundError, or FileExistsError when
@@ -297,9 +294,6 @@ def _is_file(path: str) -> bool:
     except ValueError:  # a NUL in the path, as os.path.isfile
         return False
 
-
-#: The longest file name most filesystems take (bytes): a name beside its record has 7 less.
-_NAME_MAX = 255
 
 #: No record is larger than this (a few hundred bytes, two records at most).
 _MAX_RECORD = 64 * 1024

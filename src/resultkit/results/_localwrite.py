@@ -34,7 +34,7 @@ from ._localio import (
     overwrite_spare,
     release_along,
 )
-from ._localsafety import sweep_dead_writers
+from ._localsafety import refuse_long_name, sweep_dead_writers
 from ._location import LOCKS_FOLDER, RECORD_SUFFIX
 from ._locks import folder_lock, publish_lock
 from ._record import final_sidecar, with_previous
@@ -113,6 +113,7 @@ class LocalWriter:
             with _known_guard:
                 _known_folders.discard(self._parent)
         if self._parent not in _known_folders:
+            refuse_long_name(self._path)  # before its folders are made
             os.makedirs(self._parent, exist_ok=True)
             with _known_guard:
                 if len(_known_folders) > 4096:
