@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from ..errors import StorageAccessError, StorageError
 from ..results import FSSpecResult
 from ..results._location import LOCKS_FOLDER, RECORD_SUFFIX, TEMP_MARKER
 from ._common import CliError, failures, shown
@@ -80,7 +81,7 @@ def _when(info: dict[str, Any]) -> datetime | None:
 def _walk_local(root: str) -> Iterator[Item]:
     # os.walk never follows symlinked folders (a link loop cannot hang the walk,
     # a link out of the root is not listed), and lstat never follows a final link.
-    for folder, _, files in os.walk(root, followlinks=False):
+    for folder, _, files in os.walk(root, followlinks=False, onerror=_refuse_unlisted):
         for name in files:
             path = os.path.join(folder, name)
             try:
@@ -91,6 +92,19 @@ def _walk_local(root: str) -> Iterator[Item]:
                 continue  # a symlink, FIFO or device is never a result
             key = os.path.relpath(path, root).replace(os.sep, "/")
             yield Item(key, info.st_size, datetime.fromtimestamp(info.st_mtime, timezone.utc))
+
+
+def _refuse_unlisted(exc: OSError) -> None:
+    """A folder the walk cannot list is an error, not an empty folder: ``ls`` would
+    hide its results, ``verify`` say all verified, ``rm -r`` find nothing there."""
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+        return  # removed meanwhile (or the root is not there: said after the walk)
+    reason = exc.strerror or type(exc).__name__
+    kind = StorageAccessError if isinstance(exc, PermissionError) else StorageError
+    raise kind(
+        f"cannot list the folder {exc.filename} ({reason}): results in it would be "
+        "missed; fix its permissions (or run as its owner) and try again"
+    ) from exc
 
 
 def _walk_fs(result: FSSpecResult) -> Iterator[Item]:

@@ -105,10 +105,13 @@ class LocalFileStorage(FileSystemStorage):
         found = []
         for k, p in zip(keys, paths, strict=True):
             names = listed.get(os.path.dirname(p))
-            if names is None:
+            name = os.path.basename(p)
+            if names is None or (name not in names and len(os.fsencode(name)) > _NAME_MAX):
+                # a name no folder can hold is the same error as exists(k) raises,
+                # not a miss: the answer never depends on how many keys were asked
                 found.append(exists_about(k, self.exists))
             else:
-                found.append(os.path.basename(p) in names)
+                found.append(name in names)
         return found
 
     def _cat_or_none(self, path: str) -> bytes | None:
@@ -251,6 +254,8 @@ class LocalFileStorage(FileSystemStorage):
 _ODD_PARTS = frozenset({"", ".", ".."})
 #: Fewer keys of one folder than this are always checked one by one.
 _LIST_FROM = 64
+#: The longest name (bytes) Linux filesystems hold: a longer one's stat fails ENAMETOOLONG.
+_NAME_MAX = 255
 # Seconds a reader that kept seeing a pair change waits for the writers to pause.
 QUIET_READ_WAIT = 5.0
 
