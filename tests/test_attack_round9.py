@@ -257,3 +257,41 @@ def test_exists_many_of_a_listed_folder_raises_for_a_too_long_name_as_exists_doe
         with pytest.raises(StorageError, match="too long"):
             r.exists_many(keys)
     assert r.exists_many([*many, "a/" + "y" * 250]) == [True] * 70 + [False]
+
+
+@pytest.mark.parametrize("engine", ["s3fs", "obstore"])
+def test_racing_creators_whose_winning_answer_is_lost_give_exactly_one_winner(proxy, engine):
+    """The first creates land but their answers are lost (reset after the server applied
+    them), amid 503s: the one whose object is there answers True, the others False."""
+    r = _through(proxy, engine)
+    for round_ in range(3):
+        proxy.reset(2, after_upstream=True, method="PUT")
+        proxy.fail(2, status=503, method="PUT")
+        answers, errors = _race(r, f"locks/lost{round_}")
+        assert not errors, errors
+        assert sorted(answers.values()) == [False] * 5 + [True], answers
+        (winner,) = [i for i, won in answers.items() if won]
+        stored = r.storage.get(f"locks/lost{round_}")
+        assert stored is not None and bytes(stored[0]) == f"c{winner}".encode()
+        proxy.heal()
+
+
+@pytest.mark.parametrize("engine", ["s3fs", "obstore"])
+def test_a_landed_create_whose_check_fails_says_the_outcome_is_unknown(proxy, engine):
+    """The create lands but its answer is lost, and every check of whose object is there
+    (HEAD) then fails: the call said "could not create ...: Service Unavailable", read
+    as "not created" while its object (a lock nobody knows it holds) was there. Now the
+    error says whether this call created the object is unknown."""
+    r = _through(proxy, engine)
+    proxy.reset(1, after_upstream=True, method="PUT")
+    proxy.fail(None, status=503, method="HEAD")
+    try:
+        with pytest.raises(StorageError) as info:
+            r.put_if_absent(b"mine", location="locks/unsettled")
+    finally:
+        proxy.heal()
+    message = " ".join(str(info.value).split())
+    assert "locks/unsettled" in message and "Service Unavailable" in message, message
+    assert "whether this call created the object is unknown" in message, message
+    stored = r.storage.get("locks/unsettled")
+    assert stored is not None and bytes(stored[0]) == b"mine"  # it had landed

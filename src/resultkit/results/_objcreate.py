@@ -55,7 +55,7 @@ def create_settled(
             if not is_conflict(exc):
                 if not is_transient(exc):
                     raise
-                found = owner()
+                found = _owner_or_unknown(owner, where)
                 if found is not None:
                     return found == nonce
                 if last:
@@ -66,7 +66,7 @@ def create_settled(
                         "unknown: look at the object, or try again later"
                     ) from exc
         else:
-            found = owner()
+            found = _owner_or_unknown(owner, where)
             if found is not None:
                 return found == nonce
         if not last:
@@ -77,3 +77,19 @@ def create_settled(
         f"ConditionalRequestConflict {CONFLICT_TRIES} times with nothing there (other "
         "operations on the key keep racing it): try again later",
     )
+
+
+def _owner_or_unknown(owner: Callable[[], str | None], where: str) -> str | None:
+    """``owner()``; when that check fails transiently, an error saying the create's
+    outcome is unknown: this call's create may have landed (its answer lost), and a
+    plain "could not create" would read as "not created" while the object is there."""
+    try:
+        return owner()
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        raise ConnectionError(
+            f"the conditional create of {where} was sent, but the check of whose object "
+            f"is there failed (last: {exc}): whether this call created the object is "
+            "unknown: look at the object, or try again later"
+        ) from exc
