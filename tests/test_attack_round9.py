@@ -295,3 +295,49 @@ def test_a_landed_create_whose_check_fails_says_the_outcome_is_unknown(proxy, en
     assert "whether this call created the object is unknown" in message, message
     stored = r.storage.get("locks/unsettled")
     assert stored is not None and bytes(stored[0]) == b"mine"  # it had landed
+
+
+_LOCK_CHILD = r"""
+import json, os, sys
+from resultkit.caching.locks import SingleFlightLock
+from resultkit.results import LocalResult
+r = LocalResult(dir=sys.argv[1])
+out = {}
+try:
+    out["acquired"] = SingleFlightLock(r, "v.pkl", lease=600).acquire()
+except Exception as exc:
+    out["error"] = f"{type(exc).__name__}: {exc}"
+try:
+    out["list"] = list(r.storage.list(""))
+except Exception as exc:
+    out["list error"] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(out))
+"""
+
+
+def test_a_held_lock_in_a_folder_that_cannot_be_listed_is_not_taken_a_second_time(tmp_path):
+    """A holds epoch 3 of a lock; its folder then loses read permission (write and search
+    stay). Local list omitted the folder (fsspec's walk drops the error), so B listed no
+    epoch, created epoch 0 and held the lock too: two holders. Now the listing raises:
+    B's acquire fails naming the lock, and list("") says which folder it cannot read."""
+    r = LocalResult(dir=str(tmp_path))
+    from resultkit.caching.locks import SingleFlightLock
+
+    for epoch in range(3):  # earlier holders, taken over (their epochs deleted)
+        r.storage.put_if_absent(f".rklocks/v.pkl/{epoch:010d}", b"{}", {})
+    holder = SingleFlightLock(r, "v.pkl", lease=600)
+    assert holder.acquire() and holder._epoch == 3
+    folder = tmp_path / ".rklocks" / "v.pkl"
+    os.chmod(folder, 0o333)
+    try:
+        command = _unprivileged(sys.executable, "-c", _LOCK_CHILD, str(tmp_path))
+        out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60)
+    finally:
+        os.chmod(folder, 0o755)
+        holder.release()
+    answer = json.loads(out.stdout)
+    assert "acquired" not in answer, answer
+    assert answer["error"].startswith("StorageError: could not list the single-flight locks")
+    assert "Permission denied" in answer["error"] and str(folder) in answer["error"], answer
+    assert "Permission denied" in answer["list error"], answer
+    assert not folder.exists(), "released (its folder pruned): B created no epoch in it"

@@ -22,6 +22,7 @@ from ..errors import UnsafeLocationError
 from ._location import RECORD_SUFFIX, TEMP_MARKER, short
 
 __all__ = [
+    "files_under",
     "check_inside",
     "sweep_dead_writers",
     "process_space",
@@ -187,3 +188,22 @@ def refuse_long_name(path: str) -> None:
     name no other call could use."""
     if len(os.fsencode(os.path.basename(path))) > NAME_MAX - len(RECORD_SUFFIX):
         raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), path)
+
+
+def files_under(base: str) -> list[str]:
+    """Every file's path under the folder ``base`` (``base`` itself if it is a file), as
+    fsspec's ``find`` lists them (a symlink to a folder is listed, not followed), but a
+    folder that cannot be read raises instead of being omitted: a lock's epochs listed
+    as none let a second contender take a held lock."""
+    if not os.path.isdir(base):
+        return [base] if os.path.lexists(base) else []
+    found: list[str] = []
+    for folder, dirs, files in os.walk(base, onerror=_refuse_unlisted):
+        found.extend(os.path.join(folder, name) for name in files)
+        found.extend(p for p in (os.path.join(folder, d) for d in dirs) if os.path.islink(p))
+    return found
+
+
+def _refuse_unlisted(exc: OSError) -> None:
+    if not isinstance(exc, (FileNotFoundError, NotADirectoryError)):  # not removed meanwhile
+        raise exc

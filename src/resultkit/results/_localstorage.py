@@ -27,7 +27,13 @@ from ..errors import StorageError, UnsafeLocationError
 from ._fsstorage import FileSystemStorage
 from ._keymarks import exists_about
 from ._localio import PreallocatedFile, exchange_available, fsync_folder
-from ._localsafety import check_inside, refuse_long_name, sweep_dead_writers
+from ._localsafety import (
+    NAME_MAX,
+    check_inside,
+    files_under,
+    refuse_long_name,
+    sweep_dead_writers,
+)
 from ._localwrite import LocalWriter, link_if_absent, remove_spares
 from ._location import LOCKS_FOLDER, RECORD_SUFFIX, short
 from ._locks import folder_lock, publish_lock
@@ -87,6 +93,9 @@ class LocalFileStorage(FileSystemStorage):
     def exists(self, key: str) -> bool:
         return _is_file(self.path(key))
 
+    def _find_under(self, base: str) -> builtins.list[str]:
+        return files_under(base)
+
     def _head_path(self, path: str) -> bool:
         return _is_file(path)
 
@@ -106,9 +115,8 @@ class LocalFileStorage(FileSystemStorage):
         for k, p in zip(keys, paths, strict=True):
             names = listed.get(os.path.dirname(p))
             name = os.path.basename(p)
-            if names is None or (name not in names and len(os.fsencode(name)) > _NAME_MAX):
-                # a name no folder can hold is the same error as exists(k) raises,
-                # not a miss: the answer never depends on how many keys were asked
+            if names is None or (name not in names and len(os.fsencode(name)) > NAME_MAX):
+                # a name no folder holds raises as exists(k) does: not a miss
                 found.append(exists_about(k, self.exists))
             else:
                 found.append(name in names)
@@ -254,8 +262,6 @@ class LocalFileStorage(FileSystemStorage):
 _ODD_PARTS = frozenset({"", ".", ".."})
 #: Fewer keys of one folder than this are always checked one by one.
 _LIST_FROM = 64
-#: The longest name (bytes) Linux filesystems hold: a longer one's stat fails ENAMETOOLONG.
-_NAME_MAX = 255
 # Seconds a reader that kept seeing a pair change waits for the writers to pause.
 QUIET_READ_WAIT = 5.0
 
