@@ -31,8 +31,9 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
-__all__ = ["FaultProxy", "Fault", "Request", "read_request_body"]
+__all__ = ["FaultProxy", "Fault", "Request", "read_request_body", "s3_result_through"]
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"}
 
@@ -334,3 +335,40 @@ class FaultProxy:
         """(method, path) of every request, in order."""
         with self._lock:
             return [(r.method, r.path) for r in self.log]
+
+
+def s3_result_through(
+    proxy: FaultProxy,
+    bucket: str,
+    engine: str = "s3fs",
+    timeout: float | None = None,
+    prefix: str | None = None,
+) -> Any:
+    """An S3Result (``engine``) in a fresh folder of ``bucket`` whose every request crosses
+    ``proxy``; retried only by resultkit's quick policy (botocore's and s3fs's retries off),
+    its client warm, the proxy's log cleared. ``timeout``: s3fs's read/connect timeout."""
+    import uuid
+
+    from resultkit.results import RetryPolicy, S3Result
+
+    options: dict[str, Any] = {"config_kwargs": {"retries": {"total_max_attempts": 1}}}
+    if engine == "obstore":
+        options = {"key": "testing", "secret": "testing"}
+    elif timeout is not None:
+        options["config_kwargs"].update(read_timeout=timeout, connect_timeout=timeout)
+    r = S3Result(
+        bucket,
+        prefix=prefix or uuid.uuid4().hex,
+        endpoint_url=proxy.url,
+        storage_options=options,
+        engine=engine,
+        retries=RetryPolicy(attempts=3, initial_delay=0.001, max_delay=0.002),
+    )
+    if engine == "s3fs":
+        r.fs.retries = 1  # s3fs's own retry loop: only resultkit's policy retries
+    if not r.fs.exists(bucket):
+        r.fs.mkdir(bucket)
+    r.write(0, "warm.pkl")
+    proxy.heal()
+    proxy.clear()
+    return r

@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 from typing import Any
 
 import pytest
 
-from fault_proxy import FaultProxy
+from fault_proxy import FaultProxy, s3_result_through
 from resultkit.errors import StorageAccessError, StorageError
 from resultkit.results import LocalResult, RetryPolicy, S3Result, StorageResult
 from resultkit.results.storage import Storage
@@ -34,25 +33,7 @@ def proxy(moto_server: Any) -> Any:
 
 
 def through(proxy: FaultProxy, engine: str, prefix: str | None = None) -> S3Result:
-    options: dict[str, Any] = {"config_kwargs": {"retries": {"total_max_attempts": 1}}}
-    if engine == "obstore":
-        options = {"key": "testing", "secret": "testing"}
-    r = S3Result(
-        BUCKET,
-        prefix=prefix or uuid.uuid4().hex,
-        endpoint_url=proxy.url,
-        storage_options=options,
-        engine=engine,
-        retries=FAST,
-    )
-    if engine == "s3fs":
-        r.fs.retries = 1
-    if not r.fs.exists(BUCKET):
-        r.fs.mkdir(BUCKET)
-    r.write(0, "warm.pkl")
-    proxy.heal()
-    proxy.clear()
-    return r
+    return s3_result_through(proxy, BUCKET, engine, prefix=prefix)
 
 
 # -- long names -----------------------------------------------------------------------------

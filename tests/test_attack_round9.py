@@ -13,12 +13,11 @@ import os
 import subprocess
 import sys
 import threading
-import uuid
 from typing import Any
 
 import pytest
 
-from fault_proxy import FaultProxy
+from fault_proxy import FaultProxy, s3_result_through
 from resultkit.errors import StorageError
 from resultkit.results import LocalResult, RetryPolicy, S3Result
 
@@ -171,27 +170,7 @@ def proxy(moto_server: Any) -> Any:
 def _through(
     proxy: FaultProxy, engine: str, timeout: float | None = None, prefix: str | None = None
 ) -> S3Result:
-    options: dict[str, Any] = {"config_kwargs": {"retries": {"total_max_attempts": 1}}}
-    if engine == "obstore":
-        options = {"key": "testing", "secret": "testing"}
-    elif timeout is not None:
-        options["config_kwargs"].update(read_timeout=timeout, connect_timeout=timeout)
-    r = S3Result(
-        BUCKET,
-        prefix=prefix or uuid.uuid4().hex,
-        endpoint_url=proxy.url,
-        storage_options=options,
-        engine=engine,
-        retries=FAST,
-    )
-    if engine == "s3fs":
-        r.fs.retries = 1
-    if not r.fs.exists(BUCKET):
-        r.fs.mkdir(BUCKET)
-    r.write(0, "warm.pkl")
-    proxy.heal()
-    proxy.clear()
-    return r
+    return s3_result_through(proxy, BUCKET, engine, timeout=timeout, prefix=prefix)
 
 
 def _race(

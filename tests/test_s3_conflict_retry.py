@@ -9,14 +9,13 @@ moto never sends it: the proxy answers the first PUT with it, unforwarded.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
 
-from fault_proxy import FaultProxy
+from fault_proxy import FaultProxy, s3_result_through
 from resultkit.errors import StorageError
-from resultkit.results import RetryPolicy, S3Result
+from resultkit.results import RetryPolicy
 from resultkit.results._objcreate import CONFLICT_TRIES
 
 BUCKET = "rk-conflict-retry"
@@ -30,25 +29,7 @@ def proxy(moto_server: Any) -> Any:
 
 
 def through(proxy: FaultProxy, engine: str) -> Any:
-    options: dict[str, Any] = {"config_kwargs": {"retries": {"total_max_attempts": 1}}}
-    if engine == "obstore":
-        options = {"key": "testing", "secret": "testing"}
-    r = S3Result(
-        BUCKET,
-        prefix=uuid.uuid4().hex,
-        endpoint_url=proxy.url,
-        storage_options=options,
-        engine=engine,
-        retries=FAST,
-    )
-    if engine == "s3fs":
-        r.fs.retries = 1  # s3fs's own retry loop: only resultkit's policy retries
-    if not r.fs.exists(BUCKET):
-        r.fs.mkdir(BUCKET)
-    r.write(0, "warm.pkl")
-    proxy.heal()
-    proxy.clear()
-    return r
+    return s3_result_through(proxy, BUCKET, engine)
 
 
 @pytest.mark.parametrize("engine", ["s3fs", "obstore"])
