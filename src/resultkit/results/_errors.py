@@ -28,6 +28,7 @@ __all__ = [
     "translate",
     "status_code",
     "precondition_failed",
+    "causes",
     "is_missing_container",
     "is_transient",
     "is_conflict",
@@ -64,18 +65,25 @@ def status_code(exc: BaseException) -> int | None:
     return None
 
 
+def causes(exc: BaseException, limit: int) -> Iterator[BaseException]:
+    """``exc`` and what caused it, at most ``limit``: a :class:`SinkError`'s storage error,
+    else ``__cause__``, else ``__context__``."""
+    seen: BaseException | None = exc
+    for _ in range(limit):
+        if seen is None:
+            return
+        yield seen
+        seen = seen.cause if isinstance(seen, SinkError) else seen.__cause__ or seen.__context__
+
+
 def precondition_failed(exc: BaseException) -> bool:
     """Whether an error (or what caused it) is an HTTP 412 Precondition Failed."""
-    seen: BaseException | None = exc
-    for _ in range(5):
-        if seen is None:
-            return False
-        if status_code(seen) == 412 or "PreconditionFailed" in repr(seen):
-            return True
-        if "pre-conditions you specified did not hold" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return any(
+        status_code(seen) == 412
+        or "PreconditionFailed" in repr(seen)
+        or "pre-conditions you specified did not hold" in str(seen)
+        for seen in causes(exc, 5)
+    )
 
 
 def _not_found(location: str, action: str, exc: BaseException) -> ResultKitError:
@@ -250,25 +258,14 @@ def _says_conflict(exc: BaseException) -> bool:
 
 def is_conflict(exc: BaseException) -> bool:
     """Whether a failure (or what caused it) is S3's 409 ``ConditionalRequestConflict``."""
-    seen: BaseException | None = exc
-    for _ in range(6):
-        if seen is None:
-            return False
-        if _says_conflict(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return any(_says_conflict(seen) for seen in causes(exc, 6))
 
 
 def is_transient(exc: BaseException) -> bool:
     """Whether a failure (or what caused it) may go away if the call is tried again."""
-    seen: BaseException | None = exc
-    for _ in range(6):
-        if seen is None:
-            return False
+    for seen in causes(exc, 6):
         if isinstance(seen, SinkError):
-            seen = seen.cause
-            continue
+            continue  # raised from the storage's own error: that one is next
         if isinstance(seen, (FileNotFoundError, PermissionError)) or status_code(seen) in (
             401,
             403,
@@ -282,7 +279,6 @@ def is_transient(exc: BaseException) -> bool:
             or _says_conflict(seen)
         ):
             return True
-        seen = seen.__cause__ or seen.__context__
     return False
 
 

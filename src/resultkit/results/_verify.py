@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 from ..errors import ResultCorruptError, SerializerMismatchError
 from ..serializers import Serializer
-from ._errors import SinkError
+from ._errors import SinkError, causes
 from ._hashalong import HASH_ALONG_FROM, ChunkHasher, read_file_along
 from ._record import DIGEST_PREFIX, Record, new_hasher, parsed_record, previous_record
 from .storage import Metadata
@@ -76,14 +76,7 @@ def matching_record(metadata: Metadata, record: Record, size: int, digest: str) 
 
 
 def find_sink_error(exc: BaseException) -> SinkError | None:
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return None
-        if isinstance(seen, SinkError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
+    return next((seen for seen in causes(exc, 8) if isinstance(seen, SinkError)), None)
 
 
 def _fstat(stream: BinaryIO) -> os.stat_result | None:
