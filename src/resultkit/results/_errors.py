@@ -21,7 +21,7 @@ from ..errors import (
     StorageError,
 )
 from ._keymarks import about_key, exists_about, failed_key
-from ._location import RECORD_SUFFIX, short
+from ._location import NAME_MAX, RECORD_SUFFIX, short
 
 __all__ = [
     "map_storage_errors",
@@ -123,7 +123,7 @@ def _name_too_long(location: str, action: str, exc: BaseException) -> ResultKitE
     # size on the disk, not a UnicodeEncodeError in the middle of the message.
     path = location.partition("://")[2] or location
     longest = max(len(p.encode("utf-8", "surrogateescape")) for p in path.split("/"))
-    most = 255 - len(RECORD_SUFFIX)
+    most = NAME_MAX - len(RECORD_SUFFIX)
     if longest <= most:  # every name fits: the whole path is what the filesystem refused
         return StorageError(
             f"could not {action} {short(location)}: the path is too long for this filesystem "
@@ -135,7 +135,7 @@ def _name_too_long(location: str, action: str, exc: BaseException) -> ResultKitE
         )
     return StorageError(
         f"could not {action} {short(location)}: the name is too long for this filesystem "
-        f"({longest} bytes in its longest part). Most filesystems allow 255 "
+        f"({longest} bytes in its longest part). Most filesystems allow {NAME_MAX} "
         f"bytes a name and 4096 a path, and a name here can have at most "
         f"{most} bytes, since its record is stored beside it as "
         f"NAME{RECORD_SUFFIX}: use a shorter location (or target template).",

@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 
 from ..errors import UnsafeLocationError
-from ._location import RECORD_SUFFIX, TEMP_MARKER, short
+from ._location import NAME_MAX, RECORD_SUFFIX, TEMP_MARKER, short
 
 __all__ = [
     "files_under",
@@ -29,9 +29,6 @@ __all__ = [
     "is_dead_writer_temp",
     "refuse_long_name",
 ]
-
-#: The longest file name most filesystems take (bytes); a name beside its record has less.
-NAME_MAX = 255
 
 _CHECKED_MAX_BYTES = 4 << 20
 _checked: OrderedDict[tuple[str, str], None] = OrderedDict()

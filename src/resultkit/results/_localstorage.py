@@ -27,15 +27,9 @@ from ..errors import StorageError, UnsafeLocationError
 from ._fsstorage import FileSystemStorage
 from ._keymarks import exists_about
 from ._localio import PreallocatedFile, exchange_available, fsync_folder
-from ._localsafety import (
-    NAME_MAX,
-    check_inside,
-    files_under,
-    refuse_long_name,
-    sweep_dead_writers,
-)
+from ._localsafety import check_inside, files_under, refuse_long_name, sweep_dead_writers
 from ._localwrite import LocalWriter, link_if_absent, remove_spares
-from ._location import LOCKS_FOLDER, RECORD_SUFFIX, short
+from ._location import LOCKS_FOLDER, NAME_MAX, RECORD_SUFFIX, short
 from ._locks import folder_lock, publish_lock
 from ._record import Record, sidecar_metadata
 from ._smallpairs import READ_FLAGS, keeps_pairs, read_small_pair

@@ -29,6 +29,7 @@ __all__ = [
     "RECORD_SUFFIX",
     "TEMP_MARKER",
     "LOCKS_FOLDER",
+    "NAME_MAX",
     "temp_stem",
 ]
 
@@ -41,10 +42,12 @@ TEMP_MARKER = ".rktmp-"
 #: The folder under a root where single-flight locks live.
 LOCKS_FOLDER = ".rklocks"
 
+#: The longest file name most filesystems take (bytes); a name beside its record has less.
+NAME_MAX = 255
 #: The longest name a temporary file's stem may take (bytes, UTF-8): the temp name adds
 #: a dot, the record suffix, the marker and a 28-character token, and must stay within
-#: the 255 bytes most filesystems allow a name.
-_TEMP_STEM_BYTES = 255 - 1 - len(RECORD_SUFFIX) - len(TEMP_MARKER) - 32
+#: the NAME_MAX bytes most filesystems allow a name.
+_TEMP_STEM_BYTES = NAME_MAX - 1 - len(RECORD_SUFFIX) - len(TEMP_MARKER) - 32
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _FORMATTER = string.Formatter()
