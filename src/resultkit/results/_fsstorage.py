@@ -257,18 +257,15 @@ class FileSystemStorage(LazyFileSystem, Storage):
             return [exists_about(k, self.exists) for k in keys]
         paths = [self.path(k) for k in keys]
         by_folder: dict[str, set[str]] = {p.rpartition("/")[0]: set() for p in paths}
-        # A folder's failed listing names its first key (about_key).
-        first_key = {
-            p.rpartition("/")[0]: k for p, k in reversed(list(zip(paths, keys, strict=True)))
-        }
         for folder in by_folder:
             self.fs.invalidate_cache(folder)
             try:
                 entries = self.fs.ls(folder, detail=True)
             except FileNotFoundError:
                 entries = []
-            except Exception as exc:
-                raise about_key(exc, first_key[folder])  # noqa: B904  (the same one, marked)
+            except Exception as exc:  # named by the folder's first key (about_key)
+                first = keys[[p.rpartition("/")[0] for p in paths].index(folder)]
+                raise about_key(exc, first)  # noqa: B904  (the same one, marked)
             by_folder[folder] = {
                 self._strip(e["name"]) for e in entries if e.get("type") != "directory"
             }
